@@ -1,0 +1,217 @@
+import type { Merchant, User } from "./events.js"
+import { compareCodePoints } from "./order.js"
+import type { DimensionColumns, FinalAggregateRow } from "./rows.js"
+import { type EpochMicros, utcDate } from "./time.js"
+
+/** The fields of a transaction event the final aggregate reads. */
+export interface TransactionEventFacts {
+  readonly event_id: string
+  readonly transaction_id: string
+  readonly sequence: number
+  readonly event_time: EpochMicros
+  readonly status: string
+  readonly amount_minor: number
+  readonly currency: string
+  readonly user_id: string
+  readonly merchant_id: string
+  readonly payment_method: string
+  readonly card_bin: string | null
+  readonly card_last4: string | null
+  readonly processor: string
+  readonly processor_reference: string
+  readonly country: string | null
+}
+
+/** The fields of a fraud signal the final aggregate reads. */
+export interface FraudSignalFacts {
+  readonly signal_id: string
+  readonly transaction_id: string
+  readonly score: number
+  readonly reasons: ReadonlyArray<string>
+  readonly confirmed_fraud: boolean | null
+}
+
+/** The newest users and merchants snapshots, by id. */
+export interface DimensionTables {
+  readonly users: ReadonlyMap<string, User>
+  readonly merchants: ReadonlyMap<string, Merchant>
+}
+
+/** Contract §6 order of a transaction's events: (sequence, event_time, event_id); the last is the latest state. */
+export const compareEvents = (left: TransactionEventFacts, right: TransactionEventFacts): number =>
+  left.sequence - right.sequence ||
+  left.event_time - right.event_time ||
+  compareCodePoints(left.event_id, right.event_id)
+
+const latestStateFields = [
+  "status",
+  "sequence",
+  "amount_minor",
+  "currency",
+  "user_id",
+  "merchant_id",
+  "payment_method",
+  "card_bin",
+  "card_last4",
+  "processor",
+  "processor_reference",
+  "country"
+] as const
+
+const canonical = (event: TransactionEventFacts): string =>
+  JSON.stringify([event.event_time, ...latestStateFields.map((field) => event[field])])
+
+/**
+ * Two records with one event_id are one event. When a replay differs in content, the copy kept is the
+ * greatest by the contract order and then by content, so the choice never depends on arrival order.
+ */
+export const preferDuplicate = <E extends TransactionEventFacts>(kept: E, candidate: E): E => {
+  const order = compareEvents(candidate, kept)
+  if (order !== 0) return order > 0 ? candidate : kept
+  return compareCodePoints(canonical(candidate), canonical(kept)) > 0 ? candidate : kept
+}
+
+/** Accumulates the events and signals of one transaction, duplicates removed by id. */
+export class TransactionAccumulator {
+  readonly events = new Map<string, TransactionEventFacts>()
+  readonly signals = new Map<string, FraudSignalFacts>()
+
+  addEvent(event: TransactionEventFacts): void {
+    const kept = this.events.get(event.event_id)
+    this.events.set(event.event_id, kept === undefined ? event : preferDuplicate(kept, event))
+  }
+
+  addSignal(signal: FraudSignalFacts): void {
+    const kept = this.signals.get(signal.signal_id)
+    if (kept === undefined || preferSignal(kept, signal) === signal)
+      this.signals.set(signal.signal_id, signal)
+  }
+}
+
+const preferSignal = (kept: FraudSignalFacts, candidate: FraudSignalFacts): FraudSignalFacts => {
+  const key = (signal: FraudSignalFacts) =>
+    JSON.stringify([signal.score, signal.confirmed_fraud, [...signal.reasons].sort(compareCodePoints)])
+  return compareCodePoints(key(candidate), key(kept)) > 0 ? candidate : kept
+}
+
+const earliestWithStatus = (
+  events: ReadonlyArray<TransactionEventFacts>,
+  statuses: ReadonlyArray<string>
+): EpochMicros | null => {
+  let earliest: EpochMicros | null = null
+  for (const event of events) {
+    if (statuses.includes(event.status) && (earliest === null || event.event_time < earliest)) {
+      earliest = event.event_time
+    }
+  }
+  return earliest
+}
+
+/** Dimension columns for a user and merchant id; nulls where the id is not in the snapshot. */
+export const dimensionColumnsFor = (
+  dimensions: DimensionTables,
+  userId: string,
+  merchantId: string
+): DimensionColumns => {
+  const user = dimensions.users.get(userId)
+  const merchant = dimensions.merchants.get(merchantId)
+  return {
+    user_country: user?.country ?? null,
+    user_kyc_level: user?.kyc_level ?? null,
+    user_risk_tier: user?.risk_tier ?? null,
+    user_created_at: user?.created_at ?? null,
+    merchant_name: merchant?.name ?? null,
+    merchant_mcc: merchant?.mcc ?? null,
+    merchant_country: merchant?.country ?? null,
+    merchant_risk_level: merchant?.risk_level ?? null
+  }
+}
+
+/**
+ * Contract §6 for one transaction: the latest state, lifecycle timestamps, counts, fraud roll-up,
+ * dimensions and the `dt` partition. Undefined when the transaction has no event (signals only).
+ */
+export const finalRowOf = (
+  transactionId: string,
+  accumulator: TransactionAccumulator,
+  dimensions: DimensionTables
+): FinalAggregateRow | undefined => {
+  const events = [...accumulator.events.values()]
+  if (events.length === 0) return undefined
+  let latest = events[0]!
+  let first = latest.event_time
+  let last = latest.event_time
+  for (const event of events) {
+    if (compareEvents(event, latest) > 0) latest = event
+    if (event.event_time < first) first = event.event_time
+    if (event.event_time > last) last = event.event_time
+  }
+  const signals = [...accumulator.signals.values()]
+  const reasons = new Set<string>()
+  let maxScore: number | null = null
+  let confirmed = false
+  for (const signal of signals) {
+    for (const reason of signal.reasons) reasons.add(reason)
+    if (maxScore === null || signal.score > maxScore) maxScore = signal.score
+    if (signal.confirmed_fraud === true) confirmed = true
+  }
+  return {
+    transaction_id: transactionId,
+    status: latest.status,
+    sequence: latest.sequence,
+    amount_minor: latest.amount_minor,
+    currency: latest.currency,
+    user_id: latest.user_id,
+    merchant_id: latest.merchant_id,
+    payment_method: latest.payment_method,
+    card_bin: latest.card_bin,
+    card_last4: latest.card_last4,
+    processor: latest.processor,
+    processor_reference: latest.processor_reference,
+    country: latest.country,
+    first_event_time: first,
+    last_event_time: last,
+    authorized_at: earliestWithStatus(events, ["authorized"]),
+    captured_at: earliestWithStatus(events, ["captured"]),
+    settled_at: earliestWithStatus(events, ["settled"]),
+    refunded_at: earliestWithStatus(events, ["refunded", "partially_refunded"]),
+    chargeback_at: earliestWithStatus(events, ["chargeback"]),
+    event_count: events.length,
+    fraud_signal_count: signals.length,
+    fraud_max_score: maxScore,
+    fraud_reasons: [...reasons].sort(compareCodePoints),
+    confirmed_fraud: confirmed,
+    ...dimensionColumnsFor(dimensions, latest.user_id, latest.merchant_id),
+    dt: utcDate(first)
+  }
+}
+
+/**
+ * Contract §6 over whole inputs: one row per transaction_id that has at least one event, sorted by
+ * (dt, transaction_id). Signals for unknown transactions (orphans) make no row.
+ */
+export const buildFinalAggregate = (
+  events: Iterable<TransactionEventFacts>,
+  signals: Iterable<FraudSignalFacts>,
+  dimensions: DimensionTables
+): Array<FinalAggregateRow> => {
+  const byTransaction = new Map<string, TransactionAccumulator>()
+  const accumulatorFor = (transactionId: string) => {
+    let accumulator = byTransaction.get(transactionId)
+    if (accumulator === undefined) {
+      accumulator = new TransactionAccumulator()
+      byTransaction.set(transactionId, accumulator)
+    }
+    return accumulator
+  }
+  for (const event of events) accumulatorFor(event.transaction_id).addEvent(event)
+  for (const signal of signals) byTransaction.get(signal.transaction_id)?.addSignal(signal)
+  const rows: Array<FinalAggregateRow> = []
+  for (const [transactionId, accumulator] of byTransaction) {
+    const row = finalRowOf(transactionId, accumulator, dimensions)
+    if (row !== undefined) rows.push(row)
+  }
+  return rows.sort(
+    (a, b) => compareCodePoints(a.dt, b.dt) || compareCodePoints(a.transaction_id, b.transaction_id)
+  )
+}

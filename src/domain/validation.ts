@@ -1,0 +1,91 @@
+import { Either, ParseResult, Schema } from "effect"
+import { findCardNumberPaths, redactCardNumbersInText } from "./card.js"
+
+/** Why one input record was refused: every failing field with its reason. */
+export interface RecordProblem {
+  readonly field: string
+  readonly reason: string
+}
+
+/** A record that failed validation, safe to store: card numbers are already redacted from the payload. */
+export interface RejectedRecord {
+  readonly problems: ReadonlyArray<RecordProblem>
+  /** The original payload text with every full card number replaced. */
+  readonly redactedPayload: string
+}
+
+/** One line of a human-readable reason: `field: reason; field: reason`. */
+export const describeProblems = (problems: ReadonlyArray<RecordProblem>): string =>
+  problems.map((problem) => `${problem.field}: ${problem.reason}`).join("; ")
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (text, key) =>
+      typeof key === "number" ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key),
+    ""
+  ) || "(record)"
+
+const reasonOf = (message: string): string => (message === "is missing" ? "is required" : message)
+
+/**
+ * Decodes one JSON text against a contract schema. Refuses, naming the field and reason: text that is
+ * not JSON, a value that is not an object, any full card number anywhere in the record, and every
+ * schema violation. Unknown fields are ignored.
+ */
+export const decodeJsonRecord = <A, I>(
+  schema: Schema.Schema<A, I>,
+  text: string
+): Either.Either<A, RejectedRecord> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error)
+    return Either.left({
+      problems: [{ field: "(record)", reason: `not valid JSON: ${redactCardNumbersInText(detail)}` }],
+      redactedPayload: redactCardNumbersInText(text)
+    })
+  }
+  return decodeValue(schema, json, text)
+}
+
+const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
+
+/** Like {@link decodeJsonRecord} for an already parsed value (a Parquet row, an HTTP body item). */
+export const decodeValue = <A, I>(
+  schema: Schema.Schema<A, I>,
+  value: unknown,
+  originalText?: string
+): Either.Either<A, RejectedRecord> => {
+  const redactedPayload = () => redactCardNumbersInText(originalText ?? safeStringify(value))
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return Either.left({
+      problems: [{ field: "(record)", reason: "must be a JSON object" }],
+      redactedPayload: redactedPayload()
+    })
+  }
+  const cardPaths = findCardNumberPaths(value)
+  if (cardPaths.length > 0) {
+    return Either.left({
+      problems: cardPaths.map((field) => ({ field, reason: "contains a full card number (PAN); refused" })),
+      redactedPayload: redactedPayload()
+    })
+  }
+  const decoded = Schema.decodeUnknownEither(schema, decodeOptions)(value)
+  if (Either.isRight(decoded)) return Either.right(decoded.right)
+  const problems = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => ({
+    field: formatPath(issue.path),
+    reason: reasonOf(issue.message)
+  }))
+  return Either.left({ problems, redactedPayload: redactedPayload() })
+}
+
+const safeStringify = (value: unknown): string => {
+  try {
+    return (
+      JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item)) ?? "null"
+    )
+  } catch {
+    return String(value)
+  }
+}

@@ -1,0 +1,21 @@
+import { KeyValueStore } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { Config, Effect, Layer } from "effect"
+
+/**
+ * The key-value store the aggregation service writes to: Effect's own `KeyValueStore` interface, so the
+ * Redis and DynamoDB layers plug in beside the embedded ones.
+ */
+export { KeyValueStore }
+
+/** In process memory: tests. */
+export const layerMemory = KeyValueStore.layerMemory
+
+/** A directory of files, one per key: the embedded default, so results outlive the process. */
+export const layerDirectory = (directory: string) =>
+  KeyValueStore.layerFileSystem(directory).pipe(Layer.provide(NodeContext.layer))
+
+/** `RECON_KV_DIR` (default `data/kv`). */
+export const layerConfig = Layer.unwrapEffect(
+  Effect.map(Config.string("RECON_KV_DIR").pipe(Config.withDefault("data/kv")), layerDirectory)
+)

@@ -1,0 +1,112 @@
+import { Effect, Option, Schema } from "effect"
+import { DatasetError, type ObjectStoreError, type ParquetError } from "../domain/errors.js"
+import type { FinalAggregateRow, TableRow } from "../domain/rows.js"
+import type { ObjectStore } from "../layers/ObjectStore.js"
+import type { ParquetCodec } from "../layers/ParquetCodec.js"
+
+/** Processed-bucket prefixes (contract §5). */
+export const prefixes = {
+  streamingIndex: "streaming_index/",
+  batchIndex: "batch_index/",
+  finalAggregate: "final_aggregate/",
+  quarantine: "quarantine/",
+  late: "late/",
+  models: "models/"
+} as const
+
+/** A data file a manifest commits. */
+export const ManifestFile = Schema.Struct({
+  key: Schema.String,
+  dt: Schema.String,
+  rows: Schema.Number
+})
+export type ManifestFile = typeof ManifestFile.Type
+
+/**
+ * The committed state of a dataset snapshot. Readers see only files a manifest lists; the manifest is
+ * written last, so a crash before it leaves the previous snapshot as the visible one.
+ */
+export const DatasetManifest = Schema.Struct({
+  dataset: Schema.String,
+  version: Schema.String,
+  committed_at: Schema.String,
+  files: Schema.Array(ManifestFile)
+})
+export type DatasetManifest = typeof DatasetManifest.Type
+
+/** Key of the manifest that names a dataset's current snapshot. */
+export const manifestKey = (datasetPrefix: string): string => `${datasetPrefix}_manifest.json`
+
+const decodeManifest = Schema.decodeUnknown(Schema.parseJson(DatasetManifest))
+
+/** The current manifest of a dataset, if one was ever committed. */
+export const readManifest = (
+  store: ObjectStore,
+  datasetPrefix: string
+): Effect.Effect<Option.Option<DatasetManifest>, ObjectStoreError | DatasetError> =>
+  Effect.flatMap(store.get(manifestKey(datasetPrefix)), (body) =>
+    Option.match(body, {
+      onNone: () => Effect.succeedNone,
+      onSome: (bytes) =>
+        decodeManifest(new TextDecoder().decode(bytes)).pipe(
+          Effect.map(Option.some),
+          Effect.mapError(
+            (error) => new DatasetError({ dataset: datasetPrefix, reason: `bad manifest: ${error.message}` })
+          )
+        )
+    })
+  )
+
+/** Writes a manifest: the single atomic step that publishes a snapshot. */
+export const writeManifest = (
+  store: ObjectStore,
+  datasetPrefix: string,
+  manifest: DatasetManifest
+): Effect.Effect<void, ObjectStoreError> =>
+  store.put(manifestKey(datasetPrefix), new TextEncoder().encode(JSON.stringify(manifest, null, 2)))
+
+/** Reads one committed data file; a manifest naming a missing file is a broken dataset. */
+export const readCommittedFile = (
+  store: ObjectStore,
+  codec: ParquetCodec,
+  dataset: string,
+  key: string
+): Effect.Effect<ReadonlyArray<TableRow>, ObjectStoreError | ParquetError | DatasetError> =>
+  Effect.flatMap(
+    store.get(key),
+    (body): Effect.Effect<ReadonlyArray<TableRow>, ParquetError | DatasetError> =>
+      Option.isSome(body)
+        ? codec.decode(body.value)
+        : Effect.fail(new DatasetError({ dataset, reason: `committed file ${key} is missing` }))
+  )
+
+/** Every row of the files a manifest commits, read with the codec. */
+export const readManifestRows = (
+  store: ObjectStore,
+  codec: ParquetCodec,
+  manifest: DatasetManifest
+): Effect.Effect<ReadonlyArray<TableRow>, ObjectStoreError | ParquetError | DatasetError> =>
+  Effect.map(
+    Effect.forEach(manifest.files, (file) => readCommittedFile(store, codec, manifest.dataset, file.key)),
+    (parts) => parts.flat()
+  )
+
+/** The committed final_aggregate rows, each with its `dt` partition value; empty when none is committed. */
+export const readFinalAggregate = (
+  store: ObjectStore,
+  codec: ParquetCodec
+): Effect.Effect<ReadonlyArray<FinalAggregateRow>, ObjectStoreError | ParquetError | DatasetError> =>
+  Effect.flatMap(readManifest(store, prefixes.finalAggregate), (manifest) =>
+    Option.match(manifest, {
+      onNone: () => Effect.succeed([]),
+      onSome: (committed) =>
+        Effect.map(
+          Effect.forEach(committed.files, (file) =>
+            Effect.map(readManifestRows(store, codec, { ...committed, files: [file] }), (rows) =>
+              rows.map((row) => ({ ...row, dt: file.dt }) as unknown as FinalAggregateRow)
+            )
+          ),
+          (parts) => parts.flat()
+        )
+    })
+  )
