@@ -138,10 +138,13 @@ export class RawBucket extends Context.Tag("RawBucket")<RawBucket, ObjectStore>(
   /** A local directory that holds (or will hold) `raw/`. */
   static readonly layerLocal = (root: string) => Layer.succeed(RawBucket, makeLocalObjectStore(root))
   static readonly layerMemory = Layer.sync(RawBucket, makeMemoryObjectStore)
-  /** `RECON_RAW_DIR`, default `data/input`. */
+  /** `RECON_RAW_DIR`, default `data/raw-bucket`. */
   static readonly layerConfig = Layer.effect(
     RawBucket,
-    Effect.map(Config.string("RECON_RAW_DIR").pipe(Config.withDefault("data/input")), makeLocalObjectStore)
+    Effect.map(
+      Config.string("RECON_RAW_DIR").pipe(Config.withDefault("data/raw-bucket")),
+      makeLocalObjectStore
+    )
   )
 }
 
@@ -149,11 +152,11 @@ export class RawBucket extends Context.Tag("RawBucket")<RawBucket, ObjectStore>(
 export class ProcessedBucket extends Context.Tag("ProcessedBucket")<ProcessedBucket, ObjectStore>() {
   static readonly layerLocal = (root: string) => Layer.succeed(ProcessedBucket, makeLocalObjectStore(root))
   static readonly layerMemory = Layer.sync(ProcessedBucket, makeMemoryObjectStore)
-  /** `RECON_PROCESSED_DIR`, default `data/processed`. */
+  /** `RECON_PROCESSED_DIR`, default `data/processed-bucket`. */
   static readonly layerConfig = Layer.effect(
     ProcessedBucket,
     Effect.map(
-      Config.string("RECON_PROCESSED_DIR").pipe(Config.withDefault("data/processed")),
+      Config.string("RECON_PROCESSED_DIR").pipe(Config.withDefault("data/processed-bucket")),
       makeLocalObjectStore
     )
   )

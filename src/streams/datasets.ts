@@ -1,6 +1,7 @@
+import { createHash } from "node:crypto"
 import { Effect, Option, Schema } from "effect"
 import { DatasetError, type ObjectStoreError, type ParquetError } from "../domain/errors.js"
-import type { FinalAggregateRow, TableRow } from "../domain/rows.js"
+import type { FinalAggregateRow, TableRow, TableSchema } from "../domain/rows.js"
 import type { ObjectStore } from "../layers/ObjectStore.js"
 import type { ParquetCodec } from "../layers/ParquetCodec.js"
 
@@ -110,3 +111,65 @@ export const readFinalAggregate = (
         )
     })
   )
+
+/** Rows of one dataset grouped by their `dt`, ready to write. */
+export const groupByDt = <R extends { readonly dt: string }>(rows: Iterable<R>): Map<string, Array<R>> => {
+  const groups = new Map<string, Array<R>>()
+  for (const row of rows) {
+    const group = groups.get(row.dt)
+    if (group === undefined) groups.set(row.dt, [row])
+    else group.push(row)
+  }
+  return new Map([...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/**
+ * Writes rows partitioned by dt as `<prefix>dt=<dt>/part-<tag>-<n>.parquet`, at most `maxRowsPerFile` rows
+ * each. The same rows and tag always give the same keys, so a replayed write overwrites itself.
+ */
+export const writePartitioned = (
+  store: ObjectStore,
+  codec: ParquetCodec,
+  datasetPrefix: string,
+  schema: TableSchema,
+  rows: Iterable<TableRow & { readonly dt: string }>,
+  tag: string,
+  maxRowsPerFile = 1_000_000
+): Effect.Effect<ReadonlyArray<ManifestFile>, ObjectStoreError | ParquetError> =>
+  Effect.gen(function* () {
+    const files: Array<ManifestFile> = []
+    for (const [dt, group] of groupByDt(rows)) {
+      for (let start = 0, part = 0; start < group.length; start += maxRowsPerFile, part++) {
+        const slice = group.slice(start, start + maxRowsPerFile)
+        const key = `${datasetPrefix}dt=${dt}/part-${tag}-${String(part).padStart(5, "0")}.parquet`
+        yield* store.put(key, yield* codec.encode(schema, slice))
+        files.push({ key, dt, rows: slice.length })
+      }
+    }
+    return files
+  })
+
+/**
+ * Publishes a new snapshot of a dataset: the manifest is written, then files of the previous snapshot that
+ * the new one does not list are deleted. A crash before the manifest leaves the old snapshot current.
+ */
+export const publishSnapshot = (
+  store: ObjectStore,
+  datasetPrefix: string,
+  manifest: DatasetManifest
+): Effect.Effect<{ readonly removed: number }, ObjectStoreError | DatasetError> =>
+  Effect.gen(function* () {
+    const previous = yield* readManifest(store, datasetPrefix)
+    yield* writeManifest(store, datasetPrefix, manifest)
+    const kept = new Set(manifest.files.map((file) => file.key))
+    const stale = Option.match(previous, {
+      onNone: () => [],
+      onSome: (old) => old.files.map((file) => file.key).filter((key) => !kept.has(key))
+    })
+    yield* Effect.forEach(stale, (key) => store.delete(key), { discard: true })
+    return { removed: stale.length }
+  })
+
+/** A short stable hash of text (SHA-256, first 16 hex digits), for content-derived file names. */
+export const contentTag = (text: string): string =>
+  createHash("sha256").update(text).digest("hex").slice(0, 16)

@@ -1,0 +1,82 @@
+import { gunzipSync } from "node:zlib"
+import { Effect, Either, type Schema } from "effect"
+import { redactCardNumbersInText } from "../domain/card.js"
+import { decodeJsonRecord, decodeValue, type RejectedRecord } from "../domain/validation.js"
+import type { ParquetCodec } from "../layers/ParquetCodec.js"
+
+/** One record read from a producer file, before validation. */
+export type RawRecord =
+  | { readonly location: string; readonly text: string }
+  | { readonly location: string; readonly value: Record<string, unknown> }
+
+/** A whole file that could not be read (corrupt gzip or Parquet): quarantined as one entry. */
+export interface UnreadableFile {
+  readonly location: string
+  readonly reason: string
+}
+
+/** File name endings the batch layer reads; anything else under a data prefix is skipped and reported. */
+export const rawFileKind = (key: string): "jsonl" | "jsonl.gz" | "parquet" | undefined => {
+  if (key.endsWith(".jsonl") || key.endsWith(".json") || key.endsWith(".ndjson")) return "jsonl"
+  if (key.endsWith(".jsonl.gz") || key.endsWith(".json.gz") || key.endsWith(".ndjson.gz")) return "jsonl.gz"
+  if (key.endsWith(".parquet")) return "parquet"
+  return undefined
+}
+
+/** Splits JSON Lines text into records; blank lines are not records; a leading BOM is dropped. */
+export const splitJsonLines = (text: string, key: string): Array<RawRecord> => {
+  const records: Array<RawRecord> = []
+  const lines = text.replace(/^\uFEFF/, "").split("\n")
+  lines.forEach((line, index) => {
+    const trimmed = line.endsWith("\r") ? line.slice(0, -1) : line
+    if (trimmed.trim().length > 0) records.push({ location: `${key}:${index + 1}`, text: trimmed })
+  })
+  return records
+}
+
+/**
+ * Reads the records of one producer file (JSON Lines, gzipped JSON Lines or Parquet). A file that cannot be
+ * read at all is returned as unreadable instead of failing the run.
+ */
+export const readRawRecords = (
+  key: string,
+  body: Uint8Array,
+  codec: ParquetCodec
+): Effect.Effect<Either.Either<Array<RawRecord>, UnreadableFile>> => {
+  const kind = rawFileKind(key)
+  switch (kind) {
+    case "jsonl":
+      return Effect.succeed(Either.right(splitJsonLines(new TextDecoder().decode(body), key)))
+    case "jsonl.gz":
+      return Effect.sync(() => {
+        try {
+          return Either.right(splitJsonLines(new TextDecoder().decode(gunzipSync(body)), key))
+        } catch (error) {
+          return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
+        }
+      })
+    case "parquet":
+      return codec.decodeRecords(body).pipe(
+        Effect.map((values) =>
+          Either.right(values.map((value, index) => ({ location: `${key}#row=${index + 1}`, value })))
+        ),
+        Effect.catchAll((error) =>
+          Effect.succeed(
+            Either.left({ location: key, reason: `not a readable Parquet file: ${String(error.cause)}` })
+          )
+        )
+      )
+    default:
+      return Effect.succeed(Either.left({ location: key, reason: "unsupported file type" }))
+  }
+}
+
+/** Validates one raw record against a contract schema. */
+export const decodeRawRecord = <A, I>(
+  schema: Schema.Schema<A, I>,
+  record: RawRecord
+): Either.Either<A, RejectedRecord> =>
+  "text" in record ? decodeJsonRecord(schema, record.text) : decodeValue(schema, record.value)
+
+/** Text safe to keep of an arbitrary payload. */
+export const safePayload = (text: string): string => redactCardNumbersInText(text)

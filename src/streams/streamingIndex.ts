@@ -1,0 +1,333 @@
+import { Chunk, Clock, Duration, Effect, Either, Option, Schema, Stream } from "effect"
+import type { ObjectStoreError } from "../domain/errors.js"
+import { FraudSignal, TransactionEvent } from "../domain/events.js"
+import type { DimensionTables } from "../domain/finalAggregate.js"
+import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
+import { decodeJsonRecord } from "../domain/validation.js"
+import { EventLogService, type LogRecord, nextOffsets, type PartitionOffset } from "../layers/EventLog.js"
+import { type ObjectStore, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
+import { Parquet } from "../layers/ParquetCodec.js"
+import { contentTag, ManifestFile, prefixes, writePartitioned } from "./datasets.js"
+import { loadDimensions } from "./dimensions.js"
+import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
+import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
+
+/** Topic names (contract §1–2) and their dead-letter topics. */
+export const topics = { transactions: "transactions", fraudSignals: "fraud_signals" } as const
+export const deadLetterTopic = (topic: string): string => `${topic}.dlq`
+
+/** Where the streaming service writes: committed micro-batches are listed by manifests in `_batches/`. */
+export const streamingPrefixes = {
+  transactions: `${prefixes.streamingIndex}transactions/`,
+  fraudSignals: `${prefixes.streamingIndex}fraud_signals/`,
+  lateTransactions: `${prefixes.late}transactions/`,
+  lateFraudSignals: `${prefixes.late}fraud_signals/`,
+  batches: `${prefixes.streamingIndex}_batches/`
+} as const
+
+/** The datasets a micro-batch can write to. */
+export const StreamingDataset = Schema.Literal(
+  "transactions",
+  "fraud_signals",
+  "late_transactions",
+  "late_fraud_signals"
+)
+export type StreamingDataset = typeof StreamingDataset.Type
+
+/** The commit record of one micro-batch: its files and the offsets after it. Written last. */
+export const StreamingBatchManifest = Schema.Struct({
+  batch_id: Schema.String,
+  committed_at: Schema.String,
+  files: Schema.Array(Schema.extend(ManifestFile, Schema.Struct({ dataset: StreamingDataset }))),
+  offsets: Schema.Array(
+    Schema.Struct({ topic: Schema.String, partition: Schema.Number, offset: Schema.Number })
+  ),
+  consumed: Schema.Number,
+  quarantined: Schema.Number,
+  duplicates: Schema.Number
+})
+export type StreamingBatchManifest = typeof StreamingBatchManifest.Type
+
+/** Options of the streaming index service. */
+export interface StreamingIndexOptions {
+  readonly group: string
+  /** Close a micro-batch at this many records… */
+  readonly maxBatchRecords: number
+  /** …or after this long, whichever comes first. */
+  readonly maxBatchWait: Duration.DurationInput
+  /** Events older than (max event_time seen − allowed lateness) are late: they go to `late/`. */
+  readonly allowedLateness: Duration.DurationInput
+  /** End once the log's end offsets at start are reached (a bounded run); otherwise run until interrupted. */
+  readonly stopAtEnd: boolean
+}
+
+export const defaultStreamingIndexOptions: StreamingIndexOptions = {
+  group: "streaming-index",
+  maxBatchRecords: 5_000,
+  maxBatchWait: Duration.seconds(2),
+  allowedLateness: Duration.hours(1),
+  stopAtEnd: false
+}
+
+/** Figures of a streaming run so far. Records in = accepted + quarantined; accepted = indexed + late + duplicates. */
+export interface StreamingSummary {
+  readonly batches: number
+  readonly consumed: number
+  readonly accepted: number
+  readonly quarantined: number
+  readonly indexed: number
+  readonly late: number
+  readonly duplicates: number
+}
+
+const emptySummary: StreamingSummary = {
+  batches: 0,
+  consumed: 0,
+  accepted: 0,
+  quarantined: 0,
+  indexed: 0,
+  late: 0,
+  duplicates: 0
+}
+
+/**
+ * Event-time state: the watermark (max event time seen minus allowed lateness) and the ids seen at or
+ * after it. Ids older than the watermark are evicted, so memory is bounded by the lateness window.
+ */
+export class EventTimeState {
+  private maxEventTime = Number.NEGATIVE_INFINITY
+  private readonly seen = new Map<string, number>()
+
+  constructor(private readonly latenessMicros: number) {}
+
+  get watermark(): number {
+    return this.maxEventTime - this.latenessMicros
+  }
+
+  get size(): number {
+    return this.seen.size
+  }
+
+  /** Classifies one event by id and time, and records it. */
+  observe(id: string, eventTime: number): "new" | "duplicate" | "late" {
+    if (this.seen.has(id)) return "duplicate"
+    if (eventTime < this.watermark) return "late"
+    this.seen.set(id, eventTime)
+    if (eventTime > this.maxEventTime) this.maxEventTime = eventTime
+    return "new"
+  }
+
+  /** Drops ids whose event time fell behind the watermark. */
+  evict(): void {
+    const watermark = this.watermark
+    for (const [id, eventTime] of this.seen) if (eventTime < watermark) this.seen.delete(id)
+  }
+}
+
+const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
+  const ranges = new Map<string, [number, number]>()
+  for (const record of records) {
+    const key = `${record.topic}/${record.partition}`
+    const range = ranges.get(key)
+    if (range === undefined) ranges.set(key, [record.offset, record.offset])
+    else ranges.set(key, [Math.min(range[0], record.offset), Math.max(range[1], record.offset)])
+  }
+  const text = [...ranges]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([key, [first, last]]) => `${key}:${first}-${last}`)
+    .join(",")
+  return contentTag(text)
+}
+
+const decoder = new TextDecoder()
+
+/** Keys and files of every committed micro-batch, oldest first. */
+export const readCommittedBatches = (
+  store: ObjectStore
+): Effect.Effect<ReadonlyArray<StreamingBatchManifest>, ObjectStoreError> =>
+  Effect.gen(function* () {
+    const manifests: Array<StreamingBatchManifest> = []
+    for (const info of yield* store.list(streamingPrefixes.batches)) {
+      if (!info.key.endsWith(".json")) continue
+      const body = yield* store.get(info.key)
+      if (Option.isNone(body)) continue
+      const decoded = Schema.decodeUnknownEither(Schema.parseJson(StreamingBatchManifest))(
+        decoder.decode(body.value)
+      )
+      if (Either.isRight(decoded)) manifests.push(decoded.right)
+      else yield* Effect.logWarning(`ignoring unreadable batch manifest ${info.key}`)
+    }
+    return manifests.sort((a, b) =>
+      a.committed_at < b.committed_at ? -1 : a.committed_at > b.committed_at ? 1 : 0
+    )
+  })
+
+interface BatchOutcome {
+  readonly summary: StreamingSummary
+  readonly offsets: ReadonlyArray<PartitionOffset>
+}
+
+const processBatch = (
+  records: ReadonlyArray<LogRecord>,
+  dimensions: DimensionTables,
+  transactionState: EventTimeState,
+  signalState: EventTimeState
+) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const log = yield* EventLogService
+    const batchId = batchIdOf(records)
+    const quarantined: Array<QuarantineEntry> = []
+    const deadLetters = new Map<string, Array<{ key: string; value: Uint8Array }>>()
+    const indexed: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
+    const lateTransactions: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
+    const signals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
+    const lateSignals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
+    let duplicates = 0
+
+    for (const record of records) {
+      const location = `${record.topic}/${record.partition}@${record.offset}`
+      const text = decoder.decode(record.value)
+      const outcome =
+        record.topic === topics.fraudSignals
+          ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
+              const seen = signalState.observe(signal.signal_id, signal.event_time)
+              if (seen === "duplicate") duplicates++
+              else
+                (seen === "late" ? lateSignals : signals).push(
+                  indexFraudSignal(signal, seen === "late" ? "late" : "stream", location)
+                )
+            })
+          : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
+              const seen = transactionState.observe(event.event_id, event.event_time)
+              if (seen === "duplicate") duplicates++
+              else
+                (seen === "late" ? lateTransactions : indexed).push(
+                  indexTransaction(event, dimensions, seen === "late" ? "late" : "stream", location)
+                )
+            })
+      if (Either.isLeft(outcome)) {
+        const entry = quarantineEntry(
+          record.topic,
+          location,
+          outcome.left.problems,
+          outcome.left.redactedPayload
+        )
+        quarantined.push(entry)
+        const list = deadLetters.get(record.topic) ?? []
+        list.push({ key: record.key ?? "", value: new TextEncoder().encode(JSON.stringify(entry)) })
+        deadLetters.set(record.topic, list)
+      }
+    }
+    transactionState.evict()
+    signalState.evict()
+
+    const write = (
+      prefix: string,
+      dataset: StreamingDataset,
+      schema: typeof indexedTransactionSchema,
+      rows: ReadonlyArray<object>
+    ) =>
+      Effect.map(writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), batchId), (files) =>
+        files.map((file) => ({ ...file, dataset }))
+      )
+    const files = [
+      ...(yield* write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed)),
+      ...(yield* write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals)),
+      ...(yield* write(
+        streamingPrefixes.lateTransactions,
+        "late_transactions",
+        indexedTransactionSchema,
+        lateTransactions
+      )),
+      ...(yield* write(
+        streamingPrefixes.lateFraudSignals,
+        "late_fraud_signals",
+        indexedFraudSignalSchema,
+        lateSignals
+      ))
+    ]
+    yield* writeQuarantine(processed, "stream", batchId, quarantined)
+    for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
+    const offsets = nextOffsets(records)
+    const manifest: StreamingBatchManifest = {
+      batch_id: batchId,
+      committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      files,
+      offsets,
+      consumed: records.length,
+      quarantined: quarantined.length,
+      duplicates
+    }
+    yield* processed.put(
+      `${streamingPrefixes.batches}${batchId}.json`,
+      new TextEncoder().encode(JSON.stringify(manifest, null, 2))
+    )
+    const accepted = records.length - quarantined.length
+    return {
+      offsets,
+      summary: {
+        batches: 1,
+        consumed: records.length,
+        accepted,
+        quarantined: quarantined.length,
+        indexed: indexed.length + signals.length,
+        late: lateTransactions.length + lateSignals.length,
+        duplicates
+      }
+    } satisfies BatchOutcome
+  })
+
+const addSummaries = (a: StreamingSummary, b: StreamingSummary): StreamingSummary => ({
+  batches: a.batches + b.batches,
+  consumed: a.consumed + b.consumed,
+  accepted: a.accepted + b.accepted,
+  quarantined: a.quarantined + b.quarantined,
+  indexed: a.indexed + b.indexed,
+  late: a.late + b.late,
+  duplicates: a.duplicates + b.duplicates
+})
+
+/**
+ * The streaming index: consumes `transactions` and `fraud_signals` as a consumer group, validates each
+ * record (bad ones to `<topic>.dlq` and `quarantine/stream/`), drops duplicate ids within the watermark,
+ * routes events older than the watermark to `late/`, joins the newest dimensions and writes micro-batches
+ * (closed by size or time) as Parquet. Each batch's manifest is written after its files, and offsets are
+ * committed to the log only after the manifest.
+ */
+export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) =>
+  Effect.gen(function* () {
+    const settings = { ...defaultStreamingIndexOptions, ...options }
+    const log = yield* EventLogService
+    const raw = yield* RawBucket
+    const codec = yield* Parquet
+    const dimensions = yield* loadDimensions(raw, codec)
+    const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
+    const transactionState = new EventTimeState(latenessMicros)
+    const signalState = new EventTimeState(latenessMicros)
+    yield* log.ensureTopic(topics.transactions, 4)
+    yield* log.ensureTopic(topics.fraudSignals, 4)
+    return yield* log
+      .subscribe(settings.group, [topics.transactions, topics.fraudSignals], {
+        stopAtEnd: settings.stopAtEnd
+      })
+      .pipe(
+        Stream.flattenIterables,
+        Stream.groupedWithin(settings.maxBatchRecords, settings.maxBatchWait),
+        Stream.mapEffect((chunk) =>
+          Effect.gen(function* () {
+            const outcome = yield* processBatch(
+              Chunk.toReadonlyArray(chunk),
+              dimensions.tables,
+              transactionState,
+              signalState
+            )
+            yield* log.commit(settings.group, outcome.offsets)
+            yield* Effect.logDebug("micro-batch committed", outcome.summary)
+            return outcome.summary
+          })
+        ),
+        Stream.runFold(emptySummary, addSummaries)
+      )
+  }).pipe(Effect.withSpan("runStreamingIndex"))

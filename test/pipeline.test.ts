@@ -1,0 +1,135 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
+import { runBatchIndex } from "../src/streams/batchIndex.js"
+import { readFinalAggregate } from "../src/streams/datasets.js"
+import { runFinalAggregate } from "../src/streams/finalAggregate.js"
+import {
+  gzipped,
+  jsonLines,
+  memoryLayers,
+  merchantJson,
+  signalJson,
+  transactionJson,
+  userJson
+} from "./support/fixtures.js"
+
+const seedRaw = Effect.gen(function* () {
+  const raw = yield* RawBucket
+  yield* raw.put(
+    "raw/transactions/dt=2026-11-24/part-0.jsonl",
+    jsonLines(
+      transactionJson(),
+      transactionJson({
+        event_id: "e-2",
+        sequence: 1,
+        status: "captured",
+        event_time: "2026-11-24T11:00:00Z"
+      }),
+      "{not json",
+      transactionJson({ event_id: "e-bad", currency: "usd" }),
+      transactionJson({ event_id: "e-pan", device_id: "4111 1111 1111 1111" })
+    )
+  )
+  yield* raw.put(
+    "raw/transactions/dt=2026-11-25/part-0.jsonl.gz",
+    gzipped(
+      jsonLines(
+        transactionJson({
+          event_id: "e-2",
+          sequence: 1,
+          status: "captured",
+          event_time: "2026-11-24T11:00:00Z"
+        }),
+        transactionJson({
+          event_id: "e-3",
+          transaction_id: "t-2",
+          user_id: "u-unknown",
+          merchant_id: "m-unknown",
+          event_time: "2026-11-25T00:30:00+05:30"
+        })
+      )
+    )
+  )
+  yield* raw.put("raw/transactions/dt=2026-11-25/empty.jsonl", new Uint8Array())
+  yield* raw.put("raw/transactions/dt=2026-11-25/broken.jsonl.gz", new TextEncoder().encode("not gzip"))
+  yield* raw.put("raw/transactions/_SUCCESS", new Uint8Array())
+  yield* raw.put(
+    "raw/fraud_signals/dt=2026-11-24/part-0.jsonl",
+    jsonLines(
+      signalJson(),
+      signalJson({
+        signal_id: "s-2",
+        score: 0.9,
+        reasons: ["new_device", "velocity"],
+        confirmed_fraud: true
+      }),
+      signalJson({ signal_id: "s-orphan", transaction_id: "t-none" }),
+      signalJson({ signal_id: "s-bad", score: 2 })
+    )
+  )
+  yield* raw.put("raw/dimensions/users/users.jsonl", jsonLines(userJson({ kyc_level: "none" })))
+  yield* raw.put("raw/dimensions/users/snapshot=20261120T000000Z/users.jsonl", jsonLines(userJson()))
+  yield* raw.put(
+    "raw/dimensions/merchants/snapshot=20261120T000000Z/merchants.jsonl",
+    jsonLines(merchantJson(), merchantJson({ merchant_id: "m-bad", mcc: "58" }))
+  )
+})
+
+describe("batch index + final aggregate on embedded layers", () => {
+  it.effect("indexes raw files, quarantines bad input and publishes contract §6 rows", () =>
+    Effect.gen(function* () {
+      yield* seedRaw
+      const batch = yield* runBatchIndex
+      assert.deepStrictEqual(batch.transactions, { recordsIn: 8, accepted: 4, quarantined: 4 })
+      assert.deepStrictEqual(batch.fraudSignals, { recordsIn: 4, accepted: 3, quarantined: 1 })
+      assert.deepStrictEqual(batch.filesSkipped, ["raw/transactions/_SUCCESS"])
+      assert.strictEqual(batch.usersSnapshot, "20261120T000000Z")
+      assert.deepStrictEqual(batch.dimensions, { recordsIn: 3, accepted: 2, quarantined: 1 })
+
+      const final = yield* runFinalAggregate
+      assert.strictEqual(final.rows, 2)
+      const processed = yield* ProcessedBucket
+      const rows = yield* readFinalAggregate(processed, yield* Parquet)
+      const t1 = rows.find((row) => row.transaction_id === "t-1")!
+      assert.strictEqual(t1.status, "captured")
+      assert.strictEqual(t1.event_count, 2)
+      assert.strictEqual(t1.fraud_signal_count, 2)
+      assert.strictEqual(t1.fraud_max_score, 0.9)
+      assert.deepStrictEqual(t1.fraud_reasons, ["new_device", "velocity"])
+      assert.strictEqual(t1.confirmed_fraud, true)
+      assert.strictEqual(t1.user_kyc_level, "full")
+      assert.strictEqual(t1.merchant_name, "Café 東京")
+      assert.strictEqual(t1.dt, "2026-11-24")
+      const t2 = rows.find((row) => row.transaction_id === "t-2")!
+      assert.strictEqual(t2.dt, "2026-11-24")
+      assert.strictEqual(t2.user_country, null)
+      assert.strictEqual(t2.merchant_name, null)
+
+      const quarantine = yield* processed.list("quarantine/batch/")
+      const text = (yield* Effect.forEach(quarantine, (info) => processed.get(info.key)))
+        .map((body) => (body._tag === "Some" ? new TextDecoder().decode(body.value) : ""))
+        .join("")
+      assert.include(text, "currency: must be an ISO 4217 alpha-3 code in upper case")
+      assert.include(text, "device_id: contains a full card number")
+      assert.notInclude(text, "4111 1111 1111 1111")
+      assert.include(text, "not a readable gzip file")
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect("re-running batch and final on the same input is idempotent", () =>
+    Effect.gen(function* () {
+      yield* seedRaw
+      yield* runBatchIndex
+      const first = yield* runFinalAggregate
+      const processed = yield* ProcessedBucket
+      const keysBefore = (yield* processed.list("final_aggregate/")).map((info) => info.key)
+      yield* runBatchIndex
+      const second = yield* runFinalAggregate
+      const keysAfter = (yield* processed.list("final_aggregate/")).map((info) => info.key)
+      assert.strictEqual(second.version, first.version)
+      assert.deepStrictEqual(keysAfter, keysBefore)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
