@@ -16,19 +16,48 @@ const passesLuhn = (digits: string): boolean => {
   return sum % 10 === 0
 }
 
+/**
+ * Character ranges [start, end) of the card numbers inside one digit run. The run is split into groups at its
+ * separators; any sequence of whole consecutive groups with 13–19 digits that passes Luhn is a card number, so
+ * a PAN followed by other digits ("4111 1111 1111 1111 12 25") is still found, while an unbroken run of 20
+ * digits is not a card number.
+ */
+const cardNumberRanges = (run: string): Array<readonly [number, number]> => {
+  const groups = [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+  const ranges: Array<readonly [number, number]> = []
+  for (let first = 0; first < groups.length; first++) {
+    let digits = ""
+    for (let last = first; last < groups.length && digits.length <= 19; last++) {
+      const group = groups[last]!
+      digits += group.digits
+      if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
+        ranges.push([groups[first]!.start, group.start + group.digits.length])
+      }
+    }
+  }
+  return ranges
+}
+
 /** True when the text holds a full card number: a run of 13–19 digits that passes the Luhn check. */
 export const containsCardNumber = (text: string): boolean => {
   for (const match of text.matchAll(digitRun)) {
-    const digits = match[0].replace(/[ -]/g, "")
-    if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) return true
+    if (cardNumberRanges(match[0]).length > 0) return true
   }
   return false
 }
 
 const redactText = (text: string): string =>
   text.replace(digitRun, (run) => {
-    const digits = run.replace(/[ -]/g, "")
-    return digits.length >= 13 && digits.length <= 19 && passesLuhn(digits) ? "[REDACTED-PAN]" : run
+    const ranges = cardNumberRanges(run)
+    if (ranges.length === 0) return run
+    const covered = new Array<boolean>(run.length).fill(false)
+    for (const [start, end] of ranges) covered.fill(true, start, end)
+    let redacted = ""
+    for (let index = 0; index < run.length; index++) {
+      if (!covered[index]) redacted += run[index]
+      else if (index === 0 || !covered[index - 1]) redacted += "[REDACTED-PAN]"
+    }
+    return redacted
   })
 
 /**

@@ -71,10 +71,22 @@ export const preferDuplicate = <E extends TransactionEventFacts>(kept: E, candid
   return compareCodePoints(canonical(candidate), canonical(kept)) > 0 ? candidate : kept
 }
 
-/** Accumulates the events and signals of one transaction, duplicates removed by id. */
+/** The fraud roll-up of one transaction (contract §6). */
+export interface FraudRollup {
+  readonly signalIds: Set<string>
+  readonly reasons: Set<string>
+  maxScore: number | null
+  confirmed: boolean
+}
+
+/**
+ * Accumulates the events and signals of one transaction. Events are deduplicated by event_id. Signals
+ * are counted by distinct signal_id; score, reasons and the confirmed label are folded over every copy
+ * (max, union, any), so a replayed signal whose copies differ never loses a confirmed label.
+ */
 export class TransactionAccumulator {
   readonly events = new Map<string, TransactionEventFacts>()
-  readonly signals = new Map<string, FraudSignalFacts>()
+  readonly fraud: FraudRollup = { signalIds: new Set(), reasons: new Set(), maxScore: null, confirmed: false }
 
   addEvent(event: TransactionEventFacts): void {
     const kept = this.events.get(event.event_id)
@@ -82,16 +94,11 @@ export class TransactionAccumulator {
   }
 
   addSignal(signal: FraudSignalFacts): void {
-    const kept = this.signals.get(signal.signal_id)
-    if (kept === undefined || preferSignal(kept, signal) === signal)
-      this.signals.set(signal.signal_id, signal)
+    this.fraud.signalIds.add(signal.signal_id)
+    for (const reason of signal.reasons) this.fraud.reasons.add(reason)
+    if (this.fraud.maxScore === null || signal.score > this.fraud.maxScore) this.fraud.maxScore = signal.score
+    if (signal.confirmed_fraud === true) this.fraud.confirmed = true
   }
-}
-
-const preferSignal = (kept: FraudSignalFacts, candidate: FraudSignalFacts): FraudSignalFacts => {
-  const key = (signal: FraudSignalFacts) =>
-    JSON.stringify([signal.score, signal.confirmed_fraud, [...signal.reasons].sort(compareCodePoints)])
-  return compareCodePoints(key(candidate), key(kept)) > 0 ? candidate : kept
 }
 
 const earliestWithStatus = (
@@ -146,15 +153,7 @@ export const finalRowOf = (
     if (event.event_time < first) first = event.event_time
     if (event.event_time > last) last = event.event_time
   }
-  const signals = [...accumulator.signals.values()]
-  const reasons = new Set<string>()
-  let maxScore: number | null = null
-  let confirmed = false
-  for (const signal of signals) {
-    for (const reason of signal.reasons) reasons.add(reason)
-    if (maxScore === null || signal.score > maxScore) maxScore = signal.score
-    if (signal.confirmed_fraud === true) confirmed = true
-  }
+  const fraud = accumulator.fraud
   return {
     transaction_id: transactionId,
     status: latest.status,
@@ -177,10 +176,10 @@ export const finalRowOf = (
     refunded_at: earliestWithStatus(events, ["refunded", "partially_refunded"]),
     chargeback_at: earliestWithStatus(events, ["chargeback"]),
     event_count: events.length,
-    fraud_signal_count: signals.length,
-    fraud_max_score: maxScore,
-    fraud_reasons: [...reasons].sort(compareCodePoints),
-    confirmed_fraud: confirmed,
+    fraud_signal_count: fraud.signalIds.size,
+    fraud_max_score: fraud.maxScore,
+    fraud_reasons: [...fraud.reasons].sort(compareCodePoints),
+    confirmed_fraud: fraud.confirmed,
     ...dimensionColumnsFor(dimensions, latest.user_id, latest.merchant_id),
     dt: utcDate(first)
   }

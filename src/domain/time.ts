@@ -4,7 +4,31 @@ export type EpochMicros = number
 const rfc3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/
 
-const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate()
+const isLeapYear = (year: number): boolean => (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+
+const daysInMonth = (year: number, month: number): number =>
+  month === 2
+    ? isLeapYear(year)
+      ? 29
+      : 28
+    : month === 4 || month === 6 || month === 9 || month === 11
+      ? 30
+      : 31
+
+/** Date.UTC maps years 0–99 to 1900–1999; setUTCFullYear takes the year as written. */
+const utcMillisOf = (
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number
+) => {
+  const date = new Date(0)
+  date.setUTCFullYear(year, month - 1, day)
+  date.setUTCHours(hour, minute, second, 0)
+  return date.getTime()
+}
 
 /** Why a string is not an RFC 3339 timestamp with offset, or undefined when it is one. */
 export const rfc3339Problem = (text: string): string | undefined => {
@@ -31,7 +55,7 @@ export const parseRfc3339ToMicros = (text: string): EpochMicros => {
   const match = rfc3339.exec(text)
   if (match === null || rfc3339Problem(text) !== undefined) return Number.NaN
   const [, y, mo, d, h, mi, s, frac, , sign, oh, om] = match
-  const utcMillis = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
+  const utcMillis = utcMillisOf(Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(s))
   const fractionMicros = frac === undefined ? 0 : Number(frac.padEnd(6, "0").slice(0, 6))
   const offsetMinutes = sign === undefined ? 0 : (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om))
   return (utcMillis - offsetMinutes * 60_000) * 1000 + fractionMicros

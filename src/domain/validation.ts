@@ -1,5 +1,5 @@
 import { Either, ParseResult, Schema } from "effect"
-import { findCardNumberPaths, redactCardNumbersInText } from "./card.js"
+import { findCardNumberPaths, redactCardNumbers, redactCardNumbersInText } from "./card.js"
 
 /** Why one input record was refused: every failing field with its reason. */
 export interface RecordProblem {
@@ -26,6 +26,17 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   ) || "(record)"
 
 const reasonOf = (message: string): string => (message === "is missing" ? "is required" : message)
+
+/** An optional field accepts null and absence too; those alternatives only add noise next to the real reason. */
+const isNullableAlternative = (message: string): boolean =>
+  /^Expected (null|undefined), actual /.test(message)
+
+const withoutNullableNoise = (problems: ReadonlyArray<RecordProblem>): ReadonlyArray<RecordProblem> =>
+  problems.filter(
+    (problem) =>
+      !isNullableAlternative(problem.reason) ||
+      !problems.some((other) => other.field === problem.field && !isNullableAlternative(other.reason))
+  )
 
 /**
  * Decodes one JSON text against a contract schema. Refuses, naming the field and reason: text that is
@@ -57,7 +68,10 @@ export const decodeValue = <A, I>(
   value: unknown,
   originalText?: string
 ): Either.Either<A, RejectedRecord> => {
-  const redactedPayload = () => redactCardNumbersInText(originalText ?? safeStringify(value))
+  const redactedPayload = () => {
+    const redacted = redactCardNumbersInText(originalText ?? safeStringify(value))
+    return stillHoldsCardNumber(redacted) ? safeStringify(redactCardNumbers(value)) : redacted
+  }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return Either.left({
       problems: [{ field: "(record)", reason: "must be a JSON object" }],
@@ -77,7 +91,16 @@ export const decodeValue = <A, I>(
     field: formatPath(issue.path),
     reason: reasonOf(issue.message)
   }))
-  return Either.left({ problems, redactedPayload: redactedPayload() })
+  return Either.left({ problems: withoutNullableNoise(problems), redactedPayload: redactedPayload() })
+}
+
+/** JSON escapes (`"\u0034111…"`) hide digits from a text scan; decoding the redacted text finds them. */
+const stillHoldsCardNumber = (redactedText: string): boolean => {
+  try {
+    return findCardNumberPaths(JSON.parse(redactedText)).length > 0
+  } catch {
+    return false
+  }
 }
 
 const safeStringify = (value: unknown): string => {

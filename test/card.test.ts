@@ -1,0 +1,253 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import {
+  containsCardNumber,
+  findCardNumberPaths,
+  redactCardNumbers,
+  redactCardNumbersInText
+} from "../src/domain/card.js"
+import { FraudSignal, TransactionEvent } from "../src/domain/events.js"
+import { decodeJsonRecord, decodeValue } from "../src/domain/validation.js"
+
+/** Appends the Luhn check digit to a digit string (independent of the code under test). */
+const withLuhnCheckDigit = (body: string): string => {
+  let sum = 0
+  for (let index = 0; index < body.length; index++) {
+    let digit = Number(body[body.length - 1 - index])
+    if (index % 2 === 0) {
+      digit *= 2
+      if (digit > 9) digit -= 9
+    }
+    sum += digit
+  }
+  return body + String((10 - (sum % 10)) % 10)
+}
+
+/** The same digits with the last one changed, so the Luhn check fails. */
+const breakLuhn = (pan: string): string => pan.slice(0, -1) + String((Number(pan.at(-1)) + 1) % 10)
+
+const panOfLength = (length: number): string => withLuhnCheckDigit("4".padEnd(length - 1, "7"))
+
+const visa = "4111111111111111"
+const amex = "378282246310005"
+const visa13 = "4222222222222"
+
+const validEvent = {
+  event_id: "evt-1",
+  transaction_id: "tx-1",
+  sequence: 1,
+  event_time: "2026-11-24T10:15:30.123+05:30",
+  status: "authorized",
+  amount_minor: 1250,
+  currency: "USD",
+  user_id: "u-1",
+  merchant_id: "m-1",
+  payment_method: "card",
+  card_bin: "411111",
+  card_last4: "1111",
+  processor: "adyen",
+  processor_reference: "psp-1"
+}
+
+describe("test fixtures", () => {
+  it("are Luhn-valid by an independent computation", () => {
+    for (const pan of [visa, amex, visa13]) expect(withLuhnCheckDigit(pan.slice(0, -1))).toBe(pan)
+  })
+})
+
+describe("containsCardNumber", () => {
+  it.each([13, 14, 15, 16, 17, 18, 19])("finds a Luhn-valid PAN of %i digits", (length) => {
+    const pan = panOfLength(length)
+    expect(pan).toHaveLength(length)
+    expect(containsCardNumber(pan)).toBe(true)
+    expect(containsCardNumber(breakLuhn(pan))).toBe(false)
+  })
+
+  it("finds well-known test PANs", () => {
+    expect(containsCardNumber(visa)).toBe(true)
+    expect(containsCardNumber(amex)).toBe(true)
+    expect(containsCardNumber(visa13)).toBe(true)
+  })
+
+  it("finds a PAN inside other text", () => {
+    expect(containsCardNumber(`card=${visa};`)).toBe(true)
+    expect(containsCardNumber(`paid with ${visa} yesterday`)).toBe(true)
+    expect(containsCardNumber(`ref${visa}x`)).toBe(true)
+  })
+
+  it("finds a PAN written with spaces or dashes", () => {
+    expect(containsCardNumber("4111 1111 1111 1111")).toBe(true)
+    expect(containsCardNumber("4111-1111-1111-1111")).toBe(true)
+    expect(containsCardNumber("3782 822463 10005")).toBe(true)
+    expect(containsCardNumber("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")).toBe(true)
+  })
+
+  it("finds a PAN followed or preceded by other digit groups", () => {
+    expect(containsCardNumber("4111 1111 1111 1111 12 25")).toBe(true)
+    expect(containsCardNumber("no 12 4111-1111-1111-1111")).toBe(true)
+    expect(containsCardNumber(`${visa} ${amex}`)).toBe(true)
+  })
+
+  it("ignores Luhn-invalid numbers of card length", () => {
+    expect(containsCardNumber(breakLuhn(visa))).toBe(false)
+    expect(containsCardNumber("4111 1111 1111 1112")).toBe(false)
+    expect(containsCardNumber("1234567890123")).toBe(false)
+  })
+
+  it("ignores Luhn-valid runs of 12 digits and of 20 digits", () => {
+    const twelve = withLuhnCheckDigit("41111111111")
+    const twenty = withLuhnCheckDigit("4111111111111111111")
+    expect(twelve).toHaveLength(12)
+    expect(twenty).toHaveLength(20)
+    expect(containsCardNumber(twelve)).toBe(false)
+    expect(containsCardNumber(twenty)).toBe(false)
+  })
+
+  it("does not join digit runs separated by other characters or by two separators", () => {
+    expect(containsCardNumber("4111111.111111111")).toBe(false)
+    expect(containsCardNumber("4111  1111  1111  1111")).toBe(false)
+    expect(containsCardNumber("4111/1111/1111/1111")).toBe(false)
+  })
+
+  it("ignores ordinary contract values", () => {
+    for (const text of [
+      "2026-11-24T10:15:30.123+05:30",
+      "411111",
+      "1111",
+      "192.168.0.1",
+      "psp-2026-000123"
+    ]) {
+      expect(containsCardNumber(text), text).toBe(false)
+    }
+  })
+})
+
+describe("findCardNumberPaths", () => {
+  it("names every string field, nested object key and array index holding a PAN", () => {
+    const record = {
+      note: `card ${visa}`,
+      clean: "nothing here",
+      meta: { deep: { pan: "4111-1111-1111-1111" }, fine: "123" },
+      list: ["a", amex, { inner: visa13 }]
+    }
+    expect(findCardNumberPaths(record)).toEqual(["note", "meta.deep.pan", "list[1]", "list[2].inner"])
+  })
+
+  it("scans integer numbers as their digits", () => {
+    expect(findCardNumberPaths({ amount: 4111111111111111, ok: 12 })).toEqual(["amount"])
+  })
+
+  it("names a bare string value as the root", () => {
+    expect(findCardNumberPaths(visa)).toEqual(["(root)"])
+  })
+
+  it("finds nothing in a clean record", () => {
+    expect(findCardNumberPaths(validEvent)).toEqual([])
+  })
+})
+
+describe("redaction", () => {
+  it("removes the digits of every PAN and keeps the rest of the text", () => {
+    const text = `a ${visa} b 4111-1111-1111-1111 c ${amex} d 1234`
+    const redacted = redactCardNumbersInText(text)
+    expect(redacted).toBe("a [REDACTED-PAN] b [REDACTED-PAN] c [REDACTED-PAN] d 1234")
+  })
+
+  it("removes a PAN that is followed by other digit groups and keeps those groups", () => {
+    const redacted = redactCardNumbersInText("4111 1111 1111 1111 12 25")
+    expect(redacted).toBe("[REDACTED-PAN] 12 25")
+  })
+
+  it("redacts nested values in a document", () => {
+    const redacted = redactCardNumbers({ a: [visa, { b: `x ${amex}` }], n: 4111111111111111, keep: 7 })
+    expect(redacted).toEqual({
+      a: ["[REDACTED-PAN]", { b: "x [REDACTED-PAN]" }],
+      n: "[REDACTED-PAN]",
+      keep: 7
+    })
+  })
+})
+
+describe("a record holding a PAN", () => {
+  const digitsOf = (text: string) => text.replace(/\D/g, "")
+
+  it.each([
+    ["card_last4", { ...validEvent, card_last4: visa }],
+    ["device_id", { ...validEvent, device_id: `dev ${visa}` }],
+    ["processor_reference", { ...validEvent, processor_reference: "4111 1111 1111 1111" }],
+    ["extra.nested[0]", { ...validEvent, extra: { nested: [amex] } }]
+  ])("is refused naming %s, and the payload no longer holds the digits", (field, record) => {
+    const text = JSON.stringify(record)
+    const result = decodeJsonRecord(TransactionEvent, text)
+    const rejected = Either.getLeft(result)
+    expect(rejected._tag).toBe("Some")
+    if (rejected._tag !== "Some") return
+    expect(rejected.value.problems).toEqual([{ field, reason: expect.stringContaining("card number") }])
+    expect(rejected.value.redactedPayload).toContain("[REDACTED-PAN]")
+    expect(digitsOf(rejected.value.redactedPayload)).not.toContain("41111111111111111")
+    expect(rejected.value.redactedPayload).not.toMatch(/4111[ -]?1111[ -]?1111[ -]?1111|378282246310005/)
+    expect(JSON.parse(rejected.value.redactedPayload)).toMatchObject({ event_id: "evt-1" })
+  })
+
+  it("is refused in a fraud signal's reasons too", () => {
+    const text = JSON.stringify({
+      signal_id: "s-1",
+      transaction_id: "tx-1",
+      event_time: "2026-11-24T10:15:30Z",
+      source: "manual_review",
+      score: 0.9,
+      reasons: ["ok", `customer said card ${visa}`]
+    })
+    const rejected = Either.getLeft(decodeJsonRecord(FraudSignal, text))
+    expect(rejected._tag === "Some" && rejected.value.problems.map((problem) => problem.field)).toEqual([
+      "reasons[1]"
+    ])
+  })
+
+  it("lists every field that holds a PAN", () => {
+    const record = { ...validEvent, device_id: visa, ip_address: amex }
+    const rejected = Either.getLeft(decodeValue(TransactionEvent, record))
+    expect(rejected._tag === "Some" && rejected.value.problems.map((problem) => problem.field)).toEqual([
+      "device_id",
+      "ip_address"
+    ])
+  })
+
+  it("is redacted even when the line is not valid JSON", () => {
+    const text = `{"event_id": "evt-1", "note": "${visa}", broken`
+    const rejected = Either.getLeft(decodeJsonRecord(TransactionEvent, text))
+    expect(rejected._tag).toBe("Some")
+    if (rejected._tag !== "Some") return
+    expect(rejected.value.problems[0]?.reason).toContain("not valid JSON")
+    expect(rejected.value.redactedPayload).not.toContain(visa)
+    expect(rejected.value.redactedPayload).toContain("[REDACTED-PAN]")
+    expect(rejected.value.problems[0]?.reason).not.toContain(visa)
+  })
+
+  it("does not leak a PAN hidden behind a JSON unicode escape", () => {
+    const text = `{"event_id":"evt-1","note":"\\u0034111111111111111"}`
+    expect(JSON.parse(text).note).toBe(visa)
+    const rejected = Either.getLeft(decodeJsonRecord(TransactionEvent, text))
+    expect(rejected._tag).toBe("Some")
+    if (rejected._tag !== "Some") return
+    expect(rejected.value.problems).toEqual([
+      { field: "note", reason: expect.stringContaining("card number") }
+    ])
+    expect(findCardNumberPaths(JSON.parse(rejected.value.redactedPayload))).toEqual([])
+  })
+
+  it("is redacted when an already parsed value is refused", () => {
+    const rejected = Either.getLeft(decodeValue(TransactionEvent, { ...validEvent, device_id: visa }))
+    expect(rejected._tag === "Some" && rejected.value.redactedPayload).not.toContain(visa)
+  })
+
+  it("is redacted when the refusal is for another reason", () => {
+    const text = JSON.stringify({ junk: ["4111", "1111"], amount_minor: "x" })
+    const rejected = Either.getLeft(decodeJsonRecord(TransactionEvent, `[${text}, "${visa}"]`))
+    expect(rejected._tag === "Some" && rejected.value.redactedPayload).not.toContain(visa)
+  })
+
+  it("a clean record with a 6-digit bin and 4-digit last4 is accepted", () => {
+    expect(Either.isRight(decodeJsonRecord(TransactionEvent, JSON.stringify(validEvent)))).toBe(true)
+  })
+})

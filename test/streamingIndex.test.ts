@@ -1,0 +1,117 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import { EventLogService } from "../src/layers/EventLog.js"
+import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { readCommittedBatches, runStreamingIndex, EventTimeState } from "../src/streams/streamingIndex.js"
+import { jsonLines, memoryLayers, merchantJson, signalJson, transactionJson, userJson } from "./support/fixtures.js"
+
+const encode = (value: Record<string, unknown> | string) =>
+  new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value))
+
+const send = (topic: string, ...values: ReadonlyArray<Record<string, unknown> | string>) =>
+  Effect.flatMap(EventLogService, (log) =>
+    log.produce(
+      topic,
+      values.map((value) => ({ key: typeof value === "string" ? "" : String(value["transaction_id"]), value: encode(value) }))
+    )
+  )
+
+const options = {
+  maxBatchRecords: 100,
+  maxBatchWait: "5 seconds",
+  allowedLateness: "1 hour",
+  stopAtEnd: false
+} as const
+
+describe("streaming index on the embedded log", () => {
+  it.scoped("closes a micro-batch by time, commits the manifest, then the offsets", () =>
+    Effect.gen(function* () {
+      const raw = yield* RawBucket
+      yield* raw.put("raw/dimensions/users/users.jsonl", jsonLines(userJson()))
+      yield* raw.put("raw/dimensions/merchants/merchants.jsonl", jsonLines(merchantJson()))
+      const log = yield* EventLogService
+      const processed = yield* ProcessedBucket
+      yield* send("transactions", transactionJson(), transactionJson({ event_id: "e-2", sequence: 1, status: "captured" }))
+      yield* send("fraud_signals", signalJson())
+      const fiber = yield* Effect.fork(runStreamingIndex(options))
+
+      yield* TestClock.adjust("4 seconds")
+      assert.strictEqual((yield* readCommittedBatches(processed)).length, 0, "no batch before the wait elapses")
+      assert.deepStrictEqual(
+        (yield* log.committedOffsets("streaming-index", "transactions")).map((o) => o.offset),
+        [0, 0]
+      )
+
+      yield* TestClock.adjust("1 second")
+      const batches = yield* readCommittedBatches(processed)
+      assert.strictEqual(batches.length, 1)
+      assert.strictEqual(batches[0]!.consumed, 3)
+      assert.deepStrictEqual(new Set(batches[0]!.files.map((file) => file.dataset)), new Set(["transactions", "fraud_signals"]))
+      const committed = yield* log.committedOffsets("streaming-index", "transactions")
+      const ends = yield* log.endOffsets("transactions")
+      assert.deepStrictEqual(committed, ends)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.scoped("sends bad records to the dead-letter topic with reason, never the card number", () =>
+    Effect.gen(function* () {
+      const log = yield* EventLogService
+      yield* send(
+        "transactions",
+        "{broken",
+        transactionJson({ event_id: "e-pan", ip_address: "4111111111111111" }),
+        transactionJson({ event_id: "e-ok" })
+      )
+      const fiber = yield* Effect.fork(runStreamingIndex(options))
+      yield* TestClock.adjust("5 seconds")
+      const batches = yield* log
+        .subscribe("test-reader", ["transactions.dlq"], { stopAtEnd: true })
+        .pipe(Stream.runCollect)
+      const letters = Chunk.toReadonlyArray(batches)
+        .flat()
+        .map((record) => new TextDecoder().decode(record.value))
+      assert.strictEqual(letters.length, 2)
+      const all = letters.join("\n")
+      assert.include(all, "(record): not valid JSON")
+      assert.include(all, "ip_address: contains a full card number")
+      assert.match(all, /"source":"transactions\/\d@\d+"/)
+      assert.notInclude(letters.join(""), "4111111111111111")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.scoped("routes events behind the watermark to late/ and drops duplicate event ids", () =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      yield* send(
+        "transactions",
+        transactionJson({ event_id: "e-new", event_time: "2026-11-24T12:00:00Z" }),
+        transactionJson({ event_id: "e-new", event_time: "2026-11-24T12:00:00Z" }),
+        transactionJson({ event_id: "e-old", event_time: "2026-11-24T10:59:59Z" })
+      )
+      const fiber = yield* Effect.fork(runStreamingIndex(options))
+      yield* TestClock.adjust("5 seconds")
+      const [batch] = yield* readCommittedBatches(processed)
+      assert.strictEqual(batch!.duplicates, 1)
+      const late = batch!.files.filter((file) => file.dataset === "late_transactions")
+      assert.strictEqual(late.length, 1)
+      assert.isTrue(late[0]!.key.startsWith("late/transactions/dt=2026-11-24/"))
+      assert.isTrue(Option.isSome(yield* processed.get(late[0]!.key)))
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
+describe("EventTimeState", () => {
+  it("evicts ids behind the watermark so state stays bounded", () => {
+    const state = new EventTimeState(10)
+    for (let time = 0; time < 1000; time++) {
+      assert.strictEqual(state.observe(`id-${time}`, time), "new")
+      state.evict()
+    }
+    assert.isAtMost(state.size, 11)
+    assert.strictEqual(state.observe("id-999", 999), "duplicate")
+    assert.strictEqual(state.observe("id-5", 5), "late")
+  })
+})

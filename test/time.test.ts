@@ -1,0 +1,170 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  microsToDate,
+  microsToIso,
+  parseRfc3339ToMicros,
+  rfc3339Problem,
+  utcDate
+} from "../src/domain/time.js"
+
+const utcMicros = (
+  year: number,
+  month: number,
+  day: number,
+  hour = 0,
+  minute = 0,
+  second = 0,
+  millis = 0
+): number => Date.UTC(year, month - 1, day, hour, minute, second, millis) * 1000
+
+describe("parseRfc3339ToMicros", () => {
+  it("converts a positive offset to UTC", () => {
+    expect(parseRfc3339ToMicros("2026-11-24T10:15:30.123+05:30")).toBe(
+      utcMicros(2026, 11, 24, 4, 45, 30, 123)
+    )
+  })
+
+  it("converts a negative offset to UTC, crossing midnight forward", () => {
+    expect(parseRfc3339ToMicros("2026-11-24T22:00:00-03:00")).toBe(utcMicros(2026, 11, 25, 1))
+  })
+
+  it("converts an offset that crosses midnight backward", () => {
+    expect(parseRfc3339ToMicros("2026-11-24T01:00:00+05:30")).toBe(utcMicros(2026, 11, 23, 19, 30))
+  })
+
+  it("treats Z, z, +00:00 and -00:00 as UTC", () => {
+    const expected = utcMicros(2026, 1, 2, 3, 4, 5)
+    for (const text of [
+      "2026-01-02T03:04:05Z",
+      "2026-01-02T03:04:05z",
+      "2026-01-02T03:04:05+00:00",
+      "2026-01-02T03:04:05-00:00"
+    ]) {
+      expect(parseRfc3339ToMicros(text), text).toBe(expected)
+    }
+  })
+
+  it("accepts a lower-case t as the date-time separator", () => {
+    expect(parseRfc3339ToMicros("2026-01-02t03:04:05Z")).toBe(utcMicros(2026, 1, 2, 3, 4, 5))
+  })
+
+  it("keeps fractional seconds to the microsecond", () => {
+    const base = utcMicros(2026, 1, 2, 3, 4, 5)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.1Z")).toBe(base + 100_000)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.12Z")).toBe(base + 120_000)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.000001Z")).toBe(base + 1)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.123456Z")).toBe(base + 123_456)
+  })
+
+  it("truncates digits below a microsecond instead of rounding", () => {
+    const base = utcMicros(2026, 1, 2, 3, 4, 5)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.1234569Z")).toBe(base + 123_456)
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05.999999999Z")).toBe(base + 999_999)
+  })
+
+  it("handles instants before the epoch with fractions", () => {
+    expect(parseRfc3339ToMicros("1969-12-31T23:59:59.5Z")).toBe(-500_000)
+  })
+
+  it("reads two-digit and zero years literally, not as 19xx", () => {
+    expect(microsToIso(parseRfc3339ToMicros("0050-01-01T00:00:00Z"))).toBe("0050-01-01T00:00:00.000Z")
+    expect(rfc3339Problem("0000-02-29T00:00:00Z")).toBeUndefined()
+    expect(microsToIso(parseRfc3339ToMicros("0000-02-29T12:00:00Z"))).toBe("0000-02-29T12:00:00.000Z")
+  })
+
+  it("returns NaN for text that is not a valid timestamp", () => {
+    expect(parseRfc3339ToMicros("2026-01-02T03:04:05")).toBeNaN()
+    expect(parseRfc3339ToMicros("2025-02-29T00:00:00Z")).toBeNaN()
+  })
+})
+
+describe("rfc3339Problem", () => {
+  it.each([
+    "2026-11-24T10:15:30.123+05:30",
+    "2026-11-24T10:15:30Z",
+    "2026-11-24t10:15:30z",
+    "2024-02-29T00:00:00Z",
+    "2000-02-29T00:00:00Z",
+    "2026-12-31T23:59:59.999999-23:59",
+    "2026-04-30T00:00:00Z"
+  ])("accepts %s", (text) => {
+    expect(rfc3339Problem(text)).toBeUndefined()
+  })
+
+  it.each([
+    ["2026-11-24T10:15:30", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24 10:15:30Z", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24", "expected an RFC 3339 timestamp with offset"],
+    ["yesterday", "expected an RFC 3339 timestamp with offset"],
+    ["", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24T10:15:30+0530", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24T10:15:30.Z", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24T10:15:30Z ", "expected an RFC 3339 timestamp with offset"],
+    ["2026-11-24T10:15:30Z\n", "expected an RFC 3339 timestamp with offset"],
+    ["２０２６-11-24T10:15:30Z", "expected an RFC 3339 timestamp with offset"],
+    ["2026-00-10T00:00:00Z", "month out of range"],
+    ["2026-13-10T00:00:00Z", "month out of range"],
+    ["2026-01-00T00:00:00Z", "day out of range for the month"],
+    ["2026-01-32T00:00:00Z", "day out of range for the month"],
+    ["2026-04-31T00:00:00Z", "day out of range for the month"],
+    ["2025-02-29T00:00:00Z", "day out of range for the month"],
+    ["1900-02-29T00:00:00Z", "day out of range for the month"],
+    ["2026-01-01T24:00:00Z", "hour out of range"],
+    ["2026-01-01T23:60:00Z", "minute out of range"],
+    ["2026-01-01T23:59:61Z", "second out of range"],
+    ["2026-01-01T00:00:00+24:00", "offset out of range"],
+    ["2026-01-01T00:00:00+05:60", "offset out of range"]
+  ])("refuses %j: %s", (text, reason) => {
+    expect(rfc3339Problem(text)).toContain(reason)
+  })
+})
+
+describe("microsToIso", () => {
+  it("prints microsecond precision when there are sub-millisecond digits", () => {
+    expect(microsToIso(utcMicros(2026, 11, 24, 4, 45, 30, 123) + 456)).toBe("2026-11-24T04:45:30.123456Z")
+    expect(microsToIso(utcMicros(2026, 11, 24) + 7)).toBe("2026-11-24T00:00:00.000007Z")
+  })
+
+  it("prints millisecond precision when the microseconds are whole milliseconds", () => {
+    expect(microsToIso(utcMicros(2026, 11, 24, 4, 45, 30, 123))).toBe("2026-11-24T04:45:30.123Z")
+  })
+
+  it("handles instants before the epoch", () => {
+    expect(microsToIso(-1)).toBe("1969-12-31T23:59:59.999999Z")
+  })
+
+  it("round-trips through parseRfc3339ToMicros", () => {
+    for (const micros of [
+      0,
+      1,
+      999,
+      1_795_495_530_123_456,
+      -500_000,
+      utcMicros(2024, 2, 29, 23, 59, 59) + 1
+    ]) {
+      expect(parseRfc3339ToMicros(microsToIso(micros))).toBe(micros)
+    }
+  })
+})
+
+describe("utcDate", () => {
+  it("is the UTC calendar date, not the local date of the offset", () => {
+    expect(utcDate(parseRfc3339ToMicros("2026-11-24T01:00:00+05:30"))).toBe("2026-11-23")
+    expect(utcDate(parseRfc3339ToMicros("2026-11-24T23:30:00-02:00"))).toBe("2026-11-25")
+  })
+
+  it("changes exactly at UTC midnight", () => {
+    expect(utcDate(utcMicros(2026, 11, 24) - 1)).toBe("2026-11-23")
+    expect(utcDate(utcMicros(2026, 11, 24))).toBe("2026-11-24")
+  })
+
+  it("floors instants before the epoch", () => {
+    expect(utcDate(-1)).toBe("1969-12-31")
+  })
+})
+
+describe("microsToDate", () => {
+  it("drops the sub-millisecond digits", () => {
+    expect(microsToDate(utcMicros(2026, 1, 1) + 1_999).getTime()).toBe(utcMicros(2026, 1, 1) / 1000 + 1)
+  })
+})
