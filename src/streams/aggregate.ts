@@ -1,0 +1,428 @@
+import type { PlatformError } from "@effect/platform/Error"
+import { Clock, Data, Effect, Option, Schema } from "effect"
+import { currencyExponent } from "../domain/currency.js"
+import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/errors.js"
+import { compareCodePoints } from "../domain/order.js"
+import type { FinalAggregateRow } from "../domain/rows.js"
+import { type EpochMicros, microsToIso } from "../domain/time.js"
+import { KeyValueStore } from "../layers/KeyValueStore.js"
+import { ProcessedBucket } from "../layers/ObjectStore.js"
+import { Parquet } from "../layers/ParquetCodec.js"
+import { readFinalAggregate } from "./datasets.js"
+
+/** Integer minor units as a decimal string: exact at any size. */
+export const MinorUnits = Schema.String.pipe(Schema.pattern(/^-?\d+$/))
+
+/** Amount per ISO 4217 currency code. */
+export const AmountByCurrency = Schema.Record({ key: Schema.String, value: MinorUnits })
+export type AmountByCurrency = typeof AmountByCurrency.Type
+
+/** Figures of one merchant, stored under `agg:v:<version>:merchant:<merchant_id>`. */
+export const MerchantTotals = Schema.Struct({
+  merchant_id: Schema.String,
+  merchant_name: Schema.NullOr(Schema.String),
+  merchant_risk_level: Schema.NullOr(Schema.String),
+  transaction_count: Schema.Int,
+  /** Every transaction, whatever its status. */
+  volume_minor: AmountByCurrency,
+  /** Transactions whose latest status is captured or settled. */
+  captured_volume_minor: AmountByCurrency,
+  refunded_count: Schema.Int,
+  chargeback_count: Schema.Int,
+  confirmed_fraud_count: Schema.Int,
+  /** Transactions with refunded_at set / transaction_count. */
+  refund_rate: Schema.Number,
+  /** Transactions with chargeback_at set / transaction_count. */
+  chargeback_rate: Schema.Number,
+  confirmed_fraud_rate: Schema.Number,
+  max_fraud_score: Schema.NullOr(Schema.Number),
+  last_event_time: Schema.Int
+})
+export type MerchantTotals = typeof MerchantTotals.Type
+
+/** Figures over every merchant, stored under `agg:v:<version>:global`. */
+export const GlobalTotals = Schema.Struct({
+  version: Schema.String,
+  computed_at: Schema.String,
+  transaction_count: Schema.Int,
+  merchant_count: Schema.Int,
+  volume_minor: AmountByCurrency,
+  captured_volume_minor: AmountByCurrency,
+  status_counts: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  /** Newest last_event_time in the aggregate (epoch micros), null when it is empty. */
+  max_last_event_time: Schema.NullOr(Schema.Int),
+  max_last_event_time_iso: Schema.NullOr(Schema.String)
+})
+export type GlobalTotals = typeof GlobalTotals.Type
+
+const MerchantRanking = Schema.Array(Schema.String)
+
+/** The published aggregation: one consistent version. */
+export interface CurrentAggregation {
+  readonly version: string
+  readonly global: GlobalTotals
+  /** Ranked as in `agg:v:<version>:merchants`. */
+  readonly merchants: ReadonlyArray<MerchantTotals>
+}
+
+/** What one aggregation run did. */
+export interface AggregationSummary {
+  readonly version: string
+  readonly previousVersion: string | null
+  readonly transactions: number
+  readonly merchants: number
+  /** (merchant, salt) accumulators of the first phase. */
+  readonly partialAggregates: number
+  readonly keysWritten: number
+  readonly keysDeleted: number
+}
+
+/** Options of {@link aggregateMerchantTotals}. */
+export interface AggregationOptions {
+  /** The version id to publish; default derived from `Clock` (UTC `YYYYMMDDTHHMMSSmmmZ`). */
+  readonly version?: string
+  /** Salts per merchant for the partial aggregates; default 16. */
+  readonly salts?: number
+  /** Parallel key-value writes; default 16. */
+  readonly concurrency?: number
+}
+
+/** The aggregation could not be published or read consistently. */
+export class AggregationError extends Data.TaggedError("AggregationError")<{
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `aggregation: ${this.reason}`
+  }
+}
+
+/** Keys of the versioned aggregation in the key-value store. */
+export const aggregationKeys = {
+  current: "agg:current",
+  merchant: (version: string, merchantId: string) => `agg:v:${version}:merchant:${merchantId}`,
+  merchants: (version: string) => `agg:v:${version}:merchants`,
+  global: (version: string) => `agg:v:${version}:global`
+} as const
+
+/** The salt of a transaction: FNV-1a of its id (UTF-16 code units) modulo `salts`. */
+export const saltOf = (transactionId: string, salts: number): number => {
+  let hash = 0x811c9dc5
+  for (let index = 0; index < transactionId.length; index++) {
+    hash ^= transactionId.charCodeAt(index)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % salts
+}
+
+interface Accumulator {
+  count: number
+  readonly volume: Map<string, bigint>
+  readonly captured: Map<string, bigint>
+  refunded: number
+  chargebacks: number
+  confirmedFraud: number
+  maxFraudScore: number | null
+  lastEventTime: EpochMicros
+  /** Dimensions of the row with the newest last_event_time (ties: greatest transaction_id). */
+  latest: { readonly transactionId: string; readonly name: string | null; readonly riskLevel: string | null }
+}
+
+const capturedStatuses = new Set(["captured", "settled"])
+
+const addAmount = (into: Map<string, bigint>, currency: string, amount: bigint) =>
+  into.set(currency, (into.get(currency) ?? 0n) + amount)
+
+const newerThan = (a: Accumulator, b: Accumulator): boolean =>
+  a.lastEventTime !== b.lastEventTime
+    ? a.lastEventTime > b.lastEventTime
+    : compareCodePoints(a.latest.transactionId, b.latest.transactionId) > 0
+
+const accumulatorOf = (row: FinalAggregateRow): Accumulator => {
+  const amount = BigInt(row.amount_minor)
+  return {
+    count: 1,
+    volume: new Map([[row.currency, amount]]),
+    captured: capturedStatuses.has(row.status) ? new Map([[row.currency, amount]]) : new Map(),
+    refunded: row.refunded_at === null ? 0 : 1,
+    chargebacks: row.chargeback_at === null ? 0 : 1,
+    confirmedFraud: row.confirmed_fraud ? 1 : 0,
+    maxFraudScore: row.fraud_max_score,
+    lastEventTime: row.last_event_time,
+    latest: { transactionId: row.transaction_id, name: row.merchant_name, riskLevel: row.merchant_risk_level }
+  }
+}
+
+const mergeInto = (into: Accumulator, from: Accumulator): void => {
+  into.count += from.count
+  for (const [currency, amount] of from.volume) addAmount(into.volume, currency, amount)
+  for (const [currency, amount] of from.captured) addAmount(into.captured, currency, amount)
+  into.refunded += from.refunded
+  into.chargebacks += from.chargebacks
+  into.confirmedFraud += from.confirmedFraud
+  if (from.maxFraudScore !== null && (into.maxFraudScore === null || from.maxFraudScore > into.maxFraudScore))
+    into.maxFraudScore = from.maxFraudScore
+  if (newerThan(from, into)) {
+    into.lastEventTime = from.lastEventTime
+    into.latest = from.latest
+  }
+}
+
+const sortedRecord = <V>(entries: Iterable<readonly [string, V]>): Record<string, V> =>
+  Object.fromEntries([...entries].sort(([a], [b]) => compareCodePoints(a, b)))
+
+const amountsRecord = (amounts: Map<string, bigint>): AmountByCurrency =>
+  sortedRecord([...amounts].map(([currency, amount]) => [currency, amount.toString()] as const))
+
+/** Captured volume summed in major units without FX (exact, scaled to the largest exponent). */
+const rankingVolume = (captured: Map<string, bigint>): bigint => {
+  const scale = 4
+  let total = 0n
+  for (const [currency, amount] of captured)
+    total += amount * 10n ** BigInt(scale - currencyExponent(currency))
+  return total
+}
+
+/** The figures of one aggregation, before they get a version. */
+export interface ComputedAggregation {
+  /** Ranked: captured volume (major units, no FX) descending, then transaction count, then merchant_id. */
+  readonly merchants: ReadonlyArray<MerchantTotals>
+  readonly global: Omit<GlobalTotals, "version" | "computed_at">
+  readonly partialAggregates: number
+}
+
+/**
+ * Aggregates final_aggregate rows per merchant in two phases: first one accumulator per (merchant, salt),
+ * the salt hashed from transaction_id, so a hot merchant's rows spread over `salts` accumulators; then the
+ * partials of each merchant are combined. Money is summed as BigInt.
+ */
+export const computeAggregation = (
+  rows: ReadonlyArray<FinalAggregateRow>,
+  salts: number
+): ComputedAggregation => {
+  const partials = new Map<string, { readonly merchantId: string; readonly accumulator: Accumulator }>()
+  for (const row of rows) {
+    const key = `${saltOf(row.transaction_id, salts)}:${row.merchant_id}`
+    const partial = partials.get(key)
+    if (partial === undefined)
+      partials.set(key, { merchantId: row.merchant_id, accumulator: accumulatorOf(row) })
+    else mergeInto(partial.accumulator, accumulatorOf(row))
+  }
+  const perMerchant = new Map<string, Accumulator>()
+  for (const { merchantId, accumulator } of partials.values()) {
+    const combined = perMerchant.get(merchantId)
+    if (combined === undefined) perMerchant.set(merchantId, accumulator)
+    else mergeInto(combined, accumulator)
+  }
+  const ranked = [...perMerchant].sort(([idA, a], [idB, b]) => {
+    const volumeA = rankingVolume(a.captured)
+    const volumeB = rankingVolume(b.captured)
+    if (volumeA !== volumeB) return volumeA > volumeB ? -1 : 1
+    return b.count - a.count || compareCodePoints(idA, idB)
+  })
+  const merchants = ranked.map(
+    ([merchantId, total]): MerchantTotals => ({
+      merchant_id: merchantId,
+      merchant_name: total.latest.name,
+      merchant_risk_level: total.latest.riskLevel,
+      transaction_count: total.count,
+      volume_minor: amountsRecord(total.volume),
+      captured_volume_minor: amountsRecord(total.captured),
+      refunded_count: total.refunded,
+      chargeback_count: total.chargebacks,
+      confirmed_fraud_count: total.confirmedFraud,
+      refund_rate: total.refunded / total.count,
+      chargeback_rate: total.chargebacks / total.count,
+      confirmed_fraud_rate: total.confirmedFraud / total.count,
+      max_fraud_score: total.maxFraudScore,
+      last_event_time: total.lastEventTime
+    })
+  )
+  const volume = new Map<string, bigint>()
+  const captured = new Map<string, bigint>()
+  let maxLastEventTime: EpochMicros | null = null
+  for (const total of perMerchant.values()) {
+    for (const [currency, amount] of total.volume) addAmount(volume, currency, amount)
+    for (const [currency, amount] of total.captured) addAmount(captured, currency, amount)
+    if (maxLastEventTime === null || total.lastEventTime > maxLastEventTime)
+      maxLastEventTime = total.lastEventTime
+  }
+  const statusCounts = new Map<string, number>()
+  for (const row of rows) statusCounts.set(row.status, (statusCounts.get(row.status) ?? 0) + 1)
+  return {
+    merchants,
+    global: {
+      transaction_count: rows.length,
+      merchant_count: merchants.length,
+      volume_minor: amountsRecord(volume),
+      captured_volume_minor: amountsRecord(captured),
+      status_counts: sortedRecord(statusCounts),
+      max_last_event_time: maxLastEventTime,
+      max_last_event_time_iso: maxLastEventTime === null ? null : microsToIso(maxLastEventTime)
+    },
+    partialAggregates: partials.size
+  }
+}
+
+const clockVersion = Effect.map(Clock.currentTimeMillis, (millis) =>
+  new Date(millis).toISOString().replaceAll(/[-:.]/g, "")
+)
+
+const chooseVersion = (
+  requested: string | undefined,
+  current: string | null
+): Effect.Effect<string, AggregationError> =>
+  Effect.gen(function* () {
+    if (requested !== undefined) {
+      if (!/^[A-Za-z0-9_.-]+$/.test(requested))
+        return yield* new AggregationError({
+          reason: `version ${JSON.stringify(requested)} must match [A-Za-z0-9_.-]+`
+        })
+      if (requested === current)
+        return yield* new AggregationError({
+          reason: `version ${requested} is the published one; choose a new id`
+        })
+      return requested
+    }
+    const base = yield* clockVersion
+    let candidate = base
+    for (let suffix = 2; candidate === current; suffix++) candidate = `${base}-${suffix}`
+    return candidate
+  })
+
+const decodeJson =
+  <A, I>(schema: Schema.Schema<A, I>, key: string) =>
+  (text: string): Effect.Effect<A, AggregationError> =>
+    Schema.decodeUnknown(Schema.parseJson(schema))(text).pipe(
+      Effect.mapError((cause) => new AggregationError({ reason: `bad value under ${key}`, cause }))
+    )
+
+/**
+ * Deletes every key of a version, found through its ranking (written first, deleted last, so a crashed
+ * write or delete can be finished later). Returns how many keys it removed.
+ */
+const deleteVersion = (
+  store: KeyValueStore.KeyValueStore,
+  version: string,
+  concurrency: number
+): Effect.Effect<number, PlatformError | AggregationError> =>
+  Effect.gen(function* () {
+    const rankingKey = aggregationKeys.merchants(version)
+    const ranking = yield* store.get(rankingKey)
+    if (Option.isNone(ranking)) {
+      yield* store.remove(aggregationKeys.global(version))
+      return 0
+    }
+    const merchantIds = yield* decodeJson(MerchantRanking, rankingKey)(ranking.value)
+    yield* Effect.forEach(merchantIds, (id) => store.remove(aggregationKeys.merchant(version, id)), {
+      concurrency,
+      discard: true
+    })
+    yield* store.remove(aggregationKeys.global(version))
+    yield* store.remove(rankingKey)
+    return merchantIds.length + 2
+  })
+
+/**
+ * Aggregates the committed final_aggregate per merchant and publishes it to the key-value store without
+ * ever exposing a half-written set: every key goes under `agg:v:<version>:` first (the ranking before the
+ * merchant keys, so the version's keys can always be found again), then the one pointer
+ * `agg:current` swaps to the new version, then the previous version's keys are deleted. Keys a crashed
+ * run left under the chosen version are cleared before writing.
+ */
+export const aggregateMerchantTotals = (
+  options: AggregationOptions = {}
+): Effect.Effect<
+  AggregationSummary,
+  ObjectStoreError | ParquetError | DatasetError | PlatformError | AggregationError,
+  ProcessedBucket | Parquet | KeyValueStore.KeyValueStore
+> =>
+  Effect.gen(function* () {
+    const salts = options.salts ?? 16
+    const concurrency = options.concurrency ?? 16
+    if (!Number.isInteger(salts) || salts < 1)
+      return yield* new AggregationError({ reason: `salts must be a positive integer, got ${salts}` })
+    const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+    const computed = computeAggregation(rows, salts)
+    const store = yield* KeyValueStore.KeyValueStore
+    const previousVersion = Option.getOrNull(yield* store.get(aggregationKeys.current))
+    const version = yield* chooseVersion(options.version, previousVersion)
+    const leftover = yield* deleteVersion(store, version, concurrency)
+    const global: GlobalTotals = {
+      version,
+      computed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      ...computed.global
+    }
+    yield* store.set(
+      aggregationKeys.merchants(version),
+      JSON.stringify(computed.merchants.map((merchant) => merchant.merchant_id))
+    )
+    yield* Effect.forEach(
+      computed.merchants,
+      (merchant) =>
+        store.set(aggregationKeys.merchant(version, merchant.merchant_id), JSON.stringify(merchant)),
+      { concurrency, discard: true }
+    )
+    yield* store.set(aggregationKeys.global(version), JSON.stringify(global))
+    yield* store.set(aggregationKeys.current, version)
+    const deleted = previousVersion === null ? 0 : yield* deleteVersion(store, previousVersion, concurrency)
+    yield* Effect.annotateCurrentSpan({ version, merchants: computed.merchants.length })
+    return {
+      version,
+      previousVersion,
+      transactions: rows.length,
+      merchants: computed.merchants.length,
+      partialAggregates: computed.partialAggregates,
+      keysWritten: computed.merchants.length + 3,
+      keysDeleted: deleted + leftover
+    }
+  }).pipe(Effect.withSpan("aggregateMerchantTotals"))
+
+const readVersion = (
+  store: KeyValueStore.KeyValueStore,
+  version: string
+): Effect.Effect<Option.Option<CurrentAggregation>, PlatformError | AggregationError> =>
+  Effect.gen(function* () {
+    const globalKey = aggregationKeys.global(version)
+    const rankingKey = aggregationKeys.merchants(version)
+    const globalText = yield* store.get(globalKey)
+    const rankingText = yield* store.get(rankingKey)
+    if (Option.isNone(globalText) || Option.isNone(rankingText)) return Option.none()
+    const global = yield* decodeJson(GlobalTotals, globalKey)(globalText.value)
+    const ranking = yield* decodeJson(MerchantRanking, rankingKey)(rankingText.value)
+    const texts = yield* Effect.forEach(
+      ranking,
+      (id) => Effect.map(store.get(aggregationKeys.merchant(version, id)), (text) => [id, text] as const),
+      { concurrency: 16 }
+    )
+    const merchants: Array<MerchantTotals> = []
+    for (const [id, text] of texts) {
+      if (Option.isNone(text)) return Option.none()
+      merchants.push(yield* decodeJson(MerchantTotals, aggregationKeys.merchant(version, id))(text.value))
+    }
+    return Option.some({ version, global, merchants })
+  })
+
+/**
+ * The published aggregation: global figures and every merchant's totals, all of one version. When a
+ * refresh swaps the pointer and deletes the version being read, the read starts over on the new one.
+ * None when nothing was ever published.
+ */
+export const readCurrentAggregation = (): Effect.Effect<
+  Option.Option<CurrentAggregation>,
+  PlatformError | AggregationError,
+  KeyValueStore.KeyValueStore
+> =>
+  Effect.gen(function* () {
+    const store = yield* KeyValueStore.KeyValueStore
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const pointer = yield* store.get(aggregationKeys.current)
+      if (Option.isNone(pointer)) return Option.none()
+      const read = yield* readVersion(store, pointer.value)
+      if (Option.isSome(read)) return read
+      const pointerNow = yield* store.get(aggregationKeys.current)
+      if (Option.getOrNull(pointerNow) === pointer.value)
+        return yield* new AggregationError({ reason: `published version ${pointer.value} has missing keys` })
+    }
+    return yield* new AggregationError({ reason: "the published version kept changing while being read" })
+  })
