@@ -1,0 +1,125 @@
+/** Precision and recall when the top `rate` share of rows by score is alerted. */
+export interface AlertRateMetrics {
+  readonly alertRate: number
+  readonly alerts: number
+  readonly precision: number
+  readonly recall: number
+}
+
+/** Ranking quality of a score against binary labels. */
+export interface ClassificationMetrics {
+  readonly rocAuc: number
+  /** Average precision: the step-wise area under the precision-recall curve. */
+  readonly prAuc: number
+  readonly atAlertRates: ReadonlyArray<AlertRateMetrics>
+  readonly positives: number
+  readonly negatives: number
+}
+
+/** Alert rates the reports show: 1% and 5% of rows. */
+export const defaultAlertRates: ReadonlyArray<number> = [0.01, 0.05]
+
+const countPositives = (labels: ReadonlyArray<boolean>): number => labels.filter(Boolean).length
+
+const assertSameLength = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>): void => {
+  if (scores.length !== labels.length)
+    throw new RangeError(`scores (${scores.length}) and labels (${labels.length}) differ in length`)
+}
+
+/** Row indices by descending score; ties keep row order so the result is deterministic. */
+const indicesByDescendingScore = (scores: ArrayLike<number>): Array<number> =>
+  Array.from({ length: scores.length }, (_, index) => index).sort(
+    (a, b) => (scores[b] as number) - (scores[a] as number) || a - b
+  )
+
+/**
+ * ROC-AUC by the Mann-Whitney statistic with average ranks for ties: the probability that a random
+ * positive scores above a random negative (a tie counts one half). NaN when either class is absent.
+ */
+export const rocAuc = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>): number => {
+  assertSameLength(scores, labels)
+  const positives = countPositives(labels)
+  const negatives = labels.length - positives
+  if (positives === 0 || negatives === 0) return Number.NaN
+  const ascending = Array.from({ length: scores.length }, (_, index) => index).sort(
+    (a, b) => (scores[a] as number) - (scores[b] as number)
+  )
+  let positiveRankSum = 0
+  for (let start = 0; start < ascending.length; ) {
+    let end = start
+    const score = scores[ascending[start] as number] as number
+    while (end < ascending.length && scores[ascending[end] as number] === score) end++
+    const averageRank = (start + 1 + end) / 2
+    for (let position = start; position < end; position++)
+      if (labels[ascending[position] as number]) positiveRankSum += averageRank
+    start = end
+  }
+  return (positiveRankSum - (positives * (positives + 1)) / 2) / (positives * negatives)
+}
+
+/**
+ * Average precision, Σ (Rₖ − Rₖ₋₁)·Pₖ over the distinct score thresholds from highest to lowest (rows
+ * with equal scores enter together). NaN when there are no positives.
+ */
+export const averagePrecision = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>): number => {
+  assertSameLength(scores, labels)
+  const positives = countPositives(labels)
+  if (positives === 0) return Number.NaN
+  const order = indicesByDescendingScore(scores)
+  let truePositives = 0
+  let previousRecall = 0
+  let area = 0
+  for (let start = 0; start < order.length; ) {
+    let end = start
+    const score = scores[order[start] as number] as number
+    while (end < order.length && scores[order[end] as number] === score) {
+      if (labels[order[end] as number]) truePositives++
+      end++
+    }
+    const recall = truePositives / positives
+    area += (recall - previousRecall) * (truePositives / end)
+    previousRecall = recall
+    start = end
+  }
+  return area
+}
+
+/**
+ * Precision and recall when the top ⌈rate·n⌉ rows (at least one) by score are alerted; ties at the
+ * cut are broken by row order. Recall is NaN when there are no positives.
+ */
+export const atAlertRate = (
+  scores: ArrayLike<number>,
+  labels: ReadonlyArray<boolean>,
+  alertRate: number
+): AlertRateMetrics => {
+  assertSameLength(scores, labels)
+  if (labels.length === 0) return { alertRate, alerts: 0, precision: Number.NaN, recall: Number.NaN }
+  const alerts = Math.min(labels.length, Math.max(1, Math.ceil(alertRate * labels.length - 1e-9)))
+  const order = indicesByDescendingScore(scores)
+  let truePositives = 0
+  for (let position = 0; position < alerts; position++) if (labels[order[position] as number]) truePositives++
+  const positives = countPositives(labels)
+  return {
+    alertRate,
+    alerts,
+    precision: truePositives / alerts,
+    recall: positives === 0 ? Number.NaN : truePositives / positives
+  }
+}
+
+/** ROC-AUC, PR-AUC, precision/recall at each alert rate, and the class counts. */
+export const classificationMetrics = (
+  scores: ArrayLike<number>,
+  labels: ReadonlyArray<boolean>,
+  alertRates: ReadonlyArray<number> = defaultAlertRates
+): ClassificationMetrics => {
+  const positives = countPositives(labels)
+  return {
+    rocAuc: rocAuc(scores, labels),
+    prAuc: averagePrecision(scores, labels),
+    atAlertRates: alertRates.map((rate) => atAlertRate(scores, labels, rate)),
+    positives,
+    negatives: labels.length - positives
+  }
+}

@@ -1,0 +1,422 @@
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Exit, Layer, Option } from "effect"
+import { currencyExponent } from "../src/domain/currency.js"
+import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../src/domain/rows.js"
+import { utcDate } from "../src/domain/time.js"
+import { makeMemoryObjectStore, ProcessedBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
+import { Tensorflow } from "../src/layers/Tensorflow.js"
+import { prefixes, readFinalAggregate, writeManifest } from "../src/streams/datasets.js"
+import { featureVector, fitFeatureSpec, logMajorAmount, splitByTime } from "../src/streams/train/features.js"
+import { atAlertRate, averagePrecision, classificationMetrics, rocAuc } from "../src/streams/train/metrics.js"
+import { makePrng, reservoirSample } from "../src/streams/train/random.js"
+import {
+  disposeFraudModel,
+  fitFraudModel,
+  loadFraudModel,
+  modelKeyPrefix,
+  resolveTrainOptions,
+  saveFraudModel,
+  scoreRows,
+  TrainError,
+  trainFraudModel
+} from "../src/streams/train.js"
+
+const dayMicros = 86_400_000_000
+const startMicros = Date.UTC(2026, 0, 1) * 1000
+
+const baseRow: FinalAggregateRow = {
+  transaction_id: "tx-base",
+  status: "captured",
+  sequence: 2,
+  amount_minor: 12_345,
+  currency: "USD",
+  user_id: "u-1",
+  merchant_id: "m-1",
+  payment_method: "card",
+  card_bin: "411111",
+  card_last4: "1111",
+  processor: "adyen",
+  processor_reference: "psp-base",
+  country: "US",
+  first_event_time: startMicros + 13 * 3_600_000_000,
+  last_event_time: startMicros + 14 * 3_600_000_000,
+  authorized_at: startMicros + 13 * 3_600_000_000,
+  captured_at: startMicros + 14 * 3_600_000_000,
+  settled_at: null,
+  refunded_at: null,
+  chargeback_at: null,
+  event_count: 2,
+  fraud_signal_count: 0,
+  fraud_max_score: null,
+  fraud_reasons: [],
+  confirmed_fraud: false,
+  user_country: "US",
+  user_kyc_level: "basic",
+  user_risk_tier: "low",
+  user_created_at: startMicros - 400 * dayMicros,
+  merchant_name: "Shop",
+  merchant_mcc: "5812",
+  merchant_country: "US",
+  merchant_risk_level: "low",
+  dt: "2026-01-01"
+}
+
+const currencies = ["USD", "EUR", "JPY", "KWD"] as const
+const riskyMccList = ["7995", "5967", "6051", "4829"] as const
+const safeMccList = ["5812", "5411", "5999", "4111"] as const
+const levels = ["low", "medium", "high"] as const
+const kyc = ["none", "basic", "full"] as const
+
+/** ~3000 rows over 30 days; fraud is far likelier for risky MCC + high amount + new user. */
+const syntheticRows = (count: number, seed: number): Array<FinalAggregateRow> => {
+  const random = makePrng(seed)
+  const pick = <A>(values: ReadonlyArray<A>): A => values[Math.floor(random() * values.length)] as A
+  const merchants = Array.from({ length: 40 }, (_, index) => ({
+    id: `m-${index}`,
+    mcc: index % 5 === 0 ? pick(riskyMccList) : pick(safeMccList),
+    risk: pick(levels),
+    currency: pick(currencies),
+    country: pick(["US", "DE", "JP", "KW"])
+  }))
+  return Array.from({ length: count }, (_, index): FinalAggregateRow => {
+    const merchant = pick(merchants)
+    const firstEventTime = startMicros + Math.floor(((index + random()) * 30 * dayMicros) / count)
+    const newUser = random() < 0.2
+    const knownUser = random() < 0.9
+    const tenureDays = newUser ? random() * 14 : 40 + random() * 1500
+    const highAmount = random() < 0.12
+    const major = Math.exp(3 + random()) * (highAmount ? 12 : 1)
+    const amountMinor = Math.round(major * 10 ** currencyExponent(merchant.currency))
+    const riskyMcc = (riskyMccList as ReadonlyArray<string>).includes(merchant.mcc)
+    const userCountry = knownUser ? pick(["US", "DE", "JP", "KW"]) : null
+    const country = random() < 0.85 ? (userCountry ?? "US") : pick(["BR", "NG", "RU"])
+    const logit =
+      -3.9 +
+      2.2 * Number(riskyMcc) +
+      2.2 * Number(highAmount) +
+      2.2 * Number(newUser && knownUser) +
+      0.6 * Number(merchant.risk === "high") +
+      0.5 * Number(userCountry !== null && country !== userCountry)
+    const fraud = random() < 1 / (1 + Math.exp(-logit))
+    return {
+      ...baseRow,
+      transaction_id: `tx-${String(index).padStart(5, "0")}`,
+      status: fraud ? "chargeback" : pick(["captured", "settled"]),
+      amount_minor: amountMinor,
+      currency: merchant.currency,
+      user_id: `u-${Math.floor(random() * 600)}`,
+      merchant_id: merchant.id,
+      payment_method: pick(["card", "card", "wallet", "bank_transfer"]),
+      card_bin: random() < 0.8 ? "411111" : null,
+      processor_reference: `psp-${index}`,
+      country,
+      first_event_time: firstEventTime,
+      last_event_time: firstEventTime + 3_600_000_000,
+      authorized_at: firstEventTime,
+      captured_at: firstEventTime + 60_000_000,
+      chargeback_at: fraud ? firstEventTime + 20 * dayMicros : null,
+      fraud_signal_count: fraud ? 2 : 0,
+      fraud_max_score: fraud ? 0.97 : null,
+      fraud_reasons: fraud ? ["chargeback"] : [],
+      confirmed_fraud: fraud,
+      user_country: userCountry,
+      user_kyc_level: knownUser ? pick(kyc) : null,
+      user_risk_tier: knownUser ? pick(levels) : null,
+      user_created_at: knownUser ? firstEventTime - Math.floor(tenureDays * dayMicros) : null,
+      merchant_mcc: merchant.mcc,
+      merchant_risk_level: merchant.risk,
+      merchant_country: merchant.country,
+      dt: utcDate(firstEventTime)
+    }
+  })
+}
+
+/** Writes rows as a committed final_aggregate: one Parquet file per dt, then the manifest. */
+const commitFinalAggregate = (rows: ReadonlyArray<FinalAggregateRow>) =>
+  Effect.gen(function* () {
+    const store = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const byDt = new Map<string, Array<TableRow>>()
+    for (const { dt, ...row } of rows) byDt.set(dt, [...(byDt.get(dt) ?? []), row])
+    const files = []
+    for (const [dt, partition] of [...byDt.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const key = `${prefixes.finalAggregate}dt=${dt}/part-00000.parquet`
+      yield* store.put(key, yield* codec.encode(finalAggregateSchema, partition))
+      files.push({ key, dt, rows: partition.length })
+    }
+    yield* writeManifest(store, prefixes.finalAggregate, {
+      dataset: "final_aggregate",
+      version: "test-1",
+      committed_at: "2026-02-01T00:00:00Z",
+      files
+    })
+  })
+
+const syntheticData = syntheticRows(3000, 20260101)
+
+const BucketWithData = Layer.effect(
+  ProcessedBucket,
+  Effect.gen(function* () {
+    const store = makeMemoryObjectStore()
+    yield* commitFinalAggregate(syntheticData).pipe(Effect.provideService(ProcessedBucket, store))
+    return store
+  })
+)
+
+const codecLayer = Parquet.layer()
+const trainingLayer = Layer.mergeAll(
+  Tensorflow.layerWasm,
+  codecLayer,
+  BucketWithData.pipe(Layer.provide(codecLayer))
+)
+
+describe("fraud metrics", () => {
+  it("ROC-AUC is 1 for a perfect ranking, 0 for a reversed one and counts ties as one half", () => {
+    const labels = [false, false, true, true]
+    assert.strictEqual(rocAuc([0.1, 0.2, 0.8, 0.9], labels), 1)
+    assert.strictEqual(rocAuc([0.9, 0.8, 0.2, 0.1], labels), 0)
+    assert.strictEqual(rocAuc([0.5, 0.5, 0.5, 0.5], labels), 0.5)
+    assert.strictEqual(rocAuc([0.9, 0.8, 0.7, 0.6], [true, false, true, false]), 0.75)
+    assert.strictEqual(rocAuc([0.3, 0.5, 0.5, 0.9], labels), 0.875)
+    assert.isNaN(rocAuc([0.1, 0.2], [false, false]))
+  })
+
+  it("average precision matches hand-computed values", () => {
+    assert.strictEqual(averagePrecision([0.1, 0.2, 0.8, 0.9], [false, false, true, true]), 1)
+    // P@1 = 1 at recall 1/2, P@3 = 2/3 at recall 1: 0.5·1 + 0.5·2/3.
+    assert.closeTo(averagePrecision([0.9, 0.8, 0.7, 0.6], [true, false, true, false]), 5 / 6, 1e-12)
+    // Reversed: positives at ranks 3 and 4: 0.5·1/3 + 0.5·2/4.
+    assert.closeTo(averagePrecision([0.9, 0.8, 0.2, 0.1], [false, false, true, true]), 5 / 12, 1e-12)
+    // All tied: one threshold, precision 2/4 at recall 1.
+    assert.strictEqual(averagePrecision([0.5, 0.5, 0.5, 0.5], [true, false, true, false]), 0.5)
+    assert.isNaN(averagePrecision([0.5], [false]))
+  })
+
+  it("precision and recall at an alert rate alert the top ceil(rate·n) rows", () => {
+    const scores = Array.from({ length: 200 }, (_, index) => index / 200)
+    const labels = scores.map((_, index) => index >= 190 || index === 5)
+    const top1 = atAlertRate(scores, labels, 0.01)
+    assert.deepStrictEqual(top1, { alertRate: 0.01, alerts: 2, precision: 1, recall: 2 / 11 })
+    const top5 = atAlertRate(scores, labels, 0.05)
+    assert.deepStrictEqual(top5, { alertRate: 0.05, alerts: 10, precision: 1, recall: 10 / 11 })
+    const metrics = classificationMetrics(scores, labels)
+    assert.strictEqual(metrics.positives, 11)
+    assert.strictEqual(metrics.negatives, 189)
+    assert.deepStrictEqual(
+      metrics.atAlertRates.map((entry) => entry.alerts),
+      [2, 10]
+    )
+  })
+
+  it("reservoir sampling is seeded, bounded and keeps input order", () => {
+    const items = Array.from({ length: 1000 }, (_, index) => index)
+    const sample = reservoirSample(items, 100, 7)
+    assert.strictEqual(sample.length, 100)
+    assert.deepStrictEqual(reservoirSample(items, 100, 7), sample)
+    assert.notDeepEqual(reservoirSample(items, 100, 8), sample)
+    assert.deepStrictEqual(
+      sample,
+      [...sample].sort((a, b) => a - b)
+    )
+    assert.deepStrictEqual(reservoirSample(items.slice(0, 10), 100, 7), items.slice(0, 10))
+  })
+})
+
+describe("fraud features", () => {
+  const trainRows = syntheticData.slice(0, 500)
+  const spec = fitFeatureSpec(trainRows)
+
+  it("ignore status, lifecycle outcomes, fraud_* and confirmed_fraud (no label leakage)", () => {
+    const outcomes: Partial<FinalAggregateRow> = {
+      status: "chargeback",
+      sequence: 9,
+      last_event_time: baseRow.last_event_time + 40 * dayMicros,
+      captured_at: null,
+      settled_at: baseRow.first_event_time + dayMicros,
+      refunded_at: baseRow.first_event_time + 2 * dayMicros,
+      chargeback_at: baseRow.first_event_time + 30 * dayMicros,
+      event_count: 7,
+      fraud_signal_count: 3,
+      fraud_max_score: 0.99,
+      fraud_reasons: ["velocity", "chargeback"],
+      confirmed_fraud: true
+    }
+    const leaked = { ...baseRow, ...outcomes }
+    assert.deepStrictEqual(Array.from(featureVector(leaked, spec)), Array.from(featureVector(baseRow, spec)))
+    const relabelled = trainRows.map((row) => ({ ...row, ...outcomes }))
+    assert.deepStrictEqual(fitFeatureSpec(relabelled), spec)
+    // Control: a transaction-time fact does change the vector.
+    assert.notDeepEqual(
+      Array.from(featureVector({ ...baseRow, amount_minor: baseRow.amount_minor * 50 }, spec)),
+      Array.from(featureVector(baseRow, spec))
+    )
+  })
+
+  it("scale amounts by the currency exponent and encode unknown dimensions", () => {
+    assert.strictEqual(logMajorAmount(1000, "JPY"), logMajorAmount(100_000, "USD"))
+    assert.strictEqual(logMajorAmount(1_000_000, "KWD"), logMajorAmount(100_000, "USD"))
+    const names = spec.featureNames
+    const raw = (row: FinalAggregateRow) => {
+      const vector = featureVector(row, spec)
+      return (name: string) => {
+        const index = names.indexOf(name)
+        return (
+          (vector[index] as number) * (spec.standardization.std[index] as number) +
+          (spec.standardization.mean[index] as number)
+        )
+      }
+    }
+    const unknownUser = raw({
+      ...baseRow,
+      user_country: null,
+      user_kyc_level: null,
+      user_risk_tier: null,
+      user_created_at: null,
+      merchant_risk_level: null,
+      merchant_mcc: "7995",
+      country: "BR",
+      card_bin: null
+    })
+    assert.closeTo(unknownUser("user_kyc_unknown"), 1, 1e-6)
+    assert.closeTo(unknownUser("user_risk_tier_unknown"), 1, 1e-6)
+    assert.closeTo(unknownUser("merchant_risk_unknown"), 1, 1e-6)
+    assert.closeTo(unknownUser("user_tenure_unknown"), 1, 1e-6)
+    assert.closeTo(unknownUser("risky_mcc"), 1, 1e-6)
+    assert.closeTo(unknownUser("country_mismatch"), 0, 1e-6)
+    assert.closeTo(unknownUser("card_bin_present"), 0, 1e-6)
+    const known = raw({ ...baseRow, country: "DE" })
+    assert.closeTo(known("country_mismatch"), 1, 1e-6)
+    assert.closeTo(known("user_kyc_basic"), 1, 1e-6)
+    assert.closeTo(known("user_tenure_log_days"), Math.log1p(400 + 13 / 24), 1e-4)
+    // 13:00 UTC
+    assert.closeTo(known("hour_sin"), Math.sin((2 * Math.PI * 13) / 24), 1e-6)
+  })
+
+  it("fit merchant amount statistics on the training split only", () => {
+    const { train, validation } = splitByTime(syntheticData, 0.2)
+    const fitted = fitFeatureSpec(train)
+    assert.strictEqual(fitted.globalAmountStats.count, train.length)
+    const merchantTrain = train.filter((row) => row.merchant_id === "m-0")
+    const stats = fitted.merchantAmountStats["m-0"]
+    assert.isDefined(stats)
+    assert.strictEqual(stats?.count, merchantTrain.length)
+    const mean =
+      merchantTrain.reduce((sum, row) => sum + logMajorAmount(row.amount_minor, row.currency), 0) /
+      merchantTrain.length
+    assert.closeTo(stats?.mean ?? Number.NaN, mean, 1e-9)
+    assert.isTrue((validation[0]?.first_event_time ?? 0) >= (train.at(-1)?.first_event_time ?? Infinity))
+  })
+})
+
+describe("Tensorflow layer", () => {
+  it.effect("uses tfjs-node when it can be imported and the wasm backend otherwise", () =>
+    Effect.gen(function* () {
+      const nativeName: string = "@tensorflow/tfjs-node"
+      const nativeInstalled = yield* Effect.promise(() =>
+        import(/* @vite-ignore */ nativeName).then(
+          () => true,
+          () => false
+        )
+      )
+      const { tf, backend } = yield* Tensorflow
+      assert.strictEqual(backend, nativeInstalled ? "tensorflow" : "wasm")
+      assert.strictEqual(tf.getBackend(), backend)
+      assert.deepStrictEqual(Array.from(tf.tidy(() => tf.tensor1d([1, 2]).add(1).dataSync())), [2, 3])
+    }).pipe(Effect.provide(Tensorflow.layer))
+  )
+})
+
+layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
+  it.effect("trains deterministically, beats chance on validation and saves the model", () =>
+    Effect.gen(function* () {
+      const { tf } = yield* Tensorflow
+      const first = yield* trainFraudModel({ seed: 11, epochs: 10, batchSize: 64 })
+      const tensorsAfterFirst = tf.memory().numTensors
+      const second = yield* trainFraudModel({ seed: 11, epochs: 10, batchSize: 64 })
+      assert.strictEqual(tf.memory().numTensors, tensorsAfterFirst)
+      assert.strictEqual(first.backend, "wasm")
+      assert.deepStrictEqual(second.metrics, first.metrics)
+      assert.deepStrictEqual(second.baselineMetrics, first.baselineMetrics)
+      assert.strictEqual(second.version, first.version)
+      assert.match(first.version, /^v-11-[0-9a-f]{16}$/)
+      assert.strictEqual(first.key, `models/${first.version}/`)
+      assert.strictEqual(first.rows.train, 2400)
+      assert.strictEqual(first.rows.validation, 600)
+      assert.isAbove(first.positives.validation, 10)
+      assert.isAbove(first.metrics.rocAuc, 0.7)
+      assert.isAbove(first.baselineMetrics.rocAuc, 0.5)
+      assert.strictEqual(first.metrics.positives + first.metrics.negatives, 600)
+      assert.closeTo(first.positiveClassWeight, (2400 - first.positives.train) / first.positives.train, 1e-12)
+      const store = yield* ProcessedBucket
+      const saved = (yield* store.list(first.key)).map((info) => info.key.slice(first.key.length))
+      assert.deepStrictEqual(saved, ["feature_spec.json", "metrics.json", "model.json", "weights.bin"])
+      const other = yield* trainFraudModel({ seed: 12, epochs: 10, batchSize: 64 })
+      assert.notStrictEqual(other.version, first.version)
+    })
+  )
+
+  it.effect("the saved model reloads through the object store and scores like the in-memory model", () =>
+    Effect.gen(function* () {
+      const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+      assert.strictEqual(rows.length, 3000)
+      const options = yield* resolveTrainOptions({ seed: 5, epochs: 4 })
+      const fitted = yield* fitFraudModel(rows, options)
+      const { validation } = splitByTime(rows, options.validationFraction)
+      const inMemory = yield* scoreRows(fitted.model, fitted.featureSpec, validation)
+      yield* saveFraudModel(fitted, "reload-test")
+      disposeFraudModel(fitted.model)
+      const loaded = yield* loadFraudModel("reload-test")
+      const reloaded = yield* scoreRows(loaded.model, loaded.featureSpec, validation)
+      disposeFraudModel(loaded.model)
+      assert.deepStrictEqual(loaded.featureSpec, fitted.featureSpec)
+      assert.strictEqual(reloaded.length, validation.length)
+      assert.deepStrictEqual(Array.from(reloaded), Array.from(inMemory))
+      assert.strictEqual(
+        rocAuc(
+          reloaded,
+          validation.map((row) => row.confirmed_fraud)
+        ),
+        fitted.metrics.rocAuc
+      )
+    })
+  )
+
+  it.effect("samples a seeded subset when sampleSize is set", () =>
+    Effect.gen(function* () {
+      const report = yield* trainFraudModel({ seed: 3, epochs: 2, sampleSize: 1500, version: "sampled" })
+      assert.strictEqual(report.rows.train + report.rows.validation, 1500)
+      assert.strictEqual(report.version, "sampled")
+    })
+  )
+
+  it.effect("fails with a TrainError on too few rows, a split without positives, or a missing model", () =>
+    Effect.gen(function* () {
+      const options = yield* resolveTrainOptions({ seed: 1, epochs: 1 })
+      const tooFew = yield* Effect.flip(fitFraudModel(syntheticData.slice(0, 50), options))
+      assert.instanceOf(tooFew, TrainError)
+      assert.match(tooFew.reason, /too few rows: 50/)
+      const noFraud = syntheticData.map((row) => ({ ...row, confirmed_fraud: false }))
+      const noPositives = yield* Effect.flip(fitFraudModel(noFraud, options))
+      assert.match(noPositives.reason, /no positives .* training split/)
+      const lateFraudOnly = syntheticData.map((row, index) => ({ ...row, confirmed_fraud: index < 100 }))
+      const noValidationPositives = yield* Effect.flip(fitFraudModel(lateFraudOnly, options))
+      assert.match(noValidationPositives.reason, /no positives .* validation split/)
+      const missing = yield* Effect.exit(loadFraudModel("never-saved"))
+      assert.isTrue(Exit.isFailure(missing))
+      const badVersion = yield* Effect.flip(trainFraudModel({ version: "../escape" }))
+      assert.match(badVersion.reason, /not a safe path segment/)
+    })
+  )
+
+  it.effect("fails with a TrainError when no final_aggregate is committed", () =>
+    Effect.gen(function* () {
+      const failure = yield* Effect.flip(trainFraudModel({ seed: 1 }))
+      assert.instanceOf(failure, TrainError)
+      assert.match(failure.reason, /too few rows: 0/)
+      const manifest = yield* (yield* ProcessedBucket).get(`${prefixes.finalAggregate}_manifest.json`)
+      assert.isTrue(Option.isNone(manifest))
+      assert.strictEqual(modelKeyPrefix("x"), "models/x/")
+    }).pipe(Effect.provide(ProcessedBucket.layerMemory))
+  )
+})
