@@ -2,8 +2,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import { EventLogService } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
-import { readCommittedBatches, runStreamingIndex, EventTimeState } from "../src/streams/streamingIndex.js"
-import { jsonLines, memoryLayers, merchantJson, signalJson, transactionJson, userJson } from "./support/fixtures.js"
+import { EventTimeState, readCommittedBatches, runStreamingIndex } from "../src/streams/streamingIndex.js"
+import {
+  jsonLines,
+  memoryLayers,
+  merchantJson,
+  signalJson,
+  transactionJson,
+  userJson
+} from "./support/fixtures.js"
 
 const encode = (value: Record<string, unknown> | string) =>
   new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value))
@@ -12,7 +19,10 @@ const send = (topic: string, ...values: ReadonlyArray<Record<string, unknown> | 
   Effect.flatMap(EventLogService, (log) =>
     log.produce(
       topic,
-      values.map((value) => ({ key: typeof value === "string" ? "" : String(value["transaction_id"]), value: encode(value) }))
+      values.map((value) => ({
+        key: typeof value === "string" ? "" : String(value["transaction_id"]),
+        value: encode(value)
+      }))
     )
   )
 
@@ -31,12 +41,20 @@ describe("streaming index on the embedded log", () => {
       yield* raw.put("raw/dimensions/merchants/merchants.jsonl", jsonLines(merchantJson()))
       const log = yield* EventLogService
       const processed = yield* ProcessedBucket
-      yield* send("transactions", transactionJson(), transactionJson({ event_id: "e-2", sequence: 1, status: "captured" }))
+      yield* send(
+        "transactions",
+        transactionJson(),
+        transactionJson({ event_id: "e-2", sequence: 1, status: "captured" })
+      )
       yield* send("fraud_signals", signalJson())
       const fiber = yield* Effect.fork(runStreamingIndex(options))
 
       yield* TestClock.adjust("4 seconds")
-      assert.strictEqual((yield* readCommittedBatches(processed)).length, 0, "no batch before the wait elapses")
+      assert.strictEqual(
+        (yield* readCommittedBatches(processed)).length,
+        0,
+        "no batch before the wait elapses"
+      )
       assert.deepStrictEqual(
         (yield* log.committedOffsets("streaming-index", "transactions")).map((o) => o.offset),
         [0, 0]
@@ -46,7 +64,10 @@ describe("streaming index on the embedded log", () => {
       const batches = yield* readCommittedBatches(processed)
       assert.strictEqual(batches.length, 1)
       assert.strictEqual(batches[0]!.consumed, 3)
-      assert.deepStrictEqual(new Set(batches[0]!.files.map((file) => file.dataset)), new Set(["transactions", "fraud_signals"]))
+      assert.deepStrictEqual(
+        new Set(batches[0]!.files.map((file) => file.dataset)),
+        new Set(["transactions", "fraud_signals"])
+      )
       const committed = yield* log.committedOffsets("streaming-index", "transactions")
       const ends = yield* log.endOffsets("transactions")
       assert.deepStrictEqual(committed, ends)

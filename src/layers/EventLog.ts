@@ -121,17 +121,19 @@ export const makeMemoryEventLog = (defaultPartitions: number): Effect.Effect<Eve
       topicNames: ReadonlyArray<string>,
       maxBatchSize: number
     ): Array<LogRecord> => {
+      const sources = topicNames.flatMap((topic) =>
+        partitionsOf(topic).map((records, partition) => ({ key: tp(topic, partition), records }))
+      )
+      const perPartition = Math.max(1, Math.ceil(maxBatchSize / Math.max(1, sources.length)))
       const batch: Array<LogRecord> = []
-      for (const topic of topicNames) {
-        partitionsOf(topic).forEach((records, partition) => {
-          const key = tp(topic, partition)
-          let position = positions.get(key) ?? 0
-          while (position < records.length && batch.length < maxBatchSize) {
-            batch.push(records[position]!)
-            position++
-          }
-          positions.set(key, position)
-        })
+      for (const { key, records } of sources) {
+        let position = positions.get(key) ?? 0
+        const limit = Math.min(records.length, position + perPartition)
+        while (position < limit && batch.length < maxBatchSize) {
+          batch.push(records[position]!)
+          position++
+        }
+        positions.set(key, position)
       }
       return batch
     }

@@ -11,9 +11,30 @@ export { KeyValueStore }
 /** In process memory: tests. */
 export const layerMemory = KeyValueStore.layerMemory
 
-/** A directory of files, one per key: the embedded default, so results outlive the process. */
+/**
+ * A directory of files, one per key: the embedded default, so results outlive the process. Removing a
+ * missing key is a no-op, as in the memory store and Redis.
+ */
 export const layerDirectory = (directory: string) =>
-  KeyValueStore.layerFileSystem(directory).pipe(Layer.provide(NodeContext.layer))
+  Layer.effect(
+    KeyValueStore.KeyValueStore,
+    Effect.map(KeyValueStore.KeyValueStore, (files) =>
+      KeyValueStore.make({
+        get: files.get,
+        getUint8Array: files.getUint8Array,
+        set: files.set,
+        clear: files.clear,
+        size: files.size,
+        remove: (key) =>
+          files.remove(key).pipe(
+            Effect.catchIf(
+              (error) => error._tag === "SystemError" && error.reason === "NotFound",
+              () => Effect.void
+            )
+          )
+      })
+    )
+  ).pipe(Layer.provide(KeyValueStore.layerFileSystem(directory)), Layer.provide(NodeContext.layer))
 
 /** `RECON_KV_DIR` (default `data/kv`). */
 export const layerConfig = Layer.unwrapEffect(

@@ -69,15 +69,17 @@ const keyOf = (line: string): string => {
 }
 
 const linesOf = (file: string): Stream.Stream<string, DatasetError> =>
-  NodeFs.existsSync(file)
-    ? Stream.fromAsyncIterable(
-        NodeReadline.createInterface({
-          input: NodeFs.createReadStream(file),
-          crlfDelay: Number.POSITIVE_INFINITY
-        }),
-        (cause) => new DatasetError({ dataset: file, reason: String(cause) })
-      ).pipe(Stream.filter((line) => line.trim().length > 0))
-    : Stream.empty
+  Stream.suspend(() =>
+    NodeFs.existsSync(file)
+      ? Stream.fromAsyncIterable(
+          NodeReadline.createInterface({
+            input: NodeFs.createReadStream(file),
+            crlfDelay: Number.POSITIVE_INFINITY
+          }),
+          (cause) => new DatasetError({ dataset: file, reason: String(cause) })
+        ).pipe(Stream.filter((line) => line.trim().length > 0))
+      : Stream.empty
+  )
 
 /** What a stream ingest produced. */
 export interface StreamIngestSummary {

@@ -91,29 +91,36 @@ const emptySummary: StreamingSummary = {
 }
 
 /**
- * Event-time state: the watermark (max event time seen minus allowed lateness) and the ids seen at or
- * after it. Ids older than the watermark are evicted, so memory is bounded by the lateness window.
+ * Event-time state. Each source partition tracks the max event time it has delivered; the watermark is
+ * the least of those minus the allowed lateness (a partition that is behind holds it back, as in Flink or
+ * Kafka Streams). Ids are remembered while their event time is at or after the watermark, then evicted,
+ * so memory is bounded by the lateness window.
  */
 export class EventTimeState {
-  private maxEventTime = Number.NEGATIVE_INFINITY
+  private readonly partitionMax = new Map<string, number>()
   private readonly seen = new Map<string, number>()
 
   constructor(private readonly latenessMicros: number) {}
 
   get watermark(): number {
-    return this.maxEventTime - this.latenessMicros
+    if (this.partitionMax.size === 0) return Number.NEGATIVE_INFINITY
+    let least = Number.POSITIVE_INFINITY
+    for (const max of this.partitionMax.values()) if (max < least) least = max
+    return least - this.latenessMicros
   }
 
   get size(): number {
     return this.seen.size
   }
 
-  /** Classifies one event by id and time, and records it. */
-  observe(id: string, eventTime: number): "new" | "duplicate" | "late" {
+  /** Classifies one event by id and time, and records it; `partition` names its source partition. */
+  observe(id: string, eventTime: number, partition = ""): "new" | "duplicate" | "late" {
     if (this.seen.has(id)) return "duplicate"
-    if (eventTime < this.watermark) return "late"
+    const late = eventTime < this.watermark
+    const max = this.partitionMax.get(partition)
+    if (max === undefined || eventTime > max) this.partitionMax.set(partition, eventTime)
+    if (late) return "late"
     this.seen.set(id, eventTime)
-    if (eventTime > this.maxEventTime) this.maxEventTime = eventTime
     return "new"
   }
 
@@ -192,7 +199,7 @@ const processBatch = (
       const outcome =
         record.topic === topics.fraudSignals
           ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
-              const seen = signalState.observe(signal.signal_id, signal.event_time)
+              const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
               if (seen === "duplicate") duplicates++
               else
                 (seen === "late" ? lateSignals : signals).push(
@@ -200,7 +207,7 @@ const processBatch = (
                 )
             })
           : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
-              const seen = transactionState.observe(event.event_id, event.event_time)
+              const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
               if (seen === "duplicate") duplicates++
               else
                 (seen === "late" ? lateTransactions : indexed).push(

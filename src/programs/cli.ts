@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+import * as NodePath from "node:path"
+import { Command, Options } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer, Option } from "effect"
+import { DuckDb } from "../layers/DuckDb.js"
+import * as KeyValueStore from "../layers/KeyValueStore.js"
+import { Tensorflow } from "../layers/Tensorflow.js"
+import { aggregateMerchantTotals } from "../streams/aggregate.js"
+import { runBatchIndex } from "../streams/batchIndex.js"
+import { runEndToEnd } from "../streams/endToEnd.js"
+import { runFinalAggregate } from "../streams/finalAggregate.js"
+import { generateDataset } from "../streams/generate.js"
+import { runBatchIngest } from "../streams/ingest.js"
+import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from "../streams/sql.js"
+import { runStreamingService } from "../streams/streamingService.js"
+import { formatEndToEndSummary } from "../streams/summary.js"
+import { trainFraudModel } from "../streams/train.js"
+import { embeddedLayer, eventLogLayer, storageLayer } from "./layers.js"
+
+const printJson = (value: unknown) =>
+  Console.log(JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2))
+
+const inputOption = Options.directory("input").pipe(
+  Options.withDescription(
+    "Directory that holds the contract's raw/ tree (the raw bucket); default RECON_RAW_DIR"
+  ),
+  Options.optional
+)
+const outputOption = Options.directory("output", { exists: "either" }).pipe(
+  Options.withDescription("Directory of the processed bucket; default RECON_PROCESSED_DIR"),
+  Options.optional
+)
+const directoriesOf = (input: Option.Option<string>, output: Option.Option<string>) => ({
+  raw: Option.getOrUndefined(input),
+  processed: Option.getOrUndefined(output)
+})
+
+const generate = Command.make(
+  "generate",
+  {
+    out: Options.directory("out", { exists: "either" }).pipe(Options.withDefault("data/generated")),
+    transactions: Options.integer("transactions").pipe(Options.withDefault(1000)),
+    seed: Options.integer("seed").pipe(Options.withDefault(42))
+  },
+  ({ out, transactions, seed }) =>
+    Effect.flatMap(generateDataset({ outDir: out, transactions, seed }), printJson)
+).pipe(Command.withDescription("Write a seeded, realistic payments dataset (raw/ tree and stream files)"))
+
+const ingest = Command.make(
+  "ingest",
+  {
+    from: Options.directory("from").pipe(Options.withDescription("Directory holding raw/ to upload")),
+    input: inputOption
+  },
+  ({ from, input }) =>
+    runBatchIngest(from).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(storageLayer(directoriesOf(input, Option.none())))
+    )
+).pipe(Command.withDescription("Upload producer files into raw/ of the raw bucket (same bytes: no-op)"))
+
+const batch = Command.make("batch", { input: inputOption, output: outputOption }, ({ input, output }) =>
+  Effect.gen(function* () {
+    const index = yield* runBatchIndex
+    const final = yield* runFinalAggregate
+    yield* printJson({ batchIndex: index, finalAggregate: final })
+  }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
+).pipe(Command.withDescription("Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/)"))
+
+const final = Command.make("final", { input: inputOption, output: outputOption }, ({ input, output }) =>
+  runFinalAggregate.pipe(
+    Effect.flatMap(printJson),
+    Effect.provide(storageLayer(directoriesOf(input, output)))
+  )
+).pipe(
+  Command.withDescription("Merge committed streaming_index/, batch_index/ and late/ into final_aggregate/")
+)
+
+const sql = Command.make(
+  "sql",
+  {
+    output: outputOption,
+    query: Options.text("query").pipe(
+      Options.withDescription(`A ready query: ${readyQueries.map((query) => query.name).join(", ")}`),
+      Options.optional
+    ),
+    statement: Options.text("sql").pipe(
+      Options.withDescription("Any SQL over the final_aggregate view"),
+      Options.optional
+    )
+  },
+  ({ output, query, statement }) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* registerFinalAggregateView()
+        const rows = Option.isSome(statement)
+          ? yield* runSql(statement.value)
+          : yield* runReadyQuery(Option.getOrElse(query, () => "volume_by_status_currency"))
+        yield* Console.table(rows)
+      })
+    ).pipe(Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), DuckDb.layer)))
+).pipe(Command.withDescription("SQL over the committed final_aggregate with DuckDB"))
+
+const aggregate = Command.make("aggregate", { output: outputOption }, ({ output }) =>
+  aggregateMerchantTotals().pipe(
+    Effect.flatMap(printJson),
+    Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), KeyValueStore.layerConfig))
+  )
+).pipe(Command.withDescription("Per-merchant totals from final_aggregate into the key-value store"))
+
+const train = Command.make(
+  "train",
+  {
+    output: outputOption,
+    epochs: Options.integer("epochs").pipe(Options.optional),
+    sampleSize: Options.integer("sample-size").pipe(Options.optional),
+    seed: Options.integer("seed").pipe(Options.withDefault(42))
+  },
+  ({ output, epochs, sampleSize, seed }) =>
+    trainFraudModel({
+      seed,
+      ...(Option.isSome(epochs) ? { epochs: epochs.value } : {}),
+      ...(Option.isSome(sampleSize) ? { sampleSize: sampleSize.value } : {})
+    }).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), Tensorflow.layer))
+    )
+).pipe(Command.withDescription("Train the fraud model on final_aggregate and save it under models/"))
+
+const streaming = Command.make(
+  "streaming",
+  {
+    output: outputOption,
+    input: inputOption,
+    feed: Options.directory("feed").pipe(
+      Options.withDescription("Embedded log only: produce <dir>/stream/*.jsonl first"),
+      Options.optional
+    ),
+    generate: Options.integer("generate").pipe(
+      Options.withDescription("Embedded log only: generate and produce this many transactions first"),
+      Options.optional
+    ),
+    untilIdle: Options.boolean("until-idle").pipe(Options.withDescription("Stop once the log is drained"))
+  },
+  ({ output, input, feed, generate, untilIdle }) =>
+    runStreamingService({
+      stopAtEnd: untilIdle,
+      ...(Option.isSome(feed)
+        ? { feed: { directory: feed.value } }
+        : Option.isSome(generate)
+          ? { feed: { generate: generate.value, seed: 42 } }
+          : {})
+    }).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(Layer.merge(storageLayer(directoriesOf(input, output)), eventLogLayer))
+    )
+).pipe(Command.withDescription("Run the streaming index service (long-lived unless --until-idle)"))
+
+const all = Command.make(
+  "all",
+  {
+    data: Options.directory("data", { exists: "either" }).pipe(
+      Options.withDescription("Working directory for generated files, buckets and the key-value store"),
+      Options.withDefault("data")
+    ),
+    transactions: Options.integer("transactions").pipe(Options.withDefault(5000)),
+    seed: Options.integer("seed").pipe(Options.withDefault(42))
+  },
+  ({ data, transactions, seed }) =>
+    Effect.gen(function* () {
+      const report = yield* runEndToEnd({
+        generatedDir: NodePath.join(data, "generated"),
+        transactions,
+        seed
+      })
+      yield* Console.log(formatEndToEndSummary(report))
+    }).pipe(
+      Effect.provide(
+        embeddedLayer({
+          raw: NodePath.join(data, "raw-bucket"),
+          processed: NodePath.join(data, "processed-bucket"),
+          keyValue: NodePath.join(data, "kv")
+        })
+      )
+    )
+).pipe(
+  Command.withDescription(
+    "Everything on embedded layers: generate → ingest → stream → batch → final → SQL → aggregate → train"
+  )
+)
+
+const recon = Command.make("recon").pipe(
+  Command.withDescription("Payment reconciliation index"),
+  Command.withSubcommands([all, generate, ingest, streaming, batch, final, sql, aggregate, train])
+)
+
+const cli = Command.run(recon, { name: "recon", version: "0.1.0" })
+
+cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)
