@@ -40,14 +40,16 @@ const cardNumberRanges = (run: string): Array<readonly [number, number]> => {
 
 /** True when the text holds a full card number: a run of 13–19 digits that passes the Luhn check. */
 export const containsCardNumber = (text: string): boolean => {
+  if (text.length < 13) return false
   for (const match of text.matchAll(digitRun)) {
-    if (cardNumberRanges(match[0]).length > 0) return true
+    if (match[0].length >= 13 && cardNumberRanges(match[0]).length > 0) return true
   }
   return false
 }
 
 const redactText = (text: string): string =>
   text.replace(digitRun, (run) => {
+    if (run.length < 13) return run
     const ranges = cardNumberRanges(run)
     if (ranges.length === 0) return run
     const covered = new Array<boolean>(run.length).fill(false)

@@ -100,6 +100,9 @@ export const runBatchIndex = Effect.gen(function* () {
     }
   }
 
+  if (filesRead === 0) {
+    yield* Effect.logWarning(`no data files under raw/transactions/ or raw/fraud_signals/ in ${raw.describe}`)
+  }
   const tag = contentTag(inputFingerprint.join("\n"))
   const committedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
   const transactionFiles = yield* writePartitioned(

@@ -1,0 +1,65 @@
+// Throughput and peak memory of the generator and of batch + final, each in its own process, beside
+// DuckDB SQL doing the batch + final work on the same files in the same run.
+// Usage: npm run bench  (BENCH_TRANSACTIONS=100000 by default; BENCH_DIR to keep the files)
+import { spawnSync } from "node:child_process"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = NodePath.dirname(fileURLToPath(import.meta.url))
+const cli = NodePath.join(here, "..", "dist", "programs", "cli.js")
+const transactions = Number(process.env.BENCH_TRANSACTIONS ?? 100_000)
+const root = process.env.BENCH_DIR ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-bench-"))
+
+const measure = (label, args) => {
+  const started = process.hrtime.bigint()
+  const child = spawnSync("node", args, {
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+    env: { ...process.env, NODE_OPTIONS: `--require ${NodePath.join(here, "report-rss.cjs")}` }
+  })
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  if (child.status !== 0) {
+    console.error(child.stdout, child.stderr)
+    throw new Error(`${label} failed with exit code ${child.status}`)
+  }
+  const rss = [...child.stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))
+  return { label, seconds, peakRssMb: Math.max(...rss) / 1024, stdout: child.stdout }
+}
+
+const generated = measure("generate", [cli, "generate", "--out", `${root}/in`, "--transactions", String(transactions)])
+const summary = JSON.parse(NodeFs.readFileSync(`${root}/in/summary.json`, "utf8"))
+const rawLines = summary.raw.transactions.lines + summary.raw.fraud_signals.lines
+const allLines = rawLines + summary.stream.transactions.lines + summary.stream.fraud_signals.lines
+const batch = measure("batch + final (this project)", [cli, "batch", "--input", `${root}/in`, "--output", `${root}/out`])
+const batchResult = JSON.parse(batch.stdout)
+const baseline = measure("batch + final (DuckDB SQL baseline)", [
+  NodePath.join(here, "duckdb-baseline.mjs"),
+  `${root}/in`,
+  `${root}/duckdb-out`
+])
+const baselineRows = JSON.parse(baseline.stdout.trim().split("\n").at(-1)).rows
+
+const rows = [
+  [generated.label, `${allLines} lines`, generated.seconds, allLines / generated.seconds, generated.peakRssMb],
+  [batch.label, `${rawLines} raw records`, batch.seconds, rawLines / batch.seconds, batch.peakRssMb],
+  [baseline.label, `${rawLines} raw records`, baseline.seconds, rawLines / baseline.seconds, baseline.peakRssMb]
+]
+console.log(`\n${transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`)
+console.log("stage".padEnd(38), "input".padStart(20), "seconds".padStart(9), "rows/s".padStart(10), "peak RSS MB".padStart(12))
+for (const [label, input, seconds, rate, rss] of rows) {
+  console.log(
+    label.padEnd(38),
+    input.padStart(20),
+    seconds.toFixed(2).padStart(9),
+    Math.round(rate).toString().padStart(10),
+    rss.toFixed(0).padStart(12)
+  )
+}
+console.log(
+  `final_aggregate rows: project ${batchResult.finalAggregate.rows}, DuckDB baseline ${baselineRows} ` +
+    "(the baseline skips only unparseable lines, so records with bad values still make rows there); " +
+    `project/baseline time ${(batch.seconds / baseline.seconds).toFixed(2)}x`
+)
+if (process.env.BENCH_DIR === undefined) NodeFs.rmSync(root, { recursive: true, force: true })
