@@ -7,7 +7,9 @@ import { DuckDBInstance } from "@duckdb/node-api"
 
 const [input, output] = process.argv.slice(2)
 const newest = (dir) => {
-  const snapshots = NodeFs.readdirSync(dir).filter((n) => n.startsWith("snapshot=")).sort()
+  const snapshots = NodeFs.readdirSync(dir)
+    .filter((n) => n.startsWith("snapshot="))
+    .sort()
   return NodePath.join(dir, snapshots.at(-1), "*")
 }
 const raw = NodePath.join(input, "raw")
@@ -24,8 +26,12 @@ FROM ${json(`${raw}/transactions/*/*.jsonl*`, transactionColumns)}
 WHERE event_id IS NOT NULL AND transaction_id IS NOT NULL AND TRY_CAST(event_time AS TIMESTAMPTZ) IS NOT NULL`)
 await connection.run(`
 CREATE TABLE signals AS SELECT * FROM ${json(`${raw}/fraud_signals/*/*.jsonl*`, signalColumns)} WHERE signal_id IS NOT NULL`)
-await connection.run(`CREATE TABLE users AS SELECT * FROM read_json('${newest(`${raw}/dimensions/users`)}', format = 'newline_delimited', ignore_errors = true)`)
-await connection.run(`CREATE TABLE merchants AS SELECT * FROM read_json('${newest(`${raw}/dimensions/merchants`)}', format = 'newline_delimited', ignore_errors = true)`)
+await connection.run(
+  `CREATE TABLE users AS SELECT * FROM read_json('${newest(`${raw}/dimensions/users`)}', format = 'newline_delimited', ignore_errors = true)`
+)
+await connection.run(
+  `CREATE TABLE merchants AS SELECT * FROM read_json('${newest(`${raw}/dimensions/merchants`)}', format = 'newline_delimited', ignore_errors = true)`
+)
 await connection.run(`
 COPY (
   WITH latest AS (

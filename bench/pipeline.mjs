@@ -28,11 +28,25 @@ const measure = (label, args) => {
   return { label, seconds, peakRssMb: Math.max(...rss) / 1024, stdout: child.stdout }
 }
 
-const generated = measure("generate", [cli, "generate", "--out", `${root}/in`, "--transactions", String(transactions)])
+const generated = measure("generate", [
+  cli,
+  "generate",
+  "--out",
+  `${root}/in`,
+  "--transactions",
+  String(transactions)
+])
 const summary = JSON.parse(NodeFs.readFileSync(`${root}/in/summary.json`, "utf8"))
 const rawLines = summary.raw.transactions.lines + summary.raw.fraud_signals.lines
 const allLines = rawLines + summary.stream.transactions.lines + summary.stream.fraud_signals.lines
-const batch = measure("batch + final (this project)", [cli, "batch", "--input", `${root}/in`, "--output", `${root}/out`])
+const batch = measure("batch + final (this project)", [
+  cli,
+  "batch",
+  "--input",
+  `${root}/in`,
+  "--output",
+  `${root}/out`
+])
 const batchResult = JSON.parse(batch.stdout)
 const baseline = measure("batch + final (DuckDB SQL baseline)", [
   NodePath.join(here, "duckdb-baseline.mjs"),
@@ -42,12 +56,32 @@ const baseline = measure("batch + final (DuckDB SQL baseline)", [
 const baselineRows = JSON.parse(baseline.stdout.trim().split("\n").at(-1)).rows
 
 const rows = [
-  [generated.label, `${allLines} lines`, generated.seconds, allLines / generated.seconds, generated.peakRssMb],
+  [
+    generated.label,
+    `${allLines} lines`,
+    generated.seconds,
+    allLines / generated.seconds,
+    generated.peakRssMb
+  ],
   [batch.label, `${rawLines} raw records`, batch.seconds, rawLines / batch.seconds, batch.peakRssMb],
-  [baseline.label, `${rawLines} raw records`, baseline.seconds, rawLines / baseline.seconds, baseline.peakRssMb]
+  [
+    baseline.label,
+    `${rawLines} raw records`,
+    baseline.seconds,
+    rawLines / baseline.seconds,
+    baseline.peakRssMb
+  ]
 ]
-console.log(`\n${transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`)
-console.log("stage".padEnd(38), "input".padStart(20), "seconds".padStart(9), "rows/s".padStart(10), "peak RSS MB".padStart(12))
+console.log(
+  `\n${transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`
+)
+console.log(
+  "stage".padEnd(38),
+  "input".padStart(20),
+  "seconds".padStart(9),
+  "rows/s".padStart(10),
+  "peak RSS MB".padStart(12)
+)
 for (const [label, input, seconds, rate, rss] of rows) {
   console.log(
     label.padEnd(38),

@@ -135,4 +135,17 @@ describe("EventTimeState", () => {
     assert.strictEqual(state.observe("id-999", 999), "duplicate")
     assert.strictEqual(state.observe("id-5", 5), "late")
   })
+
+  it("holds the watermark at the slowest partition, so a lagging partition's events are not late", () => {
+    const state = new EventTimeState(10)
+    assert.strictEqual(state.observe("a", 1000, "p0"), "new")
+    assert.strictEqual(state.observe("b", 100, "p1"), "new", "p1 is behind p0, but within its own progress")
+    assert.strictEqual(state.watermark, 90)
+    assert.strictEqual(
+      state.observe("c", 80, "p1"),
+      "late",
+      "older than the slowest partition minus lateness"
+    )
+    assert.strictEqual(state.observe("d", 95, "p0"), "new")
+  })
 })

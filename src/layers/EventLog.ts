@@ -60,8 +60,8 @@ export interface EventLog {
   readonly describe: string
 }
 
-/** Kafka's default partitioner: murmur2 of the key, positive, modulo the partition count. */
-export const partitionForKey = (key: string, partitions: number): number => {
+/** Kafka's murmur2 hash of a key's UTF-8 bytes (as a signed 32-bit integer, like Utils.murmur2). */
+export const murmur2 = (key: string): number => {
   const data = new TextEncoder().encode(key)
   const seed = 0x9747b28c
   const m = 0x5bd1e995
@@ -84,8 +84,12 @@ export const partitionForKey = (key: string, partitions: number): number => {
   h ^= h >>> 13
   h = Math.imul(h, m)
   h ^= h >>> 15
-  return (h & 0x7fffffff) % partitions
+  return h | 0
 }
+
+/** Kafka's default partitioner: murmur2 of the key, made positive, modulo the partition count. */
+export const partitionForKey = (key: string, partitions: number): number =>
+  (murmur2(key) & 0x7fffffff) % partitions
 
 /**
  * The embedded event log: topics and consumer-group offsets in process memory. Consumers wait for new

@@ -9,5 +9,5 @@ aggregateMerchantTotals().pipe(
   Effect.tap((summary) => Effect.logInfo("aggregation published", summary)),
   Effect.provide(Layer.merge(storageLayer(), KeyValueStore.layerConfig)),
   Effect.provide(Logger.logFmt),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

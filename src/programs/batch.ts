@@ -8,5 +8,5 @@ runBatchIndex.pipe(
   Effect.tap((summary) => Effect.logInfo("batch index done", summary)),
   Effect.provide(storageLayer()),
   Effect.provide(Logger.logFmt),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -8,5 +8,5 @@ runFinalAggregate.pipe(
   Effect.tap((summary) => Effect.logInfo("final aggregate published", summary)),
   Effect.provide(storageLayer()),
   Effect.provide(Logger.logFmt),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -22,5 +22,5 @@ const program = Effect.gen(function* () {
 program.pipe(
   Effect.provide(Layer.merge(storageLayer(), eventLogLayer)),
   Effect.provide(Logger.logFmt),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

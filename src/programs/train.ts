@@ -16,5 +16,5 @@ Effect.gen(function* () {
 }).pipe(
   Effect.provide(Layer.merge(storageLayer(), Tensorflow.layer)),
   Effect.provide(Logger.logFmt),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -331,7 +331,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               signalState
             )
             yield* log.commit(settings.group, outcome.offsets)
-            yield* Effect.logDebug("micro-batch committed", outcome.summary)
+            yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))
             return outcome.summary
           })
         ),

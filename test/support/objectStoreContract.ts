@@ -1,0 +1,61 @@
+import { assert, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import type { ObjectStore } from "../../src/layers/ObjectStore.js"
+
+const bytes = (text: string) => new TextEncoder().encode(text)
+const text = (body: Option.Option<Uint8Array>) =>
+  Option.match(body, { onNone: () => null, onSome: (value) => new TextDecoder().decode(value) })
+
+/** The behaviour every ObjectStore implementation must have; run once per implementation. */
+export const objectStoreContract = (name: string, makeStore: () => Effect.Effect<ObjectStore>) => {
+  it.effect(`${name}: put then get returns the same bytes; a missing key is None`, () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore()
+      yield* store.put("raw/transactions/dt=2026-11-24/part-0.jsonl", bytes("héllo\n"))
+      assert.strictEqual(text(yield* store.get("raw/transactions/dt=2026-11-24/part-0.jsonl")), "héllo\n")
+      assert.isTrue(Option.isNone(yield* store.get("raw/transactions/missing")))
+      assert.isTrue(Option.isNone(yield* store.get("raw/transactions")), "a prefix is not an object")
+    })
+  )
+
+  it.effect(`${name}: put replaces an object whole`, () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore()
+      yield* store.put("a/b", bytes("first version, longer"))
+      yield* store.put("a/b", bytes("second"))
+      assert.strictEqual(text(yield* store.get("a/b")), "second")
+    })
+  )
+
+  it.effect(`${name}: list returns every key under a prefix, sorted, with sizes`, () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore()
+      for (const key of ["p/x/2", "p/x/10", "p/y", "q/z", "px"]) yield* store.put(key, bytes(key))
+      const listed = yield* store.list("p/")
+      assert.deepStrictEqual(
+        listed.map((info) => info.key),
+        ["p/x/10", "p/x/2", "p/y"]
+      )
+      assert.deepStrictEqual(
+        listed.map((info) => info.size),
+        [6, 5, 3]
+      )
+      assert.deepStrictEqual(
+        (yield* store.list("p")).map((info) => info.key),
+        ["p/x/10", "p/x/2", "p/y", "px"]
+      )
+      assert.deepStrictEqual(yield* store.list("nothing/"), [])
+    })
+  )
+
+  it.effect(`${name}: delete removes an object and deleting a missing key is fine`, () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore()
+      yield* store.put("d/1", bytes("1"))
+      yield* store.delete("d/1")
+      yield* store.delete("d/never")
+      assert.isTrue(Option.isNone(yield* store.get("d/1")))
+      assert.deepStrictEqual(yield* store.list("d/"), [])
+    })
+  )
+}
