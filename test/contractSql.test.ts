@@ -302,6 +302,10 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
 
       yield* Effect.gen(function* () {
         yield* runBatchIndex
+        write(
+          "raw/dimensions/merchants/snapshot=20261125T000000Z/merchants.jsonl",
+          jsonLines(merchantJson({ name: "Gr\u00f6\u00dfe \u0645\u062a\u062c\u0631", risk_level: "high" }))
+        )
         yield* runFinalAggregate
       }).pipe(Effect.provide(localLayers(directories)))
 
@@ -318,9 +322,15 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
       assert.strictEqual(row("t-time")["confirmed_fraud"], true)
       assert.strictEqual(row("t-time")["user_risk_tier"], "high")
       assert.strictEqual(row("t-time")["user_created_at"], String(micros("2024-12-31T23:30:00.500Z")))
-      assert.strictEqual(row("t-time")["merchant_name"], "Caf\u00e9 \u6771\u4eac")
+      assert.strictEqual(
+        row("t-time")["merchant_name"],
+        "Gr\u00f6\u00dfe \u0645\u062a\u062c\u0631",
+        "the snapshot added after the batch index is the newest when the aggregate runs"
+      )
+      assert.strictEqual(row("t-time")["merchant_risk_level"], "high")
 
       assert.strictEqual(row("t-bytes")["status"], "partially_refunded")
+      assert.strictEqual(row("t-bytes")["event_count"], "4")
       assert.strictEqual(row("t-bytes")["processor_reference"], "psp-emoji")
       assert.strictEqual(row("t-bytes")["card_bin"], null)
       assert.strictEqual(row("t-bytes")["country"], null)
@@ -333,6 +343,7 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
       assert.strictEqual(row("t-offset")["last_event_time"], String(micros("2026-11-24T03:30:00.123Z") + 456))
       assert.strictEqual(row("t-offset")["chargeback_at"], row("t-offset")["last_event_time"])
       assert.strictEqual(row("t-offset")["status"], "chargeback")
+      assert.strictEqual(row("t-offset")["event_count"], "2")
       assert.strictEqual(row("t-offset")["merchant_name"], null)
       assert.strictEqual(row("t-offset")["user_id"], "u-2")
       assert.strictEqual(row("t-offset")["user_country"], null, "u-2 is only in the older base snapshot")

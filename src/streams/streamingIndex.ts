@@ -116,10 +116,9 @@ export class EventTimeState {
   /** Classifies one event by id and time, and records it; `partition` names its source partition. */
   observe(id: string, eventTime: number, partition = ""): "new" | "duplicate" | "late" {
     if (this.seen.has(id)) return "duplicate"
-    const late = eventTime < this.watermark
     const max = this.partitionMax.get(partition)
     if (max === undefined || eventTime > max) this.partitionMax.set(partition, eventTime)
-    if (late) return "late"
+    if (eventTime < this.watermark) return "late"
     this.seen.set(id, eventTime)
     return "new"
   }
