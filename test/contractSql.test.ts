@@ -232,7 +232,8 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
             event_id: "r-1",
             sequence: 4,
             status: "refunded",
-            event_time: "2026-11-25T12:00:00Z"
+            event_time: "2026-11-25T12:00:00Z",
+            user_id: "u-3"
           }),
           event({
             transaction_id: "t-refund",
@@ -272,6 +273,13 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
             reasons: [],
             confirmed_fraud: false
           }),
+          signalJson({
+            signal_id: "s-4",
+            transaction_id: "t-time",
+            score: 0.05,
+            reasons: ["velocity"],
+            confirmed_fraud: false
+          }),
           signalJson({ signal_id: "s-orphan", transaction_id: "t-nowhere", score: 1, confirmed_fraud: true })
         )
       )
@@ -296,7 +304,10 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
       )
       write(
         "raw/dimensions/users/snapshot=20261120T000000Z/users.jsonl",
-        jsonLines(userJson({ created_at: "2025-01-01T01:30:00.5+02:00", risk_tier: "high" }))
+        jsonLines(
+          userJson({ created_at: "2025-01-01T01:30:00.5+02:00", risk_tier: "high" }),
+          userJson({ user_id: "u-3", created_at: "2025-03-01t10:00:00.123456789z", country: "DE" })
+        )
       )
       write("raw/dimensions/merchants/snapshot=20261120T000000Z/merchants.jsonl", jsonLines(merchantJson()))
 
@@ -316,7 +327,7 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
       assert.strictEqual(row("t-time")["status"], "captured")
       assert.strictEqual(row("t-time")["amount_minor"], "111")
       assert.strictEqual(row("t-time")["event_count"], "3")
-      assert.strictEqual(row("t-time")["fraud_signal_count"], "2")
+      assert.strictEqual(row("t-time")["fraud_signal_count"], "3")
       assert.strictEqual(row("t-time")["fraud_max_score"], 0.7)
       assert.deepStrictEqual(row("t-time")["fraud_reasons"], ["Zeta", "new_device", "velocity", "\u00e4rger"])
       assert.strictEqual(row("t-time")["confirmed_fraud"], true)
@@ -353,7 +364,29 @@ describe("contract §6 recomputed in DuckDB SQL from the index datasets", () => 
       assert.strictEqual(row("t-refund")["refunded_at"], String(micros("2026-11-25T12:00:00Z")))
       assert.strictEqual(row("t-refund")["first_event_time"], String(micros("2026-11-25T12:00:00Z")))
       assert.strictEqual(row("t-refund")["status"], "refunded")
+      assert.strictEqual(row("t-refund")["user_country"], "DE")
+      assert.strictEqual(row("t-refund")["user_created_at"], String(micros("2025-03-01T10:00:00.123Z") + 456))
 
+      yield* assertAgreement(directories)
+
+      write(
+        "raw/transactions/dt=2026-11-20/part-0.jsonl",
+        jsonLines(
+          event({
+            transaction_id: "t-time",
+            event_id: "t-earliest",
+            sequence: 0,
+            event_time: "2026-11-20T23:59:59.999999-00:30"
+          })
+        )
+      )
+      yield* Effect.gen(function* () {
+        yield* runBatchIndex
+        yield* runFinalAggregate
+      }).pipe(Effect.provide(localLayers(directories)))
+      const moved = (yield* referenceRows(directories)).get("t-time") ?? {}
+      assert.strictEqual(moved["dt"], "2026-11-21", "an earlier event moves the row to its UTC date")
+      assert.strictEqual(moved["authorized_at"], String(micros("2026-11-21T00:29:59.999Z") + 999))
       yield* assertAgreement(directories)
     })
   )

@@ -198,7 +198,10 @@ const indexRelation = (files: ReadonlyArray<string>, columns: Columns) =>
         )
         .join(", ")} FROM read_parquet(${fileList(files)}, hive_partitioning = false, union_by_name = true)`
 
-/** Raw dimension rows, every column as text, from JSON Lines (plain or gzip) and Parquet files. */
+/**
+ * Raw dimension rows, every column as text, from JSON Lines (plain or gzip) and Parquet files. A Parquet
+ * `created_at` stored as a TIMESTAMP (not RFC 3339 text) is not supported.
+ */
 const dimensionRelation = (files: ReadonlyArray<string>, columns: Columns) => {
   const jsonFiles = files.filter((file) => isJsonLines(NodePath.basename(file)))
   const parquetFiles = files.filter((file) => file.endsWith(".parquet"))
@@ -223,14 +226,15 @@ const dimensionRelation = (files: ReadonlyArray<string>, columns: Columns) => {
 /** RFC 3339 with an offset (contract §3), parsed to a UTC TIMESTAMP; null when it does not parse. */
 const rfc3339ToUtc = (column: string) =>
   `CASE WHEN regexp_full_match(${column}, '\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})')
-     THEN make_timestamp(epoch_us(TRY_CAST(regexp_replace(${column}, '^(.*\\.\\d{6})\\d+', '\\1') AS TIMESTAMPTZ))) END`
+     THEN make_timestamp(epoch_us(TRY_CAST(regexp_replace(upper(${column}), '^(.*\\.\\d{6})\\d+', '\\1') AS TIMESTAMPTZ))) END`
 
 /**
  * The contract §6 table as one DuckDB query over `sources`, column for column as {@link contractColumns}:
  * events deduplicated by (transaction_id, event_id), the latest state the last by
  * (sequence, event_time, event_id) in DuckDB's byte order, lifecycle times, fraud facts, dimensions joined
- * on the latest user_id / merchant_id, and `dt` the UTC date of the first event. Run
- * {@link contractSessionSetup} on the connection first.
+ * on the latest user_id / merchant_id, and `dt` the UTC date of the first event. Dimension rows that break
+ * §3's basic rules are dropped; a key listed twice in one snapshot takes the row of the last file by path.
+ * Run {@link contractSessionSetup} on the connection first.
  */
 export const contractFinalAggregateSql = (sources: ContractSqlSources): string => `
 WITH
