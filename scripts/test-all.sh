@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: type check, lint, build, then every vitest suite. Prints a closing
-# "N passed, N failed" line and exits non-zero on any failure.
+# The whole test suite: type check, lint, build, docker-compose.yml check, local real services (Kafka,
+# S3, Redis, DynamoDB), then every vitest suite with those services required. Prints a closing
+# "N passed, N failed" line and exits non-zero on any failure. RECON_SKIP_SERVICES=1 runs without them
+# (the tests that need them are then skipped).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
@@ -9,6 +11,19 @@ step() { echo "== $*"; "$@" || status=1; }
 step npx tsc -p tsconfig.json --noEmit
 step npx biome check .
 step npm run --silent build
+step bash scripts/check-compose.sh
+if [ "${RECON_SKIP_SERVICES:-0}" != 1 ]; then
+  trap 'bash scripts/services.sh down' EXIT
+  if bash scripts/services.sh up; then
+    set -a
+    # shellcheck disable=SC1091
+    . .services/env
+    set +a
+  else
+    echo "local services failed to start"
+    status=1
+  fi
+fi
 rm -f .cache/vitest.json
 npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json || status=1
 if [ -f .cache/vitest.json ]; then
