@@ -6,7 +6,7 @@ import { Effect, Option, Stream } from "effect"
 import { DatasetError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "../layers/EventLog.js"
 import { RawBucket } from "../layers/ObjectStore.js"
-import { topics } from "./streamingIndex.js"
+import { type TopicNames, topics as defaultTopics } from "./streamingIndex.js"
 
 const sha256 = (body: Uint8Array) => createHash("sha256").update(body).digest("hex")
 
@@ -92,7 +92,7 @@ export interface StreamIngestSummary {
  * to its topic, keyed by transaction_id, in batches. Lines are sent as they are: validation happens in
  * the streaming index, which sends bad ones to the dead-letter topic.
  */
-export const runStreamIngest = (inputDir: string, batchSize = 1_000) =>
+export const runStreamIngest = (inputDir: string, batchSize = 1_000, topics: TopicNames = defaultTopics) =>
   Effect.gen(function* () {
     const log = yield* EventLogService
     const encoder = new TextEncoder()

@@ -12,8 +12,14 @@ import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 
+/** Topic names of the two streams. */
+export interface TopicNames {
+  readonly transactions: string
+  readonly fraudSignals: string
+}
+
 /** Topic names (contract §1–2) and their dead-letter topics. */
-export const topics = { transactions: "transactions", fraudSignals: "fraud_signals" } as const
+export const topics: TopicNames = { transactions: "transactions", fraudSignals: "fraud_signals" }
 export const deadLetterTopic = (topic: string): string => `${topic}.dlq`
 
 /** Where the streaming service writes: committed micro-batches are listed by manifests in `_batches/`. */
@@ -59,9 +65,11 @@ export interface StreamingIndexOptions {
   readonly allowedLateness: Duration.DurationInput
   /** End once the log's end offsets at start are reached (a bounded run); otherwise run until interrupted. */
   readonly stopAtEnd: boolean
+  readonly topics: TopicNames
 }
 
 export const defaultStreamingIndexOptions: StreamingIndexOptions = {
+  topics,
   group: "streaming-index",
   maxBatchRecords: 5_000,
   maxBatchWait: Duration.seconds(2),
@@ -174,6 +182,7 @@ interface BatchOutcome {
 }
 
 const processBatch = (
+  topicNames: TopicNames,
   records: ReadonlyArray<LogRecord>,
   dimensions: DimensionTables,
   transactionState: EventTimeState,
@@ -196,7 +205,7 @@ const processBatch = (
       const location = `${record.topic}/${record.partition}@${record.offset}`
       const text = decoder.decode(record.value)
       const outcome =
-        record.topic === topics.fraudSignals
+        record.topic === topicNames.fraudSignals
           ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
               const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
               if (seen === "duplicate") duplicates++
@@ -312,10 +321,10 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
     const transactionState = new EventTimeState(latenessMicros)
     const signalState = new EventTimeState(latenessMicros)
-    yield* log.ensureTopic(topics.transactions, 4)
-    yield* log.ensureTopic(topics.fraudSignals, 4)
+    yield* log.ensureTopic(settings.topics.transactions, 4)
+    yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     return yield* log
-      .subscribe(settings.group, [topics.transactions, topics.fraudSignals], {
+      .subscribe(settings.group, [settings.topics.transactions, settings.topics.fraudSignals], {
         stopAtEnd: settings.stopAtEnd
       })
       .pipe(
@@ -324,6 +333,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
             const outcome = yield* processBatch(
+              settings.topics,
               Chunk.toReadonlyArray(chunk),
               dimensions.tables,
               transactionState,
