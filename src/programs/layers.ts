@@ -1,9 +1,11 @@
 import { Config, Effect, Layer } from "effect"
 import { DuckDb } from "../layers/DuckDb.js"
 import { EventLogService } from "../layers/EventLog.js"
+import { layerKafkaConfig } from "../layers/KafkaEventLog.js"
 import * as KeyValueStore from "../layers/KeyValueStore.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
+import * as S3Buckets from "../layers/S3ObjectStore.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 
 /** Bucket locations given on the command line; unset ones come from config (env) or defaults. */
@@ -14,32 +16,42 @@ export interface BucketDirectories {
   readonly keyValue?: string | undefined
 }
 
-/** Raw and processed buckets plus the Parquet codec. */
+/**
+ * Raw and processed buckets plus the Parquet codec: directories given on the command line win; otherwise
+ * S3 when `RECON_S3_ENDPOINT` is set, else local directories (`RECON_RAW_DIR`, `RECON_PROCESSED_DIR`).
+ */
 export const storageLayer = (directories: BucketDirectories = {}) =>
-  Layer.mergeAll(
-    directories.raw === undefined ? RawBucket.layerConfig : RawBucket.layerLocal(directories.raw),
-    directories.processed === undefined
-      ? ProcessedBucket.layerConfig
-      : ProcessedBucket.layerLocal(directories.processed),
-    Parquet.layerConfig
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const endpoint = yield* Config.string("RECON_S3_ENDPOINT").pipe(Config.withDefault(""))
+      if (endpoint !== "" && directories.raw === undefined && directories.processed === undefined) {
+        yield* Effect.logInfo(`object store: S3 at ${endpoint}`)
+        return Layer.merge(S3Buckets.layerBucketsConfig, Parquet.layerConfig)
+      }
+      return Layer.mergeAll(
+        directories.raw === undefined ? RawBucket.layerConfig : RawBucket.layerLocal(directories.raw),
+        directories.processed === undefined
+          ? ProcessedBucket.layerConfig
+          : ProcessedBucket.layerLocal(directories.processed),
+        Parquet.layerConfig
+      )
+    })
   )
 
 /**
- * The event log: Kafka when `RECON_KAFKA_BROKERS` is set (issue 3), otherwise the embedded log. Logs which
- * one it uses as its first line.
+ * The event log: Kafka when `RECON_KAFKA_BROKERS` is set, otherwise the embedded log. Says which one it
+ * uses in its first log line.
  */
 export const eventLogLayer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const brokers = yield* Config.string("RECON_KAFKA_BROKERS").pipe(Config.withDefault(""))
     if (brokers !== "") {
-      yield* Effect.logWarning(
-        `RECON_KAFKA_BROKERS=${brokers} is set but the Kafka layer is not built yet; using the embedded log`
-      )
-    } else {
-      yield* Effect.logInfo(
-        "no Kafka configured (RECON_KAFKA_BROKERS unset): using the embedded in-memory event log"
-      )
+      yield* Effect.logInfo(`event log: Kafka at ${brokers}`)
+      return layerKafkaConfig
     }
+    yield* Effect.logInfo(
+      "no Kafka configured (RECON_KAFKA_BROKERS unset): using the embedded in-memory event log"
+    )
     return EventLogService.layerMemoryConfig
   })
 )
