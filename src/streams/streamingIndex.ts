@@ -1,4 +1,4 @@
-import { Chunk, Clock, Duration, Effect, Either, Option, Schema, Stream } from "effect"
+import { Chunk, Clock, Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
@@ -138,6 +138,20 @@ export class EventTimeState {
   }
 }
 
+/**
+ * Retry for transient failures of the object store or the log (a server answering 5xx, a broker restart):
+ * exponential from 200 ms, jittered, each wait at most 5 s, for up to two minutes.
+ */
+export const transientFailureRetry = Schedule.exponential("200 millis").pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("5 seconds")),
+  Schedule.upTo("2 minutes")
+)
+
+/** Failures worth retrying: I/O of the object store or the event log. */
+export const isTransientFailure = (error: { readonly _tag: string }): boolean =>
+  error._tag === "ObjectStoreError" || error._tag === "EventLogError"
+
 const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
   const ranges = new Map<string, [number, number]>()
   for (const record of records) {
@@ -238,60 +252,65 @@ const processBatch = (
     transactionState.evict()
     signalState.evict()
 
-    const write = (
-      prefix: string,
-      dataset: StreamingDataset,
-      schema: typeof indexedTransactionSchema,
-      rows: ReadonlyArray<object>
-    ) =>
-      Effect.map(writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), batchId), (files) =>
-        files.map((file) => ({ ...file, dataset }))
-      )
-    const files = [
-      ...(yield* write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed)),
-      ...(yield* write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals)),
-      ...(yield* write(
-        streamingPrefixes.lateTransactions,
-        "late_transactions",
-        indexedTransactionSchema,
-        lateTransactions
-      )),
-      ...(yield* write(
-        streamingPrefixes.lateFraudSignals,
-        "late_fraud_signals",
-        indexedFraudSignalSchema,
-        lateSignals
-      ))
-    ]
-    yield* writeQuarantine(processed, "stream", batchId, quarantined)
-    for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
-    const offsets = nextOffsets(records)
-    const manifest: StreamingBatchManifest = {
-      batch_id: batchId,
-      committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-      files,
-      offsets,
-      consumed: records.length,
-      quarantined: quarantined.length,
-      duplicates
-    }
-    yield* processed.put(
-      `${streamingPrefixes.batches}${batchId}.json`,
-      new TextEncoder().encode(JSON.stringify(manifest, null, 2))
-    )
-    const accepted = records.length - quarantined.length
-    return {
-      offsets,
-      summary: {
-        batches: 1,
+    // Everything below is I/O with names derived from the batch, so a retry rewrites the same objects.
+    const publish = Effect.gen(function* () {
+      const write = (
+        prefix: string,
+        dataset: StreamingDataset,
+        schema: typeof indexedTransactionSchema,
+        rows: ReadonlyArray<object>
+      ) =>
+        Effect.map(
+          writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), batchId),
+          (files) => files.map((file) => ({ ...file, dataset }))
+        )
+      const files = [
+        ...(yield* write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed)),
+        ...(yield* write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals)),
+        ...(yield* write(
+          streamingPrefixes.lateTransactions,
+          "late_transactions",
+          indexedTransactionSchema,
+          lateTransactions
+        )),
+        ...(yield* write(
+          streamingPrefixes.lateFraudSignals,
+          "late_fraud_signals",
+          indexedFraudSignalSchema,
+          lateSignals
+        ))
+      ]
+      yield* writeQuarantine(processed, "stream", batchId, quarantined)
+      for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
+      const offsets = nextOffsets(records)
+      const manifest: StreamingBatchManifest = {
+        batch_id: batchId,
+        committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+        files,
+        offsets,
         consumed: records.length,
-        accepted,
         quarantined: quarantined.length,
-        indexed: indexed.length + signals.length,
-        late: lateTransactions.length + lateSignals.length,
         duplicates
       }
-    } satisfies BatchOutcome
+      yield* processed.put(
+        `${streamingPrefixes.batches}${batchId}.json`,
+        new TextEncoder().encode(JSON.stringify(manifest, null, 2))
+      )
+      const accepted = records.length - quarantined.length
+      return {
+        offsets,
+        summary: {
+          batches: 1,
+          consumed: records.length,
+          accepted,
+          quarantined: quarantined.length,
+          indexed: indexed.length + signals.length,
+          late: lateTransactions.length + lateSignals.length,
+          duplicates
+        }
+      } satisfies BatchOutcome
+    })
+    return yield* Effect.retry(publish, { schedule: transientFailureRetry, while: isTransientFailure })
   })
 
 const addSummaries = (a: StreamingSummary, b: StreamingSummary): StreamingSummary => ({
@@ -339,7 +358,10 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               transactionState,
               signalState
             )
-            yield* log.commit(settings.group, outcome.offsets)
+            yield* Effect.retry(log.commit(settings.group, outcome.offsets), {
+              schedule: transientFailureRetry,
+              while: isTransientFailure
+            })
             yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))
             return outcome.summary
           })
