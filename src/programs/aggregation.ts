@@ -1,13 +1,12 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Logger } from "effect"
-import * as KeyValueStore from "../layers/KeyValueStore.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
-import { storageLayer } from "./layers.js"
+import { keyValueLayer, storageLayer } from "./layers.js"
 
 /** The aggregation job: final_aggregate/ → per-merchant totals in the key-value store (RECON_KV_DIR). */
 aggregateMerchantTotals().pipe(
   Effect.tap((summary) => Effect.logInfo("aggregation published", summary)),
-  Effect.provide(Layer.merge(storageLayer(), KeyValueStore.layerConfig)),
+  Effect.provide(Layer.merge(storageLayer(), keyValueLayer)),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

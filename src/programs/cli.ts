@@ -4,7 +4,6 @@ import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option } from "effect"
 import { DuckDb } from "../layers/DuckDb.js"
-import * as KeyValueStore from "../layers/KeyValueStore.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { runBatchIndex } from "../streams/batchIndex.js"
@@ -16,7 +15,7 @@ import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from 
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
 import { trainFraudModel } from "../streams/train.js"
-import { embeddedLayer, eventLogLayer, storageLayer } from "./layers.js"
+import { embeddedLayer, eventLogLayer, keyValueLayer, storageLayer } from "./layers.js"
 
 const printJson = (value: unknown) =>
   Console.log(JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2))
@@ -105,7 +104,7 @@ const sql = Command.make(
 const aggregate = Command.make("aggregate", { output: outputOption }, ({ output }) =>
   aggregateMerchantTotals().pipe(
     Effect.flatMap(printJson),
-    Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), KeyValueStore.layerConfig))
+    Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), keyValueLayer))
   )
 ).pipe(Command.withDescription("Per-merchant totals from final_aggregate into the key-value store"))
 

@@ -1,10 +1,12 @@
 import { Config, Effect, Layer } from "effect"
 import { DuckDb } from "../layers/DuckDb.js"
+import * as DynamoDbKeyValueStore from "../layers/DynamoDbKeyValueStore.js"
 import { EventLogService } from "../layers/EventLog.js"
 import { layerKafkaConfig } from "../layers/KafkaEventLog.js"
 import * as KeyValueStore from "../layers/KeyValueStore.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
+import * as RedisKeyValueStore from "../layers/RedisKeyValueStore.js"
 import * as S3Buckets from "../layers/S3ObjectStore.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 
@@ -56,14 +58,38 @@ export const eventLogLayer = Layer.unwrapEffect(
   })
 )
 
+/**
+ * The key-value store by `RECON_KV_BACKEND`: `directory` (default, `RECON_KV_DIR`), `memory`, `redis`
+ * (`RECON_REDIS_URL`) or `dynamodb` (`RECON_DYNAMODB_ENDPOINT`, `RECON_DYNAMODB_TABLE`).
+ */
+export const keyValueLayer = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const backend = yield* Config.literal(
+      "directory",
+      "memory",
+      "redis",
+      "dynamodb"
+    )("RECON_KV_BACKEND").pipe(Config.withDefault("directory" as const))
+    yield* Effect.logInfo(`key-value store: ${backend}`)
+    switch (backend) {
+      case "memory":
+        return KeyValueStore.layerMemory
+      case "redis":
+        return RedisKeyValueStore.layerConfig
+      case "dynamodb":
+        return DynamoDbKeyValueStore.layerConfig
+      default:
+        return KeyValueStore.layerConfig
+    }
+  })
+)
+
 /** Everything the full flow needs, on embedded defaults. */
 export const embeddedLayer = (directories: BucketDirectories = {}) =>
   Layer.mergeAll(
     storageLayer(directories),
     eventLogLayer,
-    directories.keyValue === undefined
-      ? KeyValueStore.layerConfig
-      : KeyValueStore.layerDirectory(directories.keyValue),
+    directories.keyValue === undefined ? keyValueLayer : KeyValueStore.layerDirectory(directories.keyValue),
     DuckDb.layer,
     Tensorflow.layer
   )
