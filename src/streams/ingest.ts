@@ -6,7 +6,7 @@ import { Effect, Option, Stream } from "effect"
 import { DatasetError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "../layers/EventLog.js"
 import { RawBucket } from "../layers/ObjectStore.js"
-import { type TopicNames, topics as defaultTopics } from "./streamingIndex.js"
+import { topics as defaultTopics, type TopicNames } from "./streamingIndex.js"
 
 const sha256 = (body: Uint8Array) => createHash("sha256").update(body).digest("hex")
 
