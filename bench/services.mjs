@@ -33,78 +33,91 @@ const values = Array.from({ length: messages }, (_, index) => ({
 const seconds = (start) => Number(process.hrtime.bigint() - start) / 1e9
 const rows = []
 
-// Kafka: produce N through each path to one topic, then consume all 2N from the start through each path.
-const topic = `bench-${runId}`
+// Kafka: three rounds, the two paths alternating first, medians reported. Produce rounds append N messages
+// to one topic; consume rounds read a second topic preloaded with N messages from the start, each in a
+// new consumer group.
+const produceTopic = `bench-produce-${runId}`
+const consumeTopic = `bench-consume-${runId}`
 const raw = new Kafka({ clientId: "bench-raw", brokers, logLevel: logLevel.NOTHING })
 const admin = raw.admin()
 await admin.connect()
 await admin.createTopics({
-  topics: [{ topic, numPartitions: 4, replicationFactor: 1 }],
+  topics: [produceTopic, consumeTopic].map((topic) => ({ topic, numPartitions: 4, replicationFactor: 1 })),
   waitForLeaders: true
 })
+const producer = raw.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+await producer.connect()
+const rawProduce = async (topic) => {
+  const started = process.hrtime.bigint()
+  for (let offset = 0; offset < messages; offset += batch) {
+    await producer.send({ topic, acks: -1, messages: values.slice(offset, offset + batch) })
+  }
+  return seconds(started)
+}
+await rawProduce(consumeTopic)
 
-const layerProduce = await Effect.runPromise(
+const layerProduce = (log) =>
+  Effect.gen(function* () {
+    const started = process.hrtime.bigint()
+    for (let offset = 0; offset < messages; offset += batch) {
+      yield* log.produce(
+        produceTopic,
+        values.slice(offset, offset + batch).map(({ key, value }) => ({ key, value: new Uint8Array(value) }))
+      )
+    }
+    return seconds(started)
+  })
+const layerConsume = (log, round) =>
+  Effect.gen(function* () {
+    const started = process.hrtime.bigint()
+    const count = yield* log
+      .subscribe(`bench-layer-${runId}-${round}`, [consumeTopic], { stopAtEnd: true })
+      .pipe(Stream.runFold(0, (total, records) => total + records.length))
+    if (count !== messages) throw new Error(`layer consumed ${count} of ${messages}`)
+    return seconds(started)
+  })
+// Both consume paths are timed from connect to disconnect (group join and leave included).
+const rawConsume = async (round) => {
+  const started = process.hrtime.bigint()
+  const consumer = raw.consumer({ groupId: `bench-raw-${runId}-${round}`, maxWaitTimeInMs: 1000 })
+  await consumer.connect()
+  await consumer.subscribe({ topic: consumeTopic, fromBeginning: true })
+  let consumed = 0
+  await new Promise((resolve) => {
+    consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch: fetched }) => {
+        consumed += fetched.messages.length
+        if (consumed >= messages) resolve()
+      }
+    })
+  })
+  await consumer.disconnect()
+  return seconds(started)
+}
+const median = (list) => [...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]
+const timings = { layerProduce: [], rawProduce: [], layerConsume: [], rawConsume: [] }
+await Effect.runPromise(
   Effect.scoped(
     Effect.gen(function* () {
       const log = yield* makeKafkaEventLog({ brokers, clientId: "bench-layer" })
-      const start = process.hrtime.bigint()
-      for (let offset = 0; offset < messages; offset += batch) {
-        yield* log.produce(
-          topic,
-          values
-            .slice(offset, offset + batch)
-            .map(({ key, value }) => ({ key, value: new Uint8Array(value) }))
-        )
+      for (let round = 0; round < 3; round++) {
+        const layerFirst = round % 2 === 0
+        if (!layerFirst) timings.rawProduce.push(yield* Effect.promise(() => rawProduce(produceTopic)))
+        timings.layerProduce.push(yield* layerProduce(log))
+        if (layerFirst) timings.rawProduce.push(yield* Effect.promise(() => rawProduce(produceTopic)))
+        if (!layerFirst) timings.rawConsume.push(yield* Effect.promise(() => rawConsume(round)))
+        timings.layerConsume.push(yield* layerConsume(log, round))
+        if (layerFirst) timings.rawConsume.push(yield* Effect.promise(() => rawConsume(round)))
       }
-      return seconds(start)
     })
   )
 )
-const producer = raw.producer({
-  idempotent: true,
-  maxInFlightRequests: 1,
-  createPartitioner: Partitioners.DefaultPartitioner
-})
-await producer.connect()
-let start = process.hrtime.bigint()
-for (let offset = 0; offset < messages; offset += batch) {
-  await producer.send({ topic, acks: -1, messages: values.slice(offset, offset + batch) })
-}
-const rawProduce = seconds(start)
 await producer.disconnect()
-rows.push(["kafka produce (msg/s)", messages / layerProduce, messages / rawProduce])
-
-const layerConsume = await Effect.runPromise(
-  Effect.scoped(
-    Effect.gen(function* () {
-      const log = yield* makeKafkaEventLog({ brokers, clientId: "bench-layer-consumer" })
-      const started = process.hrtime.bigint()
-      const count = yield* log
-        .subscribe(`bench-layer-${runId}`, [topic], { stopAtEnd: true })
-        .pipe(Stream.runFold(0, (total, records) => total + records.length))
-      return { count, seconds: seconds(started) }
-    })
-  )
-)
-const consumer = raw.consumer({ groupId: `bench-raw-${runId}` })
-await consumer.connect()
-await consumer.subscribe({ topic, fromBeginning: true })
-let consumed = 0
-start = process.hrtime.bigint()
-await new Promise((resolve) => {
-  consumer.run({
-    autoCommit: false,
-    eachBatch: async ({ batch: fetched }) => {
-      consumed += fetched.messages.length
-      if (consumed >= 2 * messages) resolve()
-    }
-  })
-})
-const rawConsume = seconds(start)
-await consumer.disconnect()
-await admin.deleteTopics({ topics: [topic] }).catch(() => undefined)
+await admin.deleteTopics({ topics: [produceTopic, consumeTopic] }).catch(() => undefined)
 await admin.disconnect()
-rows.push(["kafka consume (msg/s)", layerConsume.count / layerConsume.seconds, consumed / rawConsume])
+rows.push(["kafka produce (msg/s)", messages / median(timings.layerProduce), messages / median(timings.rawProduce)])
+rows.push(["kafka consume (msg/s)", messages / median(timings.layerConsume), messages / median(timings.rawConsume)])
 
 // S3: put then get objects of 8 MiB (single PUT) and 32 MiB (multipart) through the layer and the raw SDK.
 const totalMb = Number(process.env.BENCH_S3_MB ?? 256)
@@ -121,7 +134,7 @@ const store = makeS3ObjectStore(client, bucket)
 for (const sizeMb of [8, 32]) {
   const body = new Uint8Array(randomBytes(sizeMb << 20))
   const count = Math.max(1, Math.floor(totalMb / 2 / sizeMb))
-  start = process.hrtime.bigint()
+  let start = process.hrtime.bigint()
   for (let index = 0; index < count; index++)
     await Effect.runPromise(store.put(`layer/${sizeMb}/${index}`, body))
   const layerPut = seconds(start)

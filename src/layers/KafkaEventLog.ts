@@ -112,7 +112,7 @@ const toLogRecord = (topic: string, partition: number, message: KafkaMessage): L
   partition,
   offset: Number(message.offset),
   key: message.key === null ? null : message.key.toString("utf8"),
-  value: message.value === null ? new Uint8Array() : new Uint8Array(message.value),
+  value: message.value ?? new Uint8Array(),
   timestamp: Number(message.timestamp)
 })
 
