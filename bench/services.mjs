@@ -45,7 +45,11 @@ await admin.createTopics({
   topics: [produceTopic, consumeTopic].map((topic) => ({ topic, numPartitions: 4, replicationFactor: 1 })),
   waitForLeaders: true
 })
-const producer = raw.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+const producer = raw.producer({
+  idempotent: true,
+  maxInFlightRequests: 1,
+  createPartitioner: Partitioners.DefaultPartitioner
+})
 await producer.connect()
 const rawProduce = async (topic) => {
   const started = process.hrtime.bigint()
@@ -116,8 +120,16 @@ await Effect.runPromise(
 await producer.disconnect()
 await admin.deleteTopics({ topics: [produceTopic, consumeTopic] }).catch(() => undefined)
 await admin.disconnect()
-rows.push(["kafka produce (msg/s)", messages / median(timings.layerProduce), messages / median(timings.rawProduce)])
-rows.push(["kafka consume (msg/s)", messages / median(timings.layerConsume), messages / median(timings.rawConsume)])
+rows.push([
+  "kafka produce (msg/s)",
+  messages / median(timings.layerProduce),
+  messages / median(timings.rawProduce)
+])
+rows.push([
+  "kafka consume (msg/s)",
+  messages / median(timings.layerConsume),
+  messages / median(timings.rawConsume)
+])
 
 // S3: put then get objects of 8 MiB (single PUT) and 32 MiB (multipart) through the layer and the raw SDK.
 const totalMb = Number(process.env.BENCH_S3_MB ?? 256)
