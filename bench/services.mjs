@@ -131,7 +131,8 @@ rows.push([
   messages / median(timings.rawConsume)
 ])
 
-// S3: put then get objects of 8 MiB (single PUT) and 32 MiB (multipart) through the layer and the raw SDK.
+// S3: objects of 8 MiB (one PUT) and 32 MiB (multipart through the layer, one PUT raw), three rounds with
+// the two paths alternating first, medians reported.
 const totalMb = Number(process.env.BENCH_S3_MB ?? 256)
 const client = makeS3Client({
   endpoint: Option.some(endpoint),
@@ -143,32 +144,63 @@ const client = makeS3Client({
 const bucket = `bench-${runId}`
 await Effect.runPromise(ensureBucket(client, bucket))
 const store = makeS3ObjectStore(client, bucket)
+const timed = async (run) => {
+  const started = process.hrtime.bigint()
+  await run()
+  return seconds(started)
+}
 for (const sizeMb of [8, 32]) {
   const body = new Uint8Array(randomBytes(sizeMb << 20))
-  const count = Math.max(1, Math.floor(totalMb / 2 / sizeMb))
-  let start = process.hrtime.bigint()
-  for (let index = 0; index < count; index++)
-    await Effect.runPromise(store.put(`layer/${sizeMb}/${index}`, body))
-  const layerPut = seconds(start)
-  start = process.hrtime.bigint()
-  for (let index = 0; index < count; index++) await Effect.runPromise(store.get(`layer/${sizeMb}/${index}`))
-  const layerGet = seconds(start)
-  start = process.hrtime.bigint()
-  for (let index = 0; index < count; index++) {
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/${sizeMb}/${index}`, Body: body }))
+  const count = Math.max(1, Math.floor(totalMb / 6 / sizeMb))
+  const layerPaths = {
+    put: (round) => async () => {
+      for (let index = 0; index < count; index++)
+        await Effect.runPromise(store.put(`layer/${sizeMb}/${round}/${index}`, body))
+    },
+    get: (round) => async () => {
+      for (let index = 0; index < count; index++)
+        await Effect.runPromise(store.get(`layer/${sizeMb}/${round}/${index}`))
+    }
   }
-  const rawPut = seconds(start)
-  start = process.hrtime.bigint()
-  for (let index = 0; index < count; index++) {
-    const response = await client.send(
-      new GetObjectCommand({ Bucket: bucket, Key: `raw/${sizeMb}/${index}` })
-    )
-    await response.Body.transformToByteArray()
+  const rawPaths = {
+    put: (round) => async () => {
+      for (let index = 0; index < count; index++)
+        await client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: `raw/${sizeMb}/${round}/${index}`, Body: body })
+        )
+    },
+    get: (round) => async () => {
+      for (let index = 0; index < count; index++) {
+        const response = await client.send(
+          new GetObjectCommand({ Bucket: bucket, Key: `raw/${sizeMb}/${round}/${index}` })
+        )
+        await response.Body.transformToByteArray()
+      }
+    }
   }
-  const rawGet = seconds(start)
+  const s3Timings = { layerPut: [], rawPut: [], layerGet: [], rawGet: [] }
+  for (let round = 0; round < 3; round++) {
+    const order = round % 2 === 0 ? ["layer", "raw"] : ["raw", "layer"]
+    for (const path of order) {
+      const paths = path === "layer" ? layerPaths : rawPaths
+      s3Timings[`${path}Put`].push(await timed(paths.put(round)))
+    }
+    for (const path of order) {
+      const paths = path === "layer" ? layerPaths : rawPaths
+      s3Timings[`${path}Get`].push(await timed(paths.get(round)))
+    }
+  }
   const mb = count * sizeMb
-  rows.push([`s3 put ${sizeMb} MiB objects (MB/s)`, mb / layerPut, mb / rawPut])
-  rows.push([`s3 get ${sizeMb} MiB objects (MB/s)`, mb / layerGet, mb / rawGet])
+  rows.push([
+    `s3 put ${sizeMb} MiB objects (MB/s)`,
+    mb / median(s3Timings.layerPut),
+    mb / median(s3Timings.rawPut)
+  ])
+  rows.push([
+    `s3 get ${sizeMb} MiB objects (MB/s)`,
+    mb / median(s3Timings.layerGet),
+    mb / median(s3Timings.rawGet)
+  ])
 }
 client.destroy()
 
