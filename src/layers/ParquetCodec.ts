@@ -12,13 +12,6 @@ export interface ParquetCodec {
   ) => Effect.Effect<Uint8Array, ParquetError>
   /** Decodes every row; int64 and timestamps come back as numbers (safe integers), absent values as null. */
   readonly decode: (body: Uint8Array) => Effect.Effect<ReadonlyArray<TableRow>, ParquetError>
-  /**
-   * Decodes a producer's Parquet file into plain records for validation: timestamps become RFC 3339 UTC
-   * strings, int64 a number when safe (else its decimal string, which validation refuses).
-   */
-  readonly decodeRecords: (
-    body: Uint8Array
-  ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, ParquetError>
 }
 
 type ParquetFieldDefinition = {
@@ -80,17 +73,6 @@ class ChunkCollector extends Writable {
   }
 }
 
-const toPlainValue = (value: unknown): unknown => {
-  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()
-  if (value instanceof Date) return value.toISOString()
-  if (Array.isArray(value)) return value.map(toPlainValue)
-  if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8")
-  return value
-}
-
-const openBuffer = (body: Uint8Array) =>
-  parquet.ParquetReader.openBuffer(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
-
 /** Options of the @dsnp/parquetjs codec. */
 export interface ParquetCodecOptions {
   /** Rows per row group: bounds memory while writing and sets the unit readers can skip. */
@@ -151,27 +133,6 @@ export const makeParquetjsCodec = (options: ParquetCodecOptions): ParquetCodec =
             rows.push(row)
           }
           return rows
-        } finally {
-          await reader.close()
-        }
-      },
-      catch: (cause) => new ParquetError({ operation: "read", cause })
-    }),
-  decodeRecords: (body) =>
-    Effect.tryPromise({
-      try: async () => {
-        const reader = await openBuffer(body)
-        try {
-          const cursor = reader.getCursor()
-          const records: Array<Record<string, unknown>> = []
-          for (let record = await cursor.next(); record; record = await cursor.next()) {
-            const plain: Record<string, unknown> = {}
-            for (const [name, value] of Object.entries(record as Record<string, unknown>)) {
-              plain[name] = toPlainValue(value)
-            }
-            records.push(plain)
-          }
-          return records
         } finally {
           await reader.close()
         }

@@ -50,7 +50,7 @@ export const runBatchIndex = Effect.gen(function* () {
   const raw = yield* RawBucket
   const processed = yield* ProcessedBucket
   const codec = yield* Parquet
-  const dimensions = yield* loadDimensions(raw, codec)
+  const dimensions = yield* loadDimensions(raw)
   const quarantined: Array<QuarantineEntry> = [...dimensions.quarantined]
   const transactionRows: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
   const signalRows: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
@@ -69,7 +69,7 @@ export const runBatchIndex = Effect.gen(function* () {
       }
       filesRead++
       inputFingerprint.push(`${info.key}:${info.size}`)
-      const records = yield* readRawRecords(info.key, yield* getRequired(raw, info.key), codec)
+      const records = yield* readRawRecords(info.key, yield* getRequired(raw, info.key))
       if (Either.isLeft(records)) {
         count.recordsIn++
         count.quarantined++

@@ -4,7 +4,6 @@ import { type Merchant, Merchant as MerchantSchema, type User, User as UserSchem
 import type { DimensionTables } from "../domain/finalAggregate.js"
 import { compareCodePoints } from "../domain/order.js"
 import { getRequired, type ObjectStore } from "../layers/ObjectStore.js"
-import type { ParquetCodec } from "../layers/ParquetCodec.js"
 import { type QuarantineEntry, quarantineEntry } from "./quarantine.js"
 import { decodeRawRecord, rawFileKind, readRawRecords } from "./rawRecords.js"
 
@@ -56,7 +55,6 @@ export interface LoadedDimensions {
 
 const loadOne = <A, I>(
   store: ObjectStore,
-  codec: ParquetCodec,
   prefix: string,
   dataset: string,
   schema: Schema.Schema<A, I>,
@@ -71,7 +69,7 @@ const loadOne = <A, I>(
     const quarantined: Array<QuarantineEntry> = []
     let recordsIn = 0
     for (const key of choice?.keys ?? []) {
-      const records = yield* readRawRecords(key, yield* getRequired(store, key), codec)
+      const records = yield* readRawRecords(key, yield* getRequired(store, key))
       if (Either.isLeft(records)) {
         recordsIn++
         quarantined.push(
@@ -95,22 +93,11 @@ const loadOne = <A, I>(
   })
 
 /** Loads the newest users and merchants snapshots from the raw bucket; bad rows are quarantined. */
-export const loadDimensions = (
-  store: ObjectStore,
-  codec: ParquetCodec
-): Effect.Effect<LoadedDimensions, ObjectStoreError> =>
+export const loadDimensions = (store: ObjectStore): Effect.Effect<LoadedDimensions, ObjectStoreError> =>
   Effect.gen(function* () {
-    const users = yield* loadOne(
-      store,
-      codec,
-      dimensionPrefixes.users,
-      "users",
-      UserSchema,
-      (u: User) => u.user_id
-    )
+    const users = yield* loadOne(store, dimensionPrefixes.users, "users", UserSchema, (u: User) => u.user_id)
     const merchants = yield* loadOne(
       store,
-      codec,
       dimensionPrefixes.merchants,
       "merchants",
       MerchantSchema,

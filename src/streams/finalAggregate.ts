@@ -41,7 +41,7 @@ export const runFinalAggregate = Effect.gen(function* () {
   const raw = yield* RawBucket
   const processed = yield* ProcessedBucket
   const codec = yield* Parquet
-  const dimensions = yield* loadDimensions(raw, codec)
+  const dimensions = yield* loadDimensions(raw)
 
   const transactionKeys: Array<string> = []
   const signalKeys: Array<string> = []

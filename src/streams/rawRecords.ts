@@ -2,7 +2,7 @@ import { gunzipSync } from "node:zlib"
 import { Effect, Either, type Schema } from "effect"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { decodeJsonRecord, decodeValue, type RejectedRecord } from "../domain/validation.js"
-import type { ParquetCodec } from "../layers/ParquetCodec.js"
+import { readParquetRecords } from "./parquetRecords.js"
 
 /** One record read from a producer file, before validation. */
 export type RawRecord =
@@ -40,8 +40,7 @@ export const splitJsonLines = (text: string, key: string): Array<RawRecord> => {
  */
 export const readRawRecords = (
   key: string,
-  body: Uint8Array,
-  codec: ParquetCodec
+  body: Uint8Array
 ): Effect.Effect<Either.Either<Array<RawRecord>, UnreadableFile>> => {
   const kind = rawFileKind(key)
   switch (kind) {
@@ -56,7 +55,7 @@ export const readRawRecords = (
         }
       })
     case "parquet":
-      return codec.decodeRecords(body).pipe(
+      return readParquetRecords(body).pipe(
         Effect.map((values) =>
           Either.right(values.map((value, index) => ({ location: `${key}#row=${index + 1}`, value })))
         ),

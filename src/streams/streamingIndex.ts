@@ -335,8 +335,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const settings = { ...defaultStreamingIndexOptions, ...options }
     const log = yield* EventLogService
     const raw = yield* RawBucket
-    const codec = yield* Parquet
-    const dimensions = yield* loadDimensions(raw, codec)
+    const dimensions = yield* loadDimensions(raw)
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
     const transactionState = new EventTimeState(latenessMicros)
     const signalState = new EventTimeState(latenessMicros)
