@@ -1,20 +1,22 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Logger } from "effect"
+import { streamingIndexOptionsConfig } from "../streams/streamingIndex.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { eventLogLayer, storageLayer } from "./layers.js"
 
 /**
  * The streaming index service, long-lived. With no Kafka configured it runs on the embedded log, fed with
- * `RECON_STREAM_FEED_TRANSACTIONS` (default 1000) generated transactions.
+ * `RECON_STREAM_FEED_TRANSACTIONS` (default 1000) generated transactions. Options: see
+ * `streamingIndexOptionsConfig`.
  */
 const program = Effect.gen(function* () {
   const brokers = yield* Config.string("RECON_KAFKA_BROKERS").pipe(Config.withDefault(""))
   const feedTransactions = yield* Config.integer("RECON_STREAM_FEED_TRANSACTIONS").pipe(
     Config.withDefault(1000)
   )
-  const untilIdle = yield* Config.boolean("RECON_STREAM_UNTIL_IDLE").pipe(Config.withDefault(false))
+  const options = yield* streamingIndexOptionsConfig
   return yield* runStreamingService({
-    stopAtEnd: untilIdle,
+    ...options,
     ...(brokers === "" ? { feed: { generate: feedTransactions, seed: 42 } } : {})
   })
 })

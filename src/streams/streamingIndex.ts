@@ -1,4 +1,4 @@
-import { Chunk, Clock, Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
@@ -76,6 +76,31 @@ export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   allowedLateness: Duration.hours(1),
   stopAtEnd: false
 }
+
+/**
+ * The streaming index options from config, each with the default above: `RECON_STREAM_GROUP`,
+ * `RECON_STREAM_MAX_BATCH_RECORDS`, `RECON_STREAM_MAX_BATCH_WAIT_MS`, `RECON_STREAM_ALLOWED_LATENESS_MS`,
+ * `RECON_STREAM_UNTIL_IDLE`, `RECON_TOPIC_TRANSACTIONS`, `RECON_TOPIC_FRAUD_SIGNALS`.
+ */
+export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> = Config.all({
+  group: Config.string("RECON_STREAM_GROUP").pipe(Config.withDefault(defaultStreamingIndexOptions.group)),
+  maxBatchRecords: Config.integer("RECON_STREAM_MAX_BATCH_RECORDS").pipe(
+    Config.withDefault(defaultStreamingIndexOptions.maxBatchRecords)
+  ),
+  maxBatchWait: Config.integer("RECON_STREAM_MAX_BATCH_WAIT_MS").pipe(
+    Config.map(Duration.millis),
+    Config.withDefault(Duration.decode(defaultStreamingIndexOptions.maxBatchWait))
+  ),
+  allowedLateness: Config.integer("RECON_STREAM_ALLOWED_LATENESS_MS").pipe(
+    Config.map(Duration.millis),
+    Config.withDefault(Duration.decode(defaultStreamingIndexOptions.allowedLateness))
+  ),
+  stopAtEnd: Config.boolean("RECON_STREAM_UNTIL_IDLE").pipe(Config.withDefault(false)),
+  topics: Config.all({
+    transactions: Config.string("RECON_TOPIC_TRANSACTIONS").pipe(Config.withDefault(topics.transactions)),
+    fraudSignals: Config.string("RECON_TOPIC_FRAUD_SIGNALS").pipe(Config.withDefault(topics.fraudSignals))
+  })
+})
 
 /** Figures of a streaming run so far. Records in = accepted + quarantined; accepted = indexed + late + duplicates. */
 export interface StreamingSummary {
