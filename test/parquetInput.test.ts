@@ -51,7 +51,10 @@ describe("raw Parquet input from other writers", () => {
       yield* raw.put("raw/transactions/dt=2026-11-24/part-0.parquet", transactions)
       yield* raw.put("raw/fraud_signals/dt=2026-11-24/part-0.parquet", signals)
       yield* raw.put("raw/dimensions/users/snapshot=20261120T000000Z/users.parquet", users)
-      yield* raw.put("raw/transactions/dt=2026-11-24/broken.parquet", new TextEncoder().encode("PAR1 not really"))
+      yield* raw.put(
+        "raw/transactions/dt=2026-11-24/broken.parquet",
+        new TextEncoder().encode("PAR1 not really")
+      )
 
       const batch = yield* runBatchIndex
       assert.deepStrictEqual(batch.transactions, { recordsIn: 4, accepted: 2, quarantined: 2 })

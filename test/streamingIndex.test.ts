@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLogService } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { EventTimeState, readCommittedBatches, runStreamingIndex } from "../src/streams/streamingIndex.js"
@@ -120,6 +120,50 @@ describe("streaming index on the embedded log", () => {
       assert.isTrue(late[0]!.key.startsWith("late/transactions/dt=2026-11-24/"))
       assert.isTrue(Option.isSome(yield* processed.get(late[0]!.key)))
       yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
+describe("streaming index restarts", () => {
+  it.scoped("a crash between the manifest and the offset commit does not index a batch twice", () =>
+    Effect.gen(function* () {
+      const log = yield* EventLogService
+      const processed = yield* ProcessedBucket
+      const events = Array.from({ length: 30 }, (_, index) =>
+        transactionJson({ event_id: `e-${index}`, transaction_id: `t-${index}` })
+      )
+      yield* send("transactions", ...events)
+      const crashingCommit = Layer.succeed(EventLogService, {
+        ...log,
+        commit: () => Effect.die("killed after the manifest, before the offset commit")
+      })
+      const crashed = yield* runStreamingIndex({ ...options, stopAtEnd: true, maxBatchRecords: 10 }).pipe(
+        Effect.provide(crashingCommit),
+        Effect.exit
+      )
+      assert.isTrue(Exit.isFailure(crashed))
+      assert.strictEqual((yield* readCommittedBatches(processed)).length, 1, "one batch reached its manifest")
+      assert.deepStrictEqual(
+        (yield* log.committedOffsets("streaming-index", "transactions")).map((o) => o.offset),
+        [0, 0],
+        "the log never got the commit"
+      )
+
+      // Other batch boundaries after the restart: a replay would not rewrite the same batch.
+      yield* runStreamingIndex({ ...options, stopAtEnd: true, maxBatchRecords: 25 })
+      const batches = yield* readCommittedBatches(processed)
+      const indexed = batches
+        .flatMap((batch) => batch.files)
+        .filter((file) => file.dataset === "transactions")
+      assert.strictEqual(
+        indexed.reduce((total, file) => total + file.rows, 0),
+        30,
+        "every event exactly once across committed batches"
+      )
+      assert.strictEqual(
+        batches.reduce((total, batch) => total + batch.consumed, 0),
+        30
+      )
     }).pipe(Effect.provide(memoryLayers))
   )
 })

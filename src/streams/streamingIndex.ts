@@ -43,6 +43,8 @@ export type StreamingDataset = typeof StreamingDataset.Type
 /** The commit record of one micro-batch: its files and the offsets after it. Written last. */
 export const StreamingBatchManifest = Schema.Struct({
   batch_id: Schema.String,
+  /** The consumer group whose offsets the batch advanced. */
+  group: Schema.optional(Schema.String),
   committed_at: Schema.String,
   files: Schema.Array(Schema.extend(ManifestFile, Schema.Struct({ dataset: StreamingDataset }))),
   offsets: Schema.Array(
@@ -221,6 +223,7 @@ interface BatchOutcome {
 }
 
 const processBatch = (
+  group: string,
   topicNames: TopicNames,
   records: ReadonlyArray<LogRecord>,
   dimensions: DimensionTables,
@@ -310,6 +313,7 @@ const processBatch = (
       const offsets = nextOffsets(records)
       const manifest: StreamingBatchManifest = {
         batch_id: batchId,
+        group,
         committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
         files,
         offsets,
@@ -349,6 +353,39 @@ const addSummaries = (a: StreamingSummary, b: StreamingSummary): StreamingSummar
 })
 
 /**
+ * The offsets the committed manifests of a group reached, per partition: where the group must resume.
+ * The log's committed offsets can lag them when the service died between writing a manifest and
+ * committing to the log; they are then moved forward before consuming, so no committed batch is read twice.
+ */
+export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const log = yield* EventLogService
+    const reached = new Map<string, PartitionOffset>()
+    for (const manifest of yield* readCommittedBatches(processed)) {
+      if (manifest.group !== group) continue
+      for (const offset of manifest.offsets) {
+        const key = `${offset.topic}\u0000${offset.partition}`
+        if ((reached.get(key)?.offset ?? -1) < offset.offset) reached.set(key, offset)
+      }
+    }
+    const behind: Array<PartitionOffset> = []
+    for (const topic of [topicNames.transactions, topicNames.fraudSignals]) {
+      for (const committed of yield* log.committedOffsets(group, topic)) {
+        const manifest = reached.get(`${topic}\u0000${committed.partition}`)
+        if (manifest !== undefined && manifest.offset > committed.offset) behind.push(manifest)
+      }
+    }
+    if (behind.length > 0) {
+      yield* Effect.logWarning("log offsets behind the committed manifests: moving them forward").pipe(
+        Effect.annotateLogs({ group, partitions: behind.length })
+      )
+      yield* log.commit(group, behind)
+    }
+    return behind
+  })
+
+/**
  * The streaming index: consumes `transactions` and `fraud_signals` as a consumer group, validates each
  * record (bad ones to `<topic>.dlq` and `quarantine/stream/`), drops duplicate ids within the watermark,
  * routes events older than the watermark to `late/`, joins the newest dimensions and writes micro-batches
@@ -366,6 +403,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const signalState = new EventTimeState(latenessMicros)
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
+    yield* resumeFromManifests(settings.group, settings.topics)
     return yield* log
       .subscribe(settings.group, [settings.topics.transactions, settings.topics.fraudSignals], {
         stopAtEnd: settings.stopAtEnd
@@ -376,6 +414,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
             const outcome = yield* processBatch(
+              settings.group,
               settings.topics,
               Chunk.toReadonlyArray(chunk),
               dimensions.tables,
