@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLogService } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
 import { EventTimeState, readCommittedBatches, runStreamingIndex } from "../src/streams/streamingIndex.js"
 import {
   jsonLines,
@@ -119,6 +120,38 @@ describe("streaming index on the embedded log", () => {
       assert.strictEqual(late.length, 1)
       assert.isTrue(late[0]!.key.startsWith("late/transactions/dt=2026-11-24/"))
       assert.isTrue(Option.isSome(yield* processed.get(late[0]!.key)))
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
+describe("dimension refresh", () => {
+  it.scoped("joins the newest snapshot after a refresh, without a restart", () =>
+    Effect.gen(function* () {
+      const raw = yield* RawBucket
+      const processed = yield* ProcessedBucket
+      const codec = yield* Parquet
+      yield* raw.put("raw/dimensions/merchants/snapshot=20261120T000000Z/m.jsonl", jsonLines(merchantJson()))
+      const fiber = yield* Effect.fork(runStreamingIndex({ ...options, dimensionsRefresh: "1 minute" }))
+      yield* send("transactions", transactionJson({ event_id: "e-before" }))
+      yield* TestClock.adjust("5 seconds")
+      yield* raw.put(
+        "raw/dimensions/merchants/snapshot=20261125T000000Z/m.jsonl",
+        jsonLines(merchantJson({ name: "Renamed Merchant", risk_level: "high" }))
+      )
+      yield* TestClock.adjust("1 minute")
+      yield* send(
+        "transactions",
+        transactionJson({ event_id: "e-after", event_time: "2026-11-24T10:00:01Z" })
+      )
+      yield* TestClock.adjust("5 seconds")
+      const files = (yield* readCommittedBatches(processed)).flatMap((batch) => batch.files)
+      const rows = (yield* Effect.forEach(files, (file) =>
+        Effect.flatMap(processed.get(file.key), (body) => codec.decode(Option.getOrThrow(body)))
+      )).flat()
+      const nameOf = (eventId: string) => rows.find((row) => row["event_id"] === eventId)?.["merchant_name"]
+      assert.strictEqual(nameOf("e-before"), "Café 東京")
+      assert.strictEqual(nameOf("e-after"), "Renamed Merchant")
       yield* Fiber.interrupt(fiber)
     }).pipe(Effect.provide(memoryLayers))
   )

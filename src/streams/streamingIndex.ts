@@ -1,4 +1,4 @@
-import { Chunk, Clock, Config, Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
@@ -68,10 +68,13 @@ export interface StreamingIndexOptions {
   /** End once the log's end offsets at start are reached (a bounded run); otherwise run until interrupted. */
   readonly stopAtEnd: boolean
   readonly topics: TopicNames
+  /** How often the newest users and merchants snapshots are reloaded, without a restart. */
+  readonly dimensionsRefresh: Duration.DurationInput
 }
 
 export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   topics,
+  dimensionsRefresh: Duration.minutes(5),
   group: "streaming-index",
   maxBatchRecords: 5_000,
   maxBatchWait: Duration.seconds(2),
@@ -82,7 +85,8 @@ export const defaultStreamingIndexOptions: StreamingIndexOptions = {
 /**
  * The streaming index options from config, each with the default above: `RECON_STREAM_GROUP`,
  * `RECON_STREAM_MAX_BATCH_RECORDS`, `RECON_STREAM_MAX_BATCH_WAIT_MS`, `RECON_STREAM_ALLOWED_LATENESS_MS`,
- * `RECON_STREAM_UNTIL_IDLE`, `RECON_TOPIC_TRANSACTIONS`, `RECON_TOPIC_FRAUD_SIGNALS`.
+ * `RECON_STREAM_UNTIL_IDLE`, `RECON_STREAM_DIMENSIONS_REFRESH_MS`, `RECON_TOPIC_TRANSACTIONS`,
+ * `RECON_TOPIC_FRAUD_SIGNALS`.
  */
 export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> = Config.all({
   group: Config.string("RECON_STREAM_GROUP").pipe(Config.withDefault(defaultStreamingIndexOptions.group)),
@@ -98,6 +102,10 @@ export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> =
     Config.withDefault(Duration.decode(defaultStreamingIndexOptions.allowedLateness))
   ),
   stopAtEnd: Config.boolean("RECON_STREAM_UNTIL_IDLE").pipe(Config.withDefault(false)),
+  dimensionsRefresh: Config.integer("RECON_STREAM_DIMENSIONS_REFRESH_MS").pipe(
+    Config.map(Duration.millis),
+    Config.withDefault(Duration.decode(defaultStreamingIndexOptions.dimensionsRefresh))
+  ),
   topics: Config.all({
     transactions: Config.string("RECON_TOPIC_TRANSACTIONS").pipe(Config.withDefault(topics.transactions)),
     fraudSignals: Config.string("RECON_TOPIC_FRAUD_SIGNALS").pipe(Config.withDefault(topics.fraudSignals))
@@ -397,7 +405,16 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const settings = { ...defaultStreamingIndexOptions, ...options }
     const log = yield* EventLogService
     const raw = yield* RawBucket
-    const dimensions = yield* loadDimensions(raw)
+    const dimensions = yield* Ref.make((yield* loadDimensions(raw)).tables)
+    yield* loadDimensions(raw).pipe(
+      Effect.flatMap((loaded) => Ref.set(dimensions, loaded.tables)),
+      Effect.tap(() => Effect.logDebug("dimensions reloaded")),
+      Effect.catchAll((error) =>
+        Effect.logWarning(`dimension refresh failed; keeping the previous: ${error.message}`)
+      ),
+      Effect.schedule(Schedule.spaced(settings.dimensionsRefresh)),
+      Effect.forkScoped
+    )
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
     const transactionState = new EventTimeState(latenessMicros)
     const signalState = new EventTimeState(latenessMicros)
@@ -417,7 +434,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               settings.group,
               settings.topics,
               Chunk.toReadonlyArray(chunk),
-              dimensions.tables,
+              yield* Ref.get(dimensions),
               transactionState,
               signalState
             )
@@ -431,4 +448,4 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         ),
         Stream.runFold(emptySummary, addSummaries)
       )
-  }).pipe(Effect.withSpan("runStreamingIndex"))
+  }).pipe(Effect.scoped, Effect.withSpan("runStreamingIndex"))
