@@ -67,7 +67,7 @@ describe("streaming index on the embedded log", () => {
       assert.strictEqual(batches[0]!.consumed, 3)
       assert.deepStrictEqual(
         new Set(batches[0]!.files.map((file) => file.dataset)),
-        new Set(["transactions", "fraud_signals"])
+        new Set(["transactions", "fraud_signals", "fraud_signal_joins"])
       )
       const committed = yield* log.committedOffsets("streaming-index", "transactions")
       const ends = yield* log.endOffsets("transactions")

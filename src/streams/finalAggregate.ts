@@ -63,8 +63,9 @@ export const runFinalAggregate = Effect.gen(function* () {
   for (const batch of batches) {
     inputVersions.push(`stream:${batch.batch_id}`)
     for (const file of batch.files) {
-      const isSignal = file.dataset === "fraud_signals" || file.dataset === "late_fraud_signals"
-      ;(isSignal ? signalKeys : transactionKeys).push(file.key)
+      if (file.dataset === "transactions" || file.dataset === "late_transactions")
+        transactionKeys.push(file.key)
+      if (file.dataset === "fraud_signals" || file.dataset === "late_fraud_signals") signalKeys.push(file.key)
     }
   }
 

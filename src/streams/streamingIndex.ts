@@ -11,6 +11,7 @@ import { contentTag, ManifestFile, prefixes, writePartitioned } from "./datasets
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
+import { type SignalJoinRow, SignalJoinWindow, signalJoinSchema } from "./signalJoin.js"
 
 /** Topic names of the two streams. */
 export interface TopicNames {
@@ -28,6 +29,7 @@ export const streamingPrefixes = {
   fraudSignals: `${prefixes.streamingIndex}fraud_signals/`,
   lateTransactions: `${prefixes.late}transactions/`,
   lateFraudSignals: `${prefixes.late}fraud_signals/`,
+  signalJoins: `${prefixes.streamingIndex}fraud_signal_joins/`,
   batches: `${prefixes.streamingIndex}_batches/`
 } as const
 
@@ -36,7 +38,8 @@ export const StreamingDataset = Schema.Literal(
   "transactions",
   "fraud_signals",
   "late_transactions",
-  "late_fraud_signals"
+  "late_fraud_signals",
+  "fraud_signal_joins"
 )
 export type StreamingDataset = typeof StreamingDataset.Type
 
@@ -68,6 +71,8 @@ export interface StreamingIndexOptions {
   /** End once the log's end offsets at start are reached (a bounded run); otherwise run until interrupted. */
   readonly stopAtEnd: boolean
   readonly topics: TopicNames
+  /** How long a signal and its transaction wait for each other, behind the watermark. */
+  readonly joinWindow: Duration.DurationInput
   /** How often the newest users and merchants snapshots are reloaded, without a restart. */
   readonly dimensionsRefresh: Duration.DurationInput
 }
@@ -75,6 +80,7 @@ export interface StreamingIndexOptions {
 export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   topics,
   dimensionsRefresh: Duration.minutes(5),
+  joinWindow: Duration.hours(24),
   group: "streaming-index",
   maxBatchRecords: 5_000,
   maxBatchWait: Duration.seconds(2),
@@ -102,6 +108,10 @@ export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> =
     Config.withDefault(Duration.decode(defaultStreamingIndexOptions.allowedLateness))
   ),
   stopAtEnd: Config.boolean("RECON_STREAM_UNTIL_IDLE").pipe(Config.withDefault(false)),
+  joinWindow: Config.integer("RECON_STREAM_JOIN_WINDOW_MS").pipe(
+    Config.map(Duration.millis),
+    Config.withDefault(Duration.decode(defaultStreamingIndexOptions.joinWindow))
+  ),
   dimensionsRefresh: Config.integer("RECON_STREAM_DIMENSIONS_REFRESH_MS").pipe(
     Config.map(Duration.millis),
     Config.withDefault(Duration.decode(defaultStreamingIndexOptions.dimensionsRefresh))
@@ -236,7 +246,8 @@ const processBatch = (
   records: ReadonlyArray<LogRecord>,
   dimensions: DimensionTables,
   transactionState: EventTimeState,
-  signalState: EventTimeState
+  signalState: EventTimeState,
+  joins: SignalJoinWindow
 ) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
@@ -249,6 +260,7 @@ const processBatch = (
     const lateTransactions: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
     const signals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
     const lateSignals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
+    const joined: Array<SignalJoinRow> = []
     let duplicates = 0
 
     for (const record of records) {
@@ -259,18 +271,22 @@ const processBatch = (
           ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
               const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
               if (seen === "duplicate") duplicates++
-              else
-                (seen === "late" ? lateSignals : signals).push(
+              else {
+                ;(seen === "late" ? lateSignals : signals).push(
                   indexFraudSignal(signal, seen === "late" ? "late" : "stream", location)
                 )
+                joined.push(...joins.addSignal(signal))
+              }
             })
           : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
               const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
               if (seen === "duplicate") duplicates++
-              else
-                (seen === "late" ? lateTransactions : indexed).push(
+              else {
+                ;(seen === "late" ? lateTransactions : indexed).push(
                   indexTransaction(event, dimensions, seen === "late" ? "late" : "stream", location)
                 )
+                joined.push(...joins.addTransaction(event))
+              }
             })
       if (Either.isLeft(outcome)) {
         const entry = quarantineEntry(
@@ -287,6 +303,7 @@ const processBatch = (
     }
     transactionState.evict()
     signalState.evict()
+    joins.evict(Math.min(transactionState.watermark, signalState.watermark))
 
     // Everything below is I/O with names derived from the batch, so a retry rewrites the same objects.
     const publish = Effect.gen(function* () {
@@ -309,6 +326,7 @@ const processBatch = (
           indexedTransactionSchema,
           lateTransactions
         )),
+        ...(yield* write(streamingPrefixes.signalJoins, "fraud_signal_joins", signalJoinSchema, joined)),
         ...(yield* write(
           streamingPrefixes.lateFraudSignals,
           "late_fraud_signals",
@@ -418,6 +436,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
     const transactionState = new EventTimeState(latenessMicros)
     const signalState = new EventTimeState(latenessMicros)
+    const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     yield* resumeFromManifests(settings.group, settings.topics)
@@ -436,7 +455,8 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               Chunk.toReadonlyArray(chunk),
               yield* Ref.get(dimensions),
               transactionState,
-              signalState
+              signalState,
+              joins
             )
             yield* Effect.retry(log.commit(settings.group, outcome.offsets), {
               schedule: transientFailureRetry,
