@@ -1,5 +1,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Logger } from "effect"
+import { operationsPortConfig } from "../streams/operationsServer.js"
 import { streamingIndexOptionsConfig } from "../streams/streamingIndex.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { eventLogLayer, storageLayer } from "./layers.js"
@@ -7,7 +8,8 @@ import { eventLogLayer, storageLayer } from "./layers.js"
 /**
  * The streaming index service, long-lived. With no Kafka configured it runs on the embedded log, fed with
  * `RECON_STREAM_FEED_TRANSACTIONS` (default 1000) generated transactions. Options: see
- * `streamingIndexOptionsConfig`.
+ * `streamingIndexOptionsConfig`. The operations server (`/healthz`, `/readyz`, `/metrics`) listens on
+ * 127.0.0.1:`RECON_OPS_PORT` (default 9464).
  */
 const program = Effect.gen(function* () {
   const brokers = yield* Config.string("RECON_KAFKA_BROKERS").pipe(Config.withDefault(""))
@@ -15,8 +17,10 @@ const program = Effect.gen(function* () {
     Config.withDefault(1000)
   )
   const options = yield* streamingIndexOptionsConfig
+  const operationsPort = yield* operationsPortConfig
   return yield* runStreamingService({
     ...options,
+    operationsPort,
     ...(brokers === "" ? { feed: { generate: feedTransactions, seed: 42 } } : {})
   })
 })

@@ -4,7 +4,13 @@ import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
 import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
 import { decodeJsonRecord } from "../domain/validation.js"
-import { EventLogService, type LogRecord, nextOffsets, type PartitionOffset } from "../layers/EventLog.js"
+import {
+  type EventLog,
+  EventLogService,
+  type LogRecord,
+  nextOffsets,
+  type PartitionOffset
+} from "../layers/EventLog.js"
 import { type ObjectStore, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { contentTag, ManifestFile, prefixes, writePartitioned } from "./datasets.js"
@@ -12,6 +18,7 @@ import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 import { type SignalJoinRow, SignalJoinWindow, signalJoinSchema } from "./signalJoin.js"
+import { observeBatch, observeLag, observeStateSize } from "./streamingMetrics.js"
 
 /** Topic names of the two streams. */
 export interface TopicNames {
@@ -411,6 +418,29 @@ export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
     return behind
   })
 
+/** Consumer lag (end offset − committed offset) of the partitions a batch advanced; best effort. */
+const observeConsumerLag = (log: EventLog, offsets: ReadonlyArray<PartitionOffset>) =>
+  Effect.forEach(
+    [...new Set(offsets.map((offset) => offset.topic))],
+    (topic) =>
+      Effect.flatMap(log.endOffsets(topic), (ends) =>
+        Effect.forEach(
+          offsets.filter((offset) => offset.topic === topic),
+          (offset) =>
+            observeLag(
+              topic,
+              offset.partition,
+              Math.max(
+                0,
+                (ends.find((end) => end.partition === offset.partition)?.offset ?? 0) - offset.offset
+              )
+            ),
+          { discard: true }
+        )
+      ),
+    { discard: true }
+  ).pipe(Effect.catchAll(() => Effect.void))
+
 /**
  * The streaming index: consumes `transactions` and `fraud_signals` as a consumer group, validates each
  * record (bad ones to `<topic>.dlq` and `quarantine/stream/`), drops duplicate ids within the watermark,
@@ -449,6 +479,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         Stream.groupedWithin(settings.maxBatchRecords, settings.maxBatchWait),
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
+            const started = yield* Clock.currentTimeMillis
             const outcome = yield* processBatch(
               settings.group,
               settings.topics,
@@ -462,6 +493,9 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               schedule: transientFailureRetry,
               while: isTransientFailure
             })
+            yield* observeBatch(outcome.summary, ((yield* Clock.currentTimeMillis) - started) / 1000)
+            yield* observeStateSize(transactionState.size + signalState.size + joins.size)
+            yield* observeConsumerLag(log, outcome.offsets)
             yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))
             return outcome.summary
           })

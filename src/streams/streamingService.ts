@@ -4,6 +4,7 @@ import * as NodePath from "node:path"
 import { Effect } from "effect"
 import { generateDataset } from "./generate.js"
 import { runStreamIngest } from "./ingest.js"
+import { makeReadiness, operationsPortConfig, startOperationsServer } from "./operationsServer.js"
 import { runStreamingIndex, type StreamingIndexOptions } from "./streamingIndex.js"
 
 /** How the streaming service is started. */
@@ -13,15 +14,26 @@ export interface StreamingServiceOptions extends Partial<StreamingIndexOptions> 
    * transactions to generate (seeded) into a temporary directory. Ignored when the log is Kafka.
    */
   readonly feed?: { readonly directory: string } | { readonly generate: number; readonly seed: number }
+  /**
+   * Port of the operations server (`/healthz`, `/readyz`, `/metrics` on 127.0.0.1); 0 for a random free
+   * port, `"disabled"` for none. Default: `RECON_OPS_PORT`, else 9464.
+   */
+  readonly operationsPort?: number | "disabled"
 }
 
 /**
  * The streaming service: optionally feeds the embedded log from producer files, then runs the streaming
  * index until interrupted (SIGINT/SIGTERM end it gracefully after the current micro-batch) or, with
- * `stopAtEnd`, until the log is drained.
+ * `stopAtEnd`, until the log is drained. The operations server runs for the life of the service; `/readyz`
+ * turns ready once the feed is in and the streaming index starts consuming.
  */
 export const runStreamingService = (options: StreamingServiceOptions) =>
   Effect.gen(function* () {
+    const readiness = yield* makeReadiness
+    const operationsPort = options.operationsPort ?? (yield* operationsPortConfig)
+    if (operationsPort !== "disabled") {
+      yield* startOperationsServer({ port: operationsPort, readiness })
+    }
     if (options.feed !== undefined) {
       const feed = options.feed
       const directory =
@@ -35,10 +47,12 @@ export const runStreamingService = (options: StreamingServiceOptions) =>
         yield* generateDataset({ outDir: directory, transactions: feed.generate, seed: feed.seed })
       }
       const fed = yield* runStreamIngest(directory)
-      yield* Effect.logInfo("fed the event log", fed)
+      yield* Effect.logInfo("fed the event log").pipe(Effect.annotateLogs({ ...fed }))
     }
+    yield* readiness.markReady
     yield* Effect.logInfo("streaming index started")
     const summary = yield* runStreamingIndex(options)
-    yield* Effect.logInfo("streaming index stopped", summary)
+    yield* readiness.markNotReady
+    yield* Effect.logInfo("streaming index stopped").pipe(Effect.annotateLogs({ ...summary }))
     return summary
   }).pipe(Effect.scoped)
