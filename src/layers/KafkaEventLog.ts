@@ -52,7 +52,8 @@ export interface KafkaEventLogOptions {
 
 /**
  * The Kafka settings from config: `RECON_KAFKA_BROKERS` (comma-separated, required),
- * `RECON_KAFKA_CLIENT_ID` (default `recon`), `RECON_KAFKA_REPLICATION_FACTOR` (default 1) and
+ * `RECON_KAFKA_CLIENT_ID` (default `recon`), `RECON_KAFKA_REPLICATION_FACTOR` (default 1),
+ * `RECON_KAFKA_SESSION_TIMEOUT_MS` (default 30000) and
  * `RECON_TOPIC_PARTITIONS` (default 4, as for the embedded log).
  */
 export const kafkaEventLogConfig: Config.Config<KafkaEventLogOptions> = Config.all({
@@ -67,6 +68,7 @@ export const kafkaEventLogConfig: Config.Config<KafkaEventLogOptions> = Config.a
   ),
   clientId: Config.string("RECON_KAFKA_CLIENT_ID").pipe(Config.withDefault("recon")),
   replicationFactor: Config.integer("RECON_KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
+  sessionTimeoutMs: Config.integer("RECON_KAFKA_SESSION_TIMEOUT_MS").pipe(Config.withDefault(30_000)),
   defaultPartitions: Config.integer("RECON_TOPIC_PARTITIONS").pipe(Config.withDefault(4))
 })
 

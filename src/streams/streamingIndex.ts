@@ -413,7 +413,11 @@ export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
       yield* Effect.logWarning("log offsets behind the committed manifests: moving them forward").pipe(
         Effect.annotateLogs({ group, partitions: behind.length })
       )
-      yield* log.commit(group, behind)
+      // A member killed a moment ago holds the group until its session times out: retry until it is gone.
+      yield* Effect.retry(log.commit(group, behind), {
+        schedule: transientFailureRetry,
+        while: isTransientFailure
+      })
     }
     return behind
   })
