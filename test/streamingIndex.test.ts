@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
-import { EventLogService } from "../src/layers/EventLog.js"
+import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { EventTimeState, readCommittedBatches, runStreamingIndex } from "../src/streams/streamingIndex.js"
@@ -197,6 +197,50 @@ describe("streaming index restarts", () => {
         batches.reduce((total, batch) => total + batch.consumed, 0),
         30
       )
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
+describe("partition take-over", () => {
+  it.scoped("skips records another instance's committed manifest already covers", () =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      // The streaming index creates its topics with 4 partitions.
+      const partition = partitionForKey("t-hot", 4)
+      const fiber = yield* Effect.fork(runStreamingIndex(options))
+      yield* TestClock.adjust("1 second")
+      // Another instance indexed offsets 0–4 of this partition and died before committing to the log.
+      yield* processed.put(
+        "streaming_index/_batches/from-another-instance.json",
+        new TextEncoder().encode(
+          JSON.stringify({
+            batch_id: "from-another-instance",
+            group: "streaming-index",
+            committed_at: "2026-11-24T00:00:00.000Z",
+            files: [],
+            offsets: [{ topic: "transactions", partition, offset: 5 }],
+            consumed: 5,
+            quarantined: 0,
+            duplicates: 0
+          })
+        )
+      )
+      yield* send(
+        "transactions",
+        ...Array.from({ length: 8 }, (_, index) =>
+          transactionJson({ event_id: `e-${index}`, transaction_id: "t-hot" })
+        )
+      )
+      yield* TestClock.adjust("5 seconds")
+      const ours = (yield* readCommittedBatches(processed)).filter(
+        (batch) => batch.batch_id !== "from-another-instance"
+      )
+      assert.strictEqual(
+        ours.reduce((total, batch) => total + batch.consumed, 0),
+        3,
+        "only offsets 5, 6 and 7"
+      )
+      yield* Fiber.interrupt(fiber)
     }).pipe(Effect.provide(memoryLayers))
   )
 })

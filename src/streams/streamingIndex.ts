@@ -55,6 +55,8 @@ export const StreamingBatchManifest = Schema.Struct({
   batch_id: Schema.String,
   /** The consumer group whose offsets the batch advanced. */
   group: Schema.optional(Schema.String),
+  /** Keys of the batch's quarantine files (`quarantine/stream/…`). */
+  quarantine_files: Schema.optional(Schema.Array(Schema.String)),
   committed_at: Schema.String,
   files: Schema.Array(Schema.extend(ManifestFile, Schema.Struct({ dataset: StreamingDataset }))),
   offsets: Schema.Array(
@@ -341,12 +343,13 @@ const processBatch = (
           lateSignals
         ))
       ]
-      yield* writeQuarantine(processed, "stream", batchId, quarantined)
+      const quarantineFiles = yield* writeQuarantine(processed, "stream", batchId, quarantined)
       for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
       const offsets = nextOffsets(records)
       const manifest: StreamingBatchManifest = {
         batch_id: batchId,
         group,
+        quarantine_files: quarantineFiles,
         committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
         files,
         offsets,
@@ -422,6 +425,47 @@ export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
     return behind
   })
 
+/**
+ * Drops records that committed manifests of the group already cover. The log's offsets can lag the
+ * manifests when an instance died between its manifest and its offset commit; the partition's next owner
+ * (this instance after a restart, or another one after a rebalance) then receives those records again.
+ * The manifests are read again whenever a partition delivers its first records to this instance.
+ */
+const makeCommittedFilter = (group: string) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const reached = new Map<string, number>()
+    const known = new Set<string>()
+    const reload = Effect.map(readCommittedBatches(processed), (manifests) => {
+      for (const manifest of manifests) {
+        if (manifest.group !== group) continue
+        for (const offset of manifest.offsets) {
+          const key = `${offset.topic}/${offset.partition}`
+          if ((reached.get(key) ?? 0) < offset.offset) reached.set(key, offset.offset)
+        }
+      }
+    })
+    return {
+      filter: (records: ReadonlyArray<LogRecord>) =>
+        Effect.gen(function* () {
+          const partitions = new Set(records.map((record) => `${record.topic}/${record.partition}`))
+          if ([...partitions].some((key) => !known.has(key))) {
+            yield* reload
+            for (const key of partitions) known.add(key)
+          }
+          const kept = records.filter(
+            (record) => record.offset >= (reached.get(`${record.topic}/${record.partition}`) ?? 0)
+          )
+          if (kept.length < records.length) {
+            yield* Effect.logWarning("skipped records already in committed manifests").pipe(
+              Effect.annotateLogs({ skipped: records.length - kept.length })
+            )
+          }
+          return kept
+        })
+    }
+  })
+
 /** Consumer lag (end offset − committed offset) of the partitions a batch advanced; best effort. */
 const observeConsumerLag = (log: EventLog, offsets: ReadonlyArray<PartitionOffset>) =>
   Effect.forEach(
@@ -474,11 +518,13 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     yield* resumeFromManifests(settings.group, settings.topics)
+    const skipCommitted = yield* makeCommittedFilter(settings.group)
     return yield* log
       .subscribe(settings.group, [settings.topics.transactions, settings.topics.fraudSignals], {
         stopAtEnd: settings.stopAtEnd
       })
       .pipe(
+        Stream.mapEffect((records) => skipCommitted.filter(records)),
         Stream.flattenIterables,
         Stream.groupedWithin(settings.maxBatchRecords, settings.maxBatchWait),
         Stream.mapEffect((chunk) =>
