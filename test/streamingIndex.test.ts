@@ -201,6 +201,26 @@ describe("streaming index restarts", () => {
   )
 })
 
+describe("restart with state", () => {
+  it.scoped("recognises a duplicate event_id that arrives after a restart", () =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      yield* send("transactions", transactionJson({ event_id: "e-1" }), transactionJson({ event_id: "e-2" }))
+      yield* runStreamingIndex({ ...options, stopAtEnd: true })
+      // A producer retry after the restart: the same event again, at a new offset.
+      yield* send("transactions", transactionJson({ event_id: "e-1" }), transactionJson({ event_id: "e-3" }))
+      const second = yield* runStreamingIndex({ ...options, stopAtEnd: true })
+      assert.strictEqual(second.duplicates, 1)
+      assert.strictEqual(second.indexed, 1)
+      const indexedRows = (yield* readCommittedBatches(processed))
+        .flatMap((batch) => batch.files)
+        .filter((file) => file.dataset === "transactions")
+        .reduce((total, file) => total + file.rows, 0)
+      assert.strictEqual(indexedRows, 3, "e-1, e-2 and e-3 once each")
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
 describe("partition take-over", () => {
   it.scoped("skips records another instance's committed manifest already covers", () =>
     Effect.gen(function* () {

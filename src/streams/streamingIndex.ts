@@ -3,6 +3,7 @@ import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
 import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
+import { utcDate } from "../domain/time.js"
 import { decodeJsonRecord } from "../domain/validation.js"
 import {
   type EventLog,
@@ -13,7 +14,7 @@ import {
 } from "../layers/EventLog.js"
 import { type ObjectStore, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
-import { contentTag, ManifestFile, prefixes, writePartitioned } from "./datasets.js"
+import { contentTag, ManifestFile, prefixes, readCommittedFile, writePartitioned } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
@@ -425,6 +426,47 @@ export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
     return behind
   })
 
+const partitionOfLocation = (location: string): string => /\/(\d+)@\d+$/.exec(location)?.[1] ?? ""
+
+/**
+ * Rebuilds the dedup and watermark state after a restart from the group's committed micro-batches whose
+ * partition date is within the lateness window (plus a day) of the newest: a replayed or duplicated
+ * event that arrives after the restart is then still recognised as a duplicate.
+ */
+const rebuildEventTimeState = (
+  group: string,
+  latenessMicros: number,
+  transactionState: EventTimeState,
+  signalState: EventTimeState
+) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const files = (yield* readCommittedBatches(processed))
+      .filter((manifest) => manifest.group === group)
+      .flatMap((manifest) => manifest.files)
+      .filter((file) => file.dataset === "transactions" || file.dataset === "fraud_signals")
+    if (files.length === 0) return
+    const newest = files.reduce((max, file) => (file.dt > max ? file.dt : max), "")
+    const horizon = utcDate(Date.parse(`${newest}T00:00:00Z`) * 1000 - latenessMicros - 86_400_000_000)
+    let restored = 0
+    for (const file of files.filter((listed) => listed.dt >= horizon)) {
+      const rows = yield* readCommittedFile(processed, codec, "streaming_index", file.key)
+      const isSignal = file.dataset === "fraud_signals"
+      for (const row of rows) {
+        const id = String(isSignal ? row["signal_id"] : row["event_id"])
+        const partition = partitionOfLocation(String(row["source_location"]))
+        ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
+        restored++
+      }
+    }
+    transactionState.evict()
+    signalState.evict()
+    yield* Effect.logInfo("event-time state rebuilt from committed batches").pipe(
+      Effect.annotateLogs({ restored, kept: transactionState.size + signalState.size })
+    )
+  })
+
 /**
  * Drops records that committed manifests of the group already cover. The log's offsets can lag the
  * manifests when an instance died between its manifest and its offset commit; the partition's next owner
@@ -514,6 +556,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
     const transactionState = new EventTimeState(latenessMicros)
     const signalState = new EventTimeState(latenessMicros)
+    yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState)
     const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
