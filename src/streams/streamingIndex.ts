@@ -19,7 +19,7 @@ import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 import { type SignalJoinRow, SignalJoinWindow, signalJoinSchema } from "./signalJoin.js"
-import { observeBatch, observeLag, observeStateSize } from "./streamingMetrics.js"
+import { observeBatch, observeEventLatencies, observeLag, observeStateSize } from "./streamingMetrics.js"
 
 /** Topic names of the two streams. */
 export interface TopicNames {
@@ -447,7 +447,11 @@ const rebuildEventTimeState = (
       .flatMap((manifest) => manifest.files)
       .filter((file) => file.dataset === "transactions" || file.dataset === "fraud_signals")
     if (files.length === 0) return
-    const newest = files.reduce((max, file) => (file.dt > max ? file.dt : max), "")
+    const newest =
+      files
+        .map((file) => file.dt)
+        .sort()
+        .at(-1) ?? ""
     const horizon = utcDate(Date.parse(`${newest}T00:00:00Z`) * 1000 - latenessMicros - 86_400_000_000)
     let restored = 0
     for (const file of files.filter((listed) => listed.dt >= horizon)) {
@@ -586,7 +590,12 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               schedule: transientFailureRetry,
               while: isTransientFailure
             })
-            yield* observeBatch(outcome.summary, ((yield* Clock.currentTimeMillis) - started) / 1000)
+            const committedAt = yield* Clock.currentTimeMillis
+            yield* observeBatch(outcome.summary, (committedAt - started) / 1000)
+            yield* observeEventLatencies(
+              Chunk.toReadonlyArray(chunk).map((record) => record.timestamp),
+              committedAt
+            )
             yield* observeStateSize(transactionState.size + signalState.size + joins.size)
             yield* observeConsumerLag(log, outcome.offsets)
             yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))

@@ -68,6 +68,24 @@ export const dedupStateSize = Metric.gauge("recon_stream_dedup_state_size", {
   description: "Ids currently held in the deduplication state"
 })
 
+/** Time from a record's append to the log to the commit of the micro-batch that indexed it. */
+export const eventToCommitSeconds = Metric.summary({
+  name: "recon_stream_event_to_commit_seconds",
+  description: "Seconds from a record's append to the log to its micro-batch's commit",
+  maxAge: "10 minutes",
+  maxSize: 200_000,
+  error: 0.001,
+  quantiles: [0.5, 0.9, 0.99]
+})
+
+/** Adds the append-to-commit latency of every record of a committed batch. */
+export const observeEventLatencies = (appendTimesMillis: ReadonlyArray<number>, committedAtMillis: number) =>
+  Effect.forEach(
+    appendTimesMillis,
+    (appended) => Metric.update(eventToCommitSeconds, Math.max(0, committedAtMillis - appended) / 1000),
+    { discard: true }
+  )
+
 const lagByPartition = new Map<string, Metric.Metric.Gauge<number>>()
 
 const lagGauge = (topic: string, partition: number): Metric.Metric.Gauge<number> => {
@@ -114,7 +132,8 @@ export const registerStreamingMetrics: Effect.Effect<void> = Effect.all(
     Metric.value(duplicatesDropped),
     Metric.value(batchesCommitted),
     Metric.value(batchLatencySeconds),
-    Metric.value(dedupStateSize)
+    Metric.value(dedupStateSize),
+    Metric.value(eventToCommitSeconds)
   ],
   { discard: true }
 )
