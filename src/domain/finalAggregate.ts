@@ -1,35 +1,33 @@
 import type { Merchant, User } from "./events.js"
 import { compareCodePoints } from "./order.js"
-import type { DimensionColumns, FinalAggregateRow } from "./rows.js"
+import type { DimensionColumns, FinalAggregateRow, IndexedFraudSignal, IndexedTransaction } from "./rows.js"
 import { type EpochMicros, utcDate } from "./time.js"
 
 /** The fields of a transaction event the final aggregate reads. */
-export interface TransactionEventFacts {
-  readonly event_id: string
-  readonly transaction_id: string
-  readonly sequence: number
-  readonly event_time: EpochMicros
-  readonly status: string
-  readonly amount_minor: number
-  readonly currency: string
-  readonly user_id: string
-  readonly merchant_id: string
-  readonly payment_method: string
-  readonly card_bin: string | null
-  readonly card_last4: string | null
-  readonly processor: string
-  readonly processor_reference: string
-  readonly country: string | null
-}
+export type TransactionEventFacts = Pick<
+  IndexedTransaction,
+  | "event_id"
+  | "transaction_id"
+  | "sequence"
+  | "event_time"
+  | "status"
+  | "amount_minor"
+  | "currency"
+  | "user_id"
+  | "merchant_id"
+  | "payment_method"
+  | "card_bin"
+  | "card_last4"
+  | "processor"
+  | "processor_reference"
+  | "country"
+>
 
 /** The fields of a fraud signal the final aggregate reads. */
-export interface FraudSignalFacts {
-  readonly signal_id: string
-  readonly transaction_id: string
-  readonly score: number
-  readonly reasons: ReadonlyArray<string>
-  readonly confirmed_fraud: boolean | null
-}
+export type FraudSignalFacts = Pick<
+  IndexedFraudSignal,
+  "signal_id" | "transaction_id" | "score" | "reasons" | "confirmed_fraud"
+>
 
 /** The newest users and merchants snapshots, by id. */
 export interface DimensionTables {
