@@ -43,7 +43,7 @@ const row: TableRow = {
   merchant_risk_level: "low"
 }
 
-describe("ParquetCodec", () => {
+describe("ParquetCodec on @dsnp/parquetjs", () => {
   it.effect("round-trips every column type with microsecond timestamps and 2^53-1 money", () =>
     Effect.gen(function* () {
       const codec = yield* Parquet
@@ -54,7 +54,7 @@ describe("ParquetCodec", () => {
       const rows = yield* codec.decode(body)
       assert.deepStrictEqual(rows[0], row)
       assert.deepStrictEqual(rows[1]?.["fraud_reasons"], ["a", "b"])
-    }).pipe(Effect.provide(Parquet.layer({ rowGroupSize: 1 })))
+    }).pipe(Effect.provide(Parquet.layerParquetjs({ rowGroupSize: 1 })))
   )
 
   it.effect("writes files DuckDB reads with standard types", () =>
@@ -80,6 +80,36 @@ describe("ParquetCodec", () => {
       assert.include(described.types, "confirmed_fraud:BOOLEAN")
       assert.strictEqual(described.values[0]?.["amount_minor"], "9007199254740991")
       assert.strictEqual(described.values[0]?.["merchant_name"], "Café 東京")
+    }).pipe(Effect.provide(Parquet.layerParquetjs()))
+  )
+})
+
+describe("ParquetCodec on DuckDB (default)", () => {
+  it.effect("round-trips every column type, empty lists and no rows", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const rows = [row, { ...row, transaction_id: "tx-2", fraud_reasons: ["a", "b"], fraud_max_score: 0.1 }]
+      const decoded = yield* codec.decode(yield* codec.encode(finalAggregateSchema, rows))
+      assert.deepStrictEqual(decoded, rows)
+      assert.deepStrictEqual(yield* codec.decode(yield* codec.encode(finalAggregateSchema, [])), [])
+    }).pipe(Effect.provide(Parquet.layer({ rowGroupSize: 1 })))
+  )
+
+  it.effect("writes UTC-adjusted timestamps, int64 money and standard lists", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const body = yield* codec.encode(finalAggregateSchema, [row])
+      const directory = yield* Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "pq-")))
+      const file = NodePath.join(directory, "part.parquet")
+      yield* Effect.promise(() => NodeFs.writeFile(file, body))
+      const types = yield* Effect.promise(async () => {
+        const connection = await (await DuckDBInstance.create(":memory:")).connect()
+        const reader = await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file}')`)
+        return reader.getRows().map((r) => `${r[0]}:${r[1]}`)
+      })
+      assert.include(types, "amount_minor:BIGINT")
+      assert.include(types, "first_event_time:TIMESTAMP WITH TIME ZONE")
+      assert.include(types, "fraud_reasons:VARCHAR[]")
     }).pipe(Effect.provide(Parquet.layer()))
   )
 })

@@ -14,7 +14,7 @@ import { DuckDb } from "../src/layers/DuckDb.js"
 import { EventLogService } from "../src/layers/EventLog.js"
 import * as KeyValueStore from "../src/layers/KeyValueStore.js"
 import { makeLocalObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
-import { makeParquetjsCodec, Parquet } from "../src/layers/ParquetCodec.js"
+import { makeDuckDbCodec, Parquet } from "../src/layers/ParquetCodec.js"
 import { Tensorflow } from "../src/layers/Tensorflow.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { runEndToEnd } from "../src/streams/endToEnd.js"
@@ -131,7 +131,7 @@ describe("the whole flow on embedded layers", () => {
         const expected = expectedFromProducerFiles(generatedDir)
         const published = yield* readFinalAggregate(
           makeLocalObjectStore(NodePath.join(root, "processed-bucket")),
-          makeParquetjsCodec({ rowGroupSize: 1000, compression: "SNAPPY" })
+          makeDuckDbCodec({ rowGroupSize: 1000, compression: "zstd" })
         )
         assert.strictEqual(published.length, summary.transactions)
         assert.strictEqual(new Set(published.map((row) => row.transaction_id)).size, published.length)
@@ -195,13 +195,13 @@ describe("recon CLI (built)", () => {
       processor: "VARCHAR",
       processor_reference: "VARCHAR",
       country: "VARCHAR",
-      first_event_time: "TIMESTAMP",
-      last_event_time: "TIMESTAMP",
-      authorized_at: "TIMESTAMP",
-      captured_at: "TIMESTAMP",
-      settled_at: "TIMESTAMP",
-      refunded_at: "TIMESTAMP",
-      chargeback_at: "TIMESTAMP",
+      first_event_time: "TIMESTAMP WITH TIME ZONE",
+      last_event_time: "TIMESTAMP WITH TIME ZONE",
+      authorized_at: "TIMESTAMP WITH TIME ZONE",
+      captured_at: "TIMESTAMP WITH TIME ZONE",
+      settled_at: "TIMESTAMP WITH TIME ZONE",
+      refunded_at: "TIMESTAMP WITH TIME ZONE",
+      chargeback_at: "TIMESTAMP WITH TIME ZONE",
       event_count: "BIGINT",
       fraud_signal_count: "BIGINT",
       fraud_max_score: "DOUBLE",
@@ -210,7 +210,7 @@ describe("recon CLI (built)", () => {
       user_country: "VARCHAR",
       user_kyc_level: "VARCHAR",
       user_risk_tier: "VARCHAR",
-      user_created_at: "TIMESTAMP",
+      user_created_at: "TIMESTAMP WITH TIME ZONE",
       merchant_name: "VARCHAR",
       merchant_mcc: "VARCHAR",
       merchant_country: "VARCHAR",

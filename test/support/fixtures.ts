@@ -62,10 +62,13 @@ export const jsonLines = (...lines: ReadonlyArray<Record<string, unknown> | stri
 
 export const gzipped = (body: Uint8Array): Uint8Array => new Uint8Array(gzipSync(body))
 
-/** Embedded layers in memory: raw and processed buckets, event log, Parquet codec. */
+/**
+ * Embedded layers in memory: raw and processed buckets, event log, and the pure-JavaScript Parquet codec,
+ * whose work completes without real I/O, so TestClock-driven stream tests see each batch finish.
+ */
 export const memoryLayers = Layer.mergeAll(
   RawBucket.layerMemory,
   ProcessedBucket.layerMemory,
   EventLogService.layerMemory(2),
-  Parquet.layer({ rowGroupSize: 1000 })
+  Parquet.layerParquetjs({ rowGroupSize: 1000 })
 )
