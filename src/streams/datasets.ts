@@ -136,18 +136,26 @@ export const writePartitioned = (
   tag: string,
   maxRowsPerFile = 1_000_000
 ): Effect.Effect<ReadonlyArray<ManifestFile>, ObjectStoreError | ParquetError> =>
-  Effect.gen(function* () {
-    const files: Array<ManifestFile> = []
-    for (const [dt, group] of groupByDt(rows)) {
+  Effect.forEach(
+    [...groupByDt(rows)].flatMap(([dt, group]) => {
+      const parts: Array<{ readonly key: string; readonly dt: string; readonly slice: typeof group }> = []
       for (let start = 0, part = 0; start < group.length; start += maxRowsPerFile, part++) {
-        const slice = group.slice(start, start + maxRowsPerFile)
         const key = `${datasetPrefix}dt=${dt}/part-${tag}-${String(part).padStart(5, "0")}.parquet`
-        yield* store.put(key, yield* codec.encode(schema, slice))
-        files.push({ key, dt, rows: slice.length })
+        parts.push({ key, dt, slice: group.slice(start, start + maxRowsPerFile) })
       }
-    }
-    return files
-  })
+      return parts
+    }),
+    ({ key, dt, slice }) =>
+      Effect.as(
+        Effect.flatMap(codec.encode(schema, slice), (body) => store.put(key, body)),
+        {
+          key,
+          dt,
+          rows: slice.length
+        }
+      ),
+    { concurrency: 4 }
+  )
 
 /**
  * Publishes a new snapshot of a dataset: the manifest is written, then files of the previous snapshot that

@@ -327,23 +327,26 @@ const processBatch = (
           writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), batchId),
           (files) => files.map((file) => ({ ...file, dataset }))
         )
-      const files = [
-        ...(yield* write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed)),
-        ...(yield* write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals)),
-        ...(yield* write(
-          streamingPrefixes.lateTransactions,
-          "late_transactions",
-          indexedTransactionSchema,
-          lateTransactions
-        )),
-        ...(yield* write(streamingPrefixes.signalJoins, "fraud_signal_joins", signalJoinSchema, joined)),
-        ...(yield* write(
-          streamingPrefixes.lateFraudSignals,
-          "late_fraud_signals",
-          indexedFraudSignalSchema,
-          lateSignals
-        ))
-      ]
+      const files = (yield* Effect.all(
+        [
+          write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed),
+          write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals),
+          write(
+            streamingPrefixes.lateTransactions,
+            "late_transactions",
+            indexedTransactionSchema,
+            lateTransactions
+          ),
+          write(streamingPrefixes.signalJoins, "fraud_signal_joins", signalJoinSchema, joined),
+          write(
+            streamingPrefixes.lateFraudSignals,
+            "late_fraud_signals",
+            indexedFraudSignalSchema,
+            lateSignals
+          )
+        ],
+        { concurrency: "unbounded" }
+      )).flat()
       const quarantineFiles = yield* writeQuarantine(processed, "stream", batchId, quarantined)
       for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
       const offsets = nextOffsets(records)
