@@ -8,6 +8,12 @@ import { Context, Data, Effect, Layer } from "effect"
  */
 export type JsonValue = Json
 
+/** A SQL identifier, double-quoted with embedded quotes doubled. */
+export const quoteIdentifier = (name: string): string => `"${name.replaceAll('"', '""')}"`
+
+/** A SQL string literal, single-quoted with embedded quotes doubled. */
+export const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`
+
 /** One result row, keyed by column name. */
 export type SqlRow = Readonly<Record<string, JsonValue>>
 

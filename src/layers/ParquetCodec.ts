@@ -7,6 +7,7 @@ import { DuckDBInstance, DuckDBListValue, type DuckDBValue } from "@duckdb/node-
 import { Config, Context, Effect, Layer } from "effect"
 import { ParquetError } from "../domain/errors.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
+import { quoteIdentifier, quoteLiteral } from "./DuckDb.js"
 
 /** Encodes rows of a {@link TableSchema} into Parquet files and back. */
 export interface ParquetCodec {
@@ -154,8 +155,48 @@ const duckDbType: Record<ColumnSpec["type"], string> = {
   string_list: "VARCHAR[]"
 }
 
-const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`
-const quoteLiteral = (text: string) => `'${text.replaceAll("'", "''")}'`
+let sharedInstance: Promise<DuckDBInstance> | undefined
+
+/** A connection to the process's in-memory DuckDB used for Parquet files, with the session in UTC. */
+const connectDuckDb = async () => {
+  sharedInstance ??= DuckDBInstance.create(":memory:", { threads: "2" })
+  const connection = await (await sharedInstance).connect()
+  await connection.run("SET TimeZone = 'UTC'")
+  return connection
+}
+
+const withTemporaryDirectory = <A>(use: (directory: string) => Promise<A>): Promise<A> =>
+  NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-duckdb-parquet-")).then((directory) =>
+    use(directory).finally(() => NodeFs.rm(directory, { recursive: true, force: true }))
+  )
+
+/**
+ * Reads every row of a Parquet file with DuckDB, which understands every writer's encodings (dictionary,
+ * data page v2, zstd, nested LIST types, logical timestamps in any unit). `timestampAs` turns a quoted
+ * timestamp column into the SQL expression to select instead (e.g. `epoch_us(…)`).
+ */
+export const readParquetRows = (
+  body: Uint8Array,
+  timestampAs: (quotedColumn: string) => string
+): Promise<ReadonlyArray<Record<string, DuckDBValue>>> =>
+  withTemporaryDirectory(async (directory) => {
+    const file = NodePath.join(directory, "input.parquet")
+    await NodeFs.writeFile(file, body)
+    const connection = await connectDuckDb()
+    try {
+      const source = `read_parquet(${quoteLiteral(file)})`
+      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
+        .getRows()
+        .map((row) => {
+          const name = quoteIdentifier(String(row[0]))
+          return String(row[1]).startsWith("TIMESTAMP") ? `${timestampAs(name)} AS ${name}` : name
+        })
+        .join(", ")
+      return (await connection.runAndReadAll(`SELECT ${projection || "*"} FROM ${source}`)).getRowObjects()
+    } finally {
+      connection.closeSync()
+    }
+  })
 
 const plainCell = (value: DuckDBValue): CellValue => {
   if (value === null) return null
@@ -177,17 +218,6 @@ export interface DuckDbCodecOptions {
  * UTC-adjusted TIMESTAMP (microseconds) logical types; string lists as standard 3-level LISTs.
  */
 export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
-  let instance: Promise<DuckDBInstance> | undefined
-  const connect = async () => {
-    instance ??= DuckDBInstance.create(":memory:", { threads: "2" })
-    const connection = await (await instance).connect()
-    await connection.run("SET TimeZone = 'UTC'")
-    return connection
-  }
-  const withTemporaryDirectory = <A>(use: (directory: string) => Promise<A>): Promise<A> =>
-    NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-duckdb-codec-")).then((directory) =>
-      use(directory).finally(() => NodeFs.rm(directory, { recursive: true, force: true }))
-    )
   return {
     encode: (schema, rows) =>
       Effect.tryPromise({
@@ -214,7 +244,7 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
                     : quoteIdentifier(column.name)
               )
               .join(", ")
-            const connection = await connect()
+            const connection = await connectDuckDb()
             try {
               await connection.run(
                 `COPY (SELECT ${projection} FROM read_json(${quoteLiteral(input)}, format = 'newline_delimited', ` +
@@ -230,29 +260,11 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
       }),
     decode: (body) =>
       Effect.tryPromise({
-        try: () =>
-          withTemporaryDirectory(async (directory) => {
-            const file = NodePath.join(directory, "input.parquet")
-            await NodeFs.writeFile(file, body)
-            const connection = await connect()
-            try {
-              const source = `read_parquet(${quoteLiteral(file)})`
-              const described = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRows()
-              const projection = described
-                .map((row) => {
-                  const name = quoteIdentifier(String(row[0]))
-                  return String(row[1]).startsWith("TIMESTAMP") ? `epoch_us(${name}) AS ${name}` : name
-                })
-                .join(", ")
-              const result = await connection.runAndReadAll(`SELECT ${projection} FROM ${source}`)
-              return result.getRowObjects().map((row) => {
-                const plain: Record<string, CellValue> = {}
-                for (const [key, value] of Object.entries(row)) plain[key] = plainCell(value)
-                return plain
-              })
-            } finally {
-              connection.closeSync()
-            }
+        try: async () =>
+          (await readParquetRows(body, (column) => `epoch_us(${column})`)).map((row) => {
+            const plain: Record<string, CellValue> = {}
+            for (const [key, value] of Object.entries(row)) plain[key] = plainCell(value)
+            return plain
           }),
         catch: (cause) => new ParquetError({ operation: "read", cause })
       })

@@ -6,7 +6,7 @@ import { currencyExponents } from "../domain/currency.js"
 import { DatasetError, ObjectStoreError } from "../domain/errors.js"
 import { type ColumnType, finalAggregateSchema } from "../domain/rows.js"
 import type { EpochMicros } from "../domain/time.js"
-import { DuckDb, type SqlError, type SqlRow } from "../layers/DuckDb.js"
+import { DuckDb, quoteIdentifier, quoteLiteral, type SqlError, type SqlRow } from "../layers/DuckDb.js"
 import { getRequired, type ObjectStore, ProcessedBucket } from "../layers/ObjectStore.js"
 import { type DatasetManifest, prefixes, readManifest } from "./datasets.js"
 
@@ -29,11 +29,7 @@ export class ReadyQueryNotFound extends Data.TaggedError("ReadyQueryNotFound")<{
   }
 }
 
-/** Quotes a SQL identifier. */
-export const quoteIdentifier = (name: string): string => `"${name.replaceAll('"', '""')}"`
-
-/** Quotes a SQL string literal. */
-export const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`
+export { quoteIdentifier, quoteLiteral }
 
 const duckDbType: Record<ColumnType, string> = {
   string: "VARCHAR",
