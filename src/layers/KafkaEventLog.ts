@@ -109,14 +109,33 @@ const effectLogCreator =
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 
-const toLogRecord = (topic: string, partition: number, message: KafkaMessage): LogRecord => ({
-  topic,
-  partition,
-  offset: Number(message.offset),
-  key: message.key === null ? null : message.key.toString("utf8"),
-  value: message.value ?? new Uint8Array(),
-  timestamp: Number(message.timestamp)
-})
+/**
+ * A fetched Kafka message seen as a `LogRecord`. The key and the append time are decoded on first read:
+ * most readers never look at the key, and building a million plain records per second eagerly cost more
+ * than kafkajs' own decoding (bench/services.mjs).
+ */
+class KafkaLogRecord implements LogRecord {
+  readonly offset: number
+  readonly value: Uint8Array
+  #key: string | null | undefined
+  #timestamp: number | undefined
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly message: KafkaMessage
+  ) {
+    this.offset = Number(message.offset)
+    this.value = message.value ?? new Uint8Array()
+  }
+  get key(): string | null {
+    if (this.#key === undefined) this.#key = this.message.key === null ? null : this.message.key.toString("utf8")
+    return this.#key
+  }
+  get timestamp(): number {
+    if (this.#timestamp === undefined) this.#timestamp = Number(this.message.timestamp)
+    return this.#timestamp
+  }
+}
 
 const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
   const chunks: Array<ReadonlyArray<A>> = []
@@ -307,33 +326,41 @@ export const makeKafkaEventLog = (
           const members = membersOf(group)
           let closing = false
 
-          /** Hands a take to the stream, heartbeating while it waits; false once the stream is gone. */
+          /**
+           * Hands a take to the stream: at once when the queue has room, otherwise waiting and heartbeating
+           * meanwhile; false once the stream is gone.
+           */
           const deliver = (
             take: Take.Take<ReadonlyArray<LogRecord>, EventLogError>,
             heartbeat: () => Promise<void>
           ): Promise<boolean> =>
-            Runtime.runPromiseExit(runtime)(
-              Effect.scoped(
-                Effect.zipRight(
-                  Effect.forkScoped(
-                    Effect.tryPromise(heartbeat).pipe(
-                      Effect.ignore,
-                      Effect.repeat(Schedule.spaced(heartbeatInterval)),
-                      Effect.withClock(liveClock)
+            Queue.unsafeOffer(queue, take)
+              ? Promise.resolve(true)
+              : Runtime.runPromiseExit(runtime)(
+                  Effect.scoped(
+                    Effect.zipRight(
+                      Effect.forkScoped(
+                        Effect.tryPromise(heartbeat).pipe(
+                          Effect.ignore,
+                          Effect.repeat(Schedule.spaced(heartbeatInterval)),
+                          Effect.withClock(liveClock)
+                        )
+                      ),
+                      Queue.offer(queue, take)
                     )
-                  ),
-                  Queue.offer(queue, take)
-                )
-              )
-            ).then(Exit.isSuccess)
+                  )
+                ).then(Exit.isSuccess)
 
           const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning }: EachBatchPayload) => {
             const key = partitionKey(batch.topic, batch.partition)
             const bound = bounds?.get(key)
             const end = bounds === undefined ? Number.POSITIVE_INFINITY : (bound?.end ?? 0)
-            const records = batch.messages
-              .map((message) => toLogRecord(batch.topic, batch.partition, message))
-              .filter((record) => record.offset < end)
+            const lastOffset = Number(batch.lastOffset())
+            const records: Array<LogRecord> = []
+            for (const message of batch.messages) {
+              const record = new KafkaLogRecord(batch.topic, batch.partition, message)
+              if (lastOffset < end || record.offset < end) records.push(record)
+            }
             for (const chunk of chunksOf(records, maxBatchSize)) {
               if (!isRunning() || closing) return
               if (!(await deliver(Take.of(chunk), heartbeat))) return
@@ -341,7 +368,7 @@ export const makeKafkaEventLog = (
             }
             resolveOffset(batch.lastOffset())
             if (bound !== undefined) {
-              bound.position = Math.max(bound.position, Number(batch.lastOffset()) + 1)
+              bound.position = Math.max(bound.position, lastOffset + 1)
               if (reachedEnd()) await deliver(Take.end, heartbeat)
             }
           }
