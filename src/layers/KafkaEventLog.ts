@@ -128,7 +128,8 @@ class KafkaLogRecord implements LogRecord {
     this.value = message.value ?? new Uint8Array()
   }
   get key(): string | null {
-    if (this.#key === undefined) this.#key = this.message.key === null ? null : this.message.key.toString("utf8")
+    if (this.#key === undefined)
+      this.#key = this.message.key === null ? null : this.message.key.toString("utf8")
     return this.#key
   }
   get timestamp(): number {
