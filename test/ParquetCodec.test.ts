@@ -95,6 +95,19 @@ describe("ParquetCodec on DuckDB (default)", () => {
     }).pipe(Effect.provide(Parquet.layer({ rowGroupSize: 1 })))
   )
 
+  it.effect("keeps row order across spool pieces", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const rows = Array.from({ length: 23 }, (_, index) => ({
+        ...row,
+        transaction_id: `tx-${index}`,
+        fraud_reasons: index % 3 === 0 ? [] : [`r-${index}`],
+        country: index % 2 === 0 ? null : "DE"
+      }))
+      assert.deepStrictEqual(yield* codec.decode(yield* codec.encode(finalAggregateSchema, rows)), rows)
+    }).pipe(Effect.provide(Parquet.layer({ spoolRows: 5 })))
+  )
+
   it.effect("writes UTC-adjusted timestamps, int64 money and standard lists", () =>
     Effect.gen(function* () {
       const codec = yield* Parquet

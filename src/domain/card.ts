@@ -67,18 +67,36 @@ const redactText = (text: string): string =>
  * number. Strings are scanned for digit runs; integer numbers are scanned as their decimal digits.
  */
 export const findCardNumberPaths = (value: unknown, path = ""): ReadonlyArray<string> => {
-  if (typeof value === "string") return containsCardNumber(value) ? [path || "(root)"] : []
-  if (typeof value === "number")
-    return Number.isInteger(value) && containsCardNumber(String(value)) ? [path] : []
-  if (Array.isArray(value))
-    return value.flatMap((item, index) => findCardNumberPaths(item, `${path}[${index}]`))
-  if (value !== null && typeof value === "object") {
-    return Object.entries(value).flatMap(([key, item]) =>
-      findCardNumberPaths(item, path ? `${path}.${key}` : key)
-    )
-  }
-  return []
+  const found: Array<string> = []
+  collectCardNumberPaths(value, path, found)
+  return found
 }
+
+/** Walks a document without building paths until a card number is found: most values hold none. */
+const collectCardNumberPaths = (value: unknown, path: string, found: Array<string>): void => {
+  if (typeof value === "string") {
+    if (containsCardNumber(value)) found.push(path || "(root)")
+  } else if (typeof value === "number") {
+    if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
+      found.push(path)
+  } else if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++)
+      if (mayHoldCardNumber(value[index])) collectCardNumberPaths(value[index], `${path}[${index}]`, found)
+  } else if (value !== null && typeof value === "object") {
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue
+      const item: unknown = (value as Record<string, unknown>)[key]
+      if (mayHoldCardNumber(item)) collectCardNumberPaths(item, path ? `${path}.${key}` : key, found)
+    }
+  }
+}
+
+const mayHoldCardNumber = (value: unknown): boolean =>
+  typeof value === "string"
+    ? value.length >= 13
+    : typeof value === "number"
+      ? Math.abs(value) >= 1e12
+      : value !== null && typeof value === "object"
 
 /** Replaces every full card number in a JSON document (or raw text) so it can be stored in quarantine. */
 export const redactCardNumbers = (value: unknown): unknown => {

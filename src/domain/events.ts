@@ -1,5 +1,19 @@
 import { Schema } from "effect"
 import {
+  booleanValue,
+  boundedId,
+  countryCode,
+  currencyCode,
+  Defer,
+  digits,
+  FastDecodeId,
+  nonNegativeInteger,
+  oneOf,
+  optionalField,
+  plainString,
+  rfc3339Micros
+} from "./fastDecode.js"
+import {
   AmountMinor,
   CountryCode,
   CurrencyCode,
@@ -30,8 +44,7 @@ export type PaymentMethod = (typeof paymentMethods)[number]
 export const fraudSignalSources = ["rules", "model", "partner", "chargeback", "manual_review"] as const
 export type FraudSignalSource = (typeof fraudSignalSources)[number]
 
-/** Contract §1: one state change of a transaction. `event_time` is UTC epoch microseconds inside. */
-export const TransactionEvent = Schema.Struct({
+const transactionEventFields = {
   event_id: EventId,
   transaction_id: TransactionId,
   sequence: NonNegativeInteger,
@@ -49,11 +62,83 @@ export const TransactionEvent = Schema.Struct({
   country: optional(CountryCode),
   device_id: optional(Schema.String),
   ip_address: optional(Schema.String)
+}
+type TransactionEventType = Schema.Struct.Type<typeof transactionEventFields>
+
+const transactionStatus = oneOf(transactionStatuses)
+const paymentMethod = oneOf(paymentMethods)
+const cardBin = digits(6, 8)
+const cardLast4 = digits(4, 4)
+
+/** The valid case of {@link TransactionEvent} without the schema machinery (see FastDecodeId). */
+const fastTransactionEvent = (input: Readonly<Record<string, unknown>>): TransactionEventType | undefined => {
+  const event_id = boundedId(input["event_id"])
+  const transaction_id = boundedId(input["transaction_id"])
+  const sequence = nonNegativeInteger(input["sequence"])
+  const event_time = rfc3339Micros(input["event_time"])
+  const status = transactionStatus(input["status"])
+  const amount_minor = nonNegativeInteger(input["amount_minor"])
+  const currency = currencyCode(input["currency"])
+  const user_id = boundedId(input["user_id"])
+  const merchant_id = boundedId(input["merchant_id"])
+  const payment_method = paymentMethod(input["payment_method"])
+  const card_bin = optionalField(input, "card_bin", cardBin)
+  const card_last4 = optionalField(input, "card_last4", cardLast4)
+  const processor = plainString(input["processor"])
+  const processor_reference = plainString(input["processor_reference"])
+  const country = optionalField(input, "country", countryCode)
+  const device_id = optionalField(input, "device_id", plainString)
+  const ip_address = optionalField(input, "ip_address", plainString)
+  if (
+    event_id === Defer ||
+    transaction_id === Defer ||
+    sequence === Defer ||
+    event_time === Defer ||
+    status === Defer ||
+    amount_minor === Defer ||
+    currency === Defer ||
+    user_id === Defer ||
+    merchant_id === Defer ||
+    payment_method === Defer ||
+    card_bin === Defer ||
+    card_last4 === Defer ||
+    processor === Defer ||
+    processor_reference === Defer ||
+    country === Defer ||
+    device_id === Defer ||
+    ip_address === Defer
+  )
+    return undefined
+  const event: Record<string, unknown> = {
+    event_id,
+    transaction_id,
+    sequence,
+    event_time,
+    status,
+    amount_minor,
+    currency,
+    user_id,
+    merchant_id,
+    payment_method
+  }
+  if (card_bin !== undefined) event["card_bin"] = card_bin
+  if (card_last4 !== undefined) event["card_last4"] = card_last4
+  event["processor"] = processor
+  event["processor_reference"] = processor_reference
+  if (country !== undefined) event["country"] = country
+  if (device_id !== undefined) event["device_id"] = device_id
+  if (ip_address !== undefined) event["ip_address"] = ip_address
+  // Every field was checked above exactly as the schema checks it; the brands are the schema's to give.
+  return event as TransactionEventType
+}
+
+/** Contract §1: one state change of a transaction. `event_time` is UTC epoch microseconds inside. */
+export const TransactionEvent = Schema.Struct(transactionEventFields).annotations({
+  [FastDecodeId]: fastTransactionEvent
 })
 export type TransactionEvent = typeof TransactionEvent.Type
 
-/** Contract §2: a fraud signal about a transaction, which may arrive before or after it. */
-export const FraudSignal = Schema.Struct({
+const fraudSignalFields = {
   signal_id: SignalId,
   transaction_id: TransactionId,
   event_time: Rfc3339Micros,
@@ -67,7 +152,48 @@ export const FraudSignal = Schema.Struct({
     Schema.filter((reasons) => (reasons.length <= 32 ? true : "must hold at most 32 reasons"))
   ),
   confirmed_fraud: optional(Schema.Boolean)
-})
+}
+type FraudSignalType = Schema.Struct.Type<typeof fraudSignalFields>
+
+const fraudSignalSource = oneOf(fraudSignalSources)
+
+/** The valid case of {@link FraudSignal} without the schema machinery (see FastDecodeId). */
+const fastFraudSignal = (input: Readonly<Record<string, unknown>>): FraudSignalType | undefined => {
+  const signal_id = boundedId(input["signal_id"])
+  const transaction_id = boundedId(input["transaction_id"])
+  const event_time = rfc3339Micros(input["event_time"])
+  const source = fraudSignalSource(input["source"])
+  const score = input["score"]
+  const reasons = input["reasons"]
+  const confirmed_fraud = optionalField(input, "confirmed_fraud", booleanValue)
+  if (
+    signal_id === Defer ||
+    transaction_id === Defer ||
+    event_time === Defer ||
+    source === Defer ||
+    typeof score !== "number" ||
+    !(Number.isFinite(score) && score >= 0 && score <= 1) ||
+    !Array.isArray(reasons) ||
+    reasons.length > 32 ||
+    !reasons.every((reason) => typeof reason === "string") ||
+    confirmed_fraud === Defer
+  )
+    return undefined
+  const signal: Record<string, unknown> = {
+    signal_id,
+    transaction_id,
+    event_time,
+    source,
+    score,
+    reasons: [...reasons]
+  }
+  if (confirmed_fraud !== undefined) signal["confirmed_fraud"] = confirmed_fraud
+  // Every field was checked above exactly as the schema checks it; the brands are the schema's to give.
+  return signal as FraudSignalType
+}
+
+/** Contract §2: a fraud signal about a transaction, which may arrive before or after it. */
+export const FraudSignal = Schema.Struct(fraudSignalFields).annotations({ [FastDecodeId]: fastFraudSignal })
 export type FraudSignal = typeof FraudSignal.Type
 
 export const kycLevels = ["none", "basic", "full"] as const

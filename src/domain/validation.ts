@@ -1,5 +1,6 @@
 import { Either, ParseResult, Schema } from "effect"
 import { findCardNumberPaths, redactCardNumbers, redactCardNumbersInText } from "./card.js"
+import { fastDecoderOf } from "./fastDecode.js"
 
 /** Why one input record was refused: every failing field with its reason. */
 export interface RecordProblem {
@@ -85,6 +86,8 @@ export const decodeValue = <A, I>(
       redactedPayload: redactedPayload()
     })
   }
+  const fast = fastDecoderOf(schema)?.(value as Readonly<Record<string, unknown>>)
+  if (fast !== undefined) return Either.right(fast)
   const decoded = Schema.decodeUnknownEither(schema, decodeOptions)(value)
   if (Either.isRight(decoded)) return Either.right(decoded.right)
   const problems = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => ({

@@ -1,0 +1,142 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either, Schema } from "effect"
+import fc from "fast-check"
+import { FraudSignal, TransactionEvent } from "../src/domain/events.js"
+import { fastDecoderOf } from "../src/domain/fastDecode.js"
+
+const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
+
+interface Field {
+  readonly valid: fc.Arbitrary<unknown>
+  readonly nearMisses: ReadonlyArray<unknown>
+}
+const field = (valid: fc.Arbitrary<unknown>, nearMisses: ReadonlyArray<unknown>): Field => ({
+  valid,
+  nearMisses
+})
+
+/**
+ * A valid record with up to three fields spoilt: set to a near miss, to anything at all, to undefined, or
+ * left out; about a third of the records stay valid.
+ */
+const inputOf = (fields: Record<string, Field>) => {
+  const names = Object.keys(fields)
+  const valid = fc.record(
+    Object.fromEntries(names.map((name) => [name, fields[name]!.valid])) as Record<
+      string,
+      fc.Arbitrary<unknown>
+    >
+  )
+  const spoil = fc
+    .constantFrom(...names)
+    .chain((name) =>
+      fc.tuple(
+        fc.constant(name),
+        fc.oneof(
+          fc.constantFrom(...fields[name]!.nearMisses),
+          fc.anything(),
+          fc.constant(undefined),
+          fc.constant("(absent)")
+        )
+      )
+    )
+  return fc.tuple(valid, fc.array(spoil, { maxLength: 3 }), fc.anything()).map(([record, spoilt, extra]) => {
+    const input: Record<string, unknown> = { ...record, unknown_extra: extra }
+    for (const [name, value] of spoilt) {
+      if (value === "(absent)") delete input[name]
+      else input[name] = value
+    }
+    return input
+  })
+}
+
+const id = fc.string({ minLength: 1, maxLength: 128 })
+const idMisses = ["", "x".repeat(129), 7, null, ["a"]]
+const timestamp = fc
+  .date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
+  .map((date) => date.toISOString())
+const timestampMisses = [
+  "2026-02-30T10:00:00Z",
+  "2026-11-24 10:00:00",
+  "2026-11-24T24:00:00Z",
+  "2026-11-24T10:00:00+25:00",
+  "2026-11-24T10:00:00.1234567891Z",
+  "2026-11-24T10:00:00.1234567+05:30",
+  1_764_000_000_000
+]
+const integerMisses = [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, "12", null]
+
+const transactionInput = inputOf({
+  event_id: field(id, idMisses),
+  transaction_id: field(id, idMisses),
+  sequence: field(fc.nat(), integerMisses),
+  event_time: field(timestamp, timestampMisses),
+  status: field(fc.constantFrom("authorized", "captured", "refunded", "chargeback"), ["Captured", "x"]),
+  amount_minor: field(fc.maxSafeNat(), integerMisses),
+  currency: field(fc.constantFrom("USD", "EUR", "JPY", "BHD"), ["usd", "ZZZ", "US", "USDD"]),
+  user_id: field(id, idMisses),
+  merchant_id: field(id, idMisses),
+  payment_method: field(fc.constantFrom("card", "wallet", "bank_transfer"), ["cash"]),
+  card_bin: field(fc.stringMatching(/^\d{6,8}$/), ["41111", "411111111", "4111a1", null]),
+  card_last4: field(fc.stringMatching(/^\d{4}$/), ["111", "11111", null]),
+  processor: field(fc.string(), [1, null]),
+  processor_reference: field(fc.string(), [1, null]),
+  country: field(fc.constantFrom("DE", "US", "JP"), ["de", "XX", "DEU", null]),
+  device_id: field(fc.string(), [1, null]),
+  ip_address: field(fc.string(), [false, null])
+})
+
+const signalInput = inputOf({
+  signal_id: field(id, idMisses),
+  transaction_id: field(id, idMisses),
+  event_time: field(timestamp, timestampMisses),
+  source: field(fc.constantFrom("rules", "model", "partner", "chargeback", "manual_review"), ["Model"]),
+  score: field(fc.double({ min: 0, max: 1, noNaN: true }), [-0.1, 1.01, Number.NaN, "0.5", null]),
+  reasons: field(fc.array(fc.string(), { maxLength: 32 }), [Array(33).fill("r"), ["a", 1], "a", null]),
+  confirmed_fraud: field(fc.boolean(), ["true", 1, null])
+})
+
+/** The fast decoder agrees with the schema: never accepts what it refuses, and returns what it returns. */
+const agreesWithSchema = <A, I>(schema: Schema.Schema<A, I>, input: Record<string, unknown>) => {
+  const fast = fastDecoderOf(schema)?.(input)
+  const slow = Schema.decodeUnknownEither(schema, decodeOptions)(input)
+  if (fast === undefined) {
+    // Only JSON's values reach the fast path; an explicit undefined is left to the schema.
+    if (Either.isRight(slow)) expect(Object.values(input)).toContain(undefined)
+    return Either.isRight(slow) ? "declined" : "refused"
+  }
+  expect(Either.isRight(slow)).toBe(true)
+  if (Either.isRight(slow)) {
+    expect(fast).toStrictEqual(slow.right)
+    expect(Object.keys(fast as object)).toStrictEqual(Object.keys(slow.right as object))
+  }
+  return "accepted"
+}
+
+describe("fast decoders", () => {
+  it("TransactionEvent: the fast path returns exactly the schema's value, and only for records it accepts", () => {
+    const outcomes = { accepted: 0, refused: 0, declined: 0 }
+    fc.assert(
+      fc.property(transactionInput, (input) => {
+        outcomes[agreesWithSchema(TransactionEvent, input)]++
+      }),
+      { seed: 20261126, numRuns: 5000 }
+    )
+    expect(outcomes.accepted).toBeGreaterThan(500)
+    expect(outcomes.refused).toBeGreaterThan(500)
+    expect(outcomes.declined).toBeLessThan(outcomes.accepted / 5)
+  })
+
+  it("FraudSignal: the fast path returns exactly the schema's value, and only for records it accepts", () => {
+    const outcomes = { accepted: 0, refused: 0, declined: 0 }
+    fc.assert(
+      fc.property(signalInput, (input) => {
+        outcomes[agreesWithSchema(FraudSignal, input)]++
+      }),
+      { seed: 20261126, numRuns: 5000 }
+    )
+    expect(outcomes.accepted).toBeGreaterThan(500)
+    expect(outcomes.refused).toBeGreaterThan(500)
+    expect(outcomes.declined).toBeLessThan(outcomes.accepted / 5)
+  })
+})
