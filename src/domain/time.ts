@@ -70,8 +70,19 @@ export const microsToIso = (micros: EpochMicros): string => {
 }
 
 /** The UTC calendar date (YYYY-MM-DD) of an instant: the `dt` partition value. */
-export const utcDate = (micros: EpochMicros): string =>
-  new Date(Math.floor(micros / 1000)).toISOString().slice(0, 10)
+export const utcDate = (micros: EpochMicros): string => {
+  const day = Math.floor(micros / 86_400_000_000)
+  let date = utcDateByDay.get(day)
+  if (date === undefined) {
+    date = new Date(day * 86_400_000).toISOString().slice(0, 10)
+    if (utcDateByDay.size >= 4096) utcDateByDay.clear()
+    utcDateByDay.set(day, date)
+  }
+  return date
+}
+
+/** Formatting a Date per row showed in profiles; partition dates repeat, so they are formatted once. */
+const utcDateByDay = new Map<number, string>()
 
 /** Epoch microseconds to a JavaScript Date (millisecond precision). */
 export const microsToDate = (micros: EpochMicros): Date => new Date(Math.floor(micros / 1000))

@@ -250,137 +250,181 @@ interface BatchOutcome {
   readonly offsets: ReadonlyArray<PartitionOffset>
 }
 
-const processBatch = (
-  group: string,
+type IndexedTransactionRow = Partitioned<ReturnType<typeof indexTransaction>>
+type IndexedFraudSignalRow = Partitioned<ReturnType<typeof indexFraudSignal>>
+
+/** A micro-batch after validation, dedup and joins: rows to write, nothing written yet. */
+interface DecodedBatch {
+  readonly batchId: string
+  readonly records: ReadonlyArray<LogRecord>
+  readonly quarantined: ReadonlyArray<QuarantineEntry>
+  readonly deadLetters: ReadonlyMap<string, ReadonlyArray<{ key: string; value: Uint8Array }>>
+  readonly indexed: ReadonlyArray<IndexedTransactionRow>
+  readonly lateTransactions: ReadonlyArray<IndexedTransactionRow>
+  readonly signals: ReadonlyArray<IndexedFraudSignalRow>
+  readonly lateSignals: ReadonlyArray<IndexedFraudSignalRow>
+  readonly joined: ReadonlyArray<SignalJoinRow>
+  readonly duplicates: number
+}
+
+/** A decoded micro-batch whose data and quarantine files are written, not yet committed. */
+interface WrittenBatch {
+  readonly decoded: DecodedBatch
+  readonly files: StreamingBatchManifest["files"]
+  readonly quarantineFiles: ReadonlyArray<string>
+}
+
+/** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
+const decodeBatch = (
   topicNames: TopicNames,
   records: ReadonlyArray<LogRecord>,
   dimensions: DimensionTables,
   transactionState: EventTimeState,
   signalState: EventTimeState,
   joins: SignalJoinWindow
-) =>
+): DecodedBatch => {
+  const quarantined: Array<QuarantineEntry> = []
+  const deadLetters = new Map<string, Array<{ key: string; value: Uint8Array }>>()
+  const indexed: Array<IndexedTransactionRow> = []
+  const lateTransactions: Array<IndexedTransactionRow> = []
+  const signals: Array<IndexedFraudSignalRow> = []
+  const lateSignals: Array<IndexedFraudSignalRow> = []
+  const joined: Array<SignalJoinRow> = []
+  let duplicates = 0
+
+  for (const record of records) {
+    const location = `${record.topic}/${record.partition}@${record.offset}`
+    const text = decoder.decode(record.value)
+    const outcome =
+      record.topic === topicNames.fraudSignals
+        ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
+            const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
+            if (seen === "duplicate") duplicates++
+            else {
+              ;(seen === "late" ? lateSignals : signals).push(
+                indexFraudSignal(signal, seen === "late" ? "late" : "stream", location)
+              )
+              joined.push(...joins.addSignal(signal))
+            }
+          })
+        : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
+            const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
+            if (seen === "duplicate") duplicates++
+            else {
+              ;(seen === "late" ? lateTransactions : indexed).push(
+                indexTransaction(event, dimensions, seen === "late" ? "late" : "stream", location)
+              )
+              joined.push(...joins.addTransaction(event))
+            }
+          })
+    if (Either.isLeft(outcome)) {
+      const entry = quarantineEntry(
+        record.topic,
+        location,
+        outcome.left.problems,
+        outcome.left.redactedPayload
+      )
+      quarantined.push(entry)
+      const list = deadLetters.get(record.topic) ?? []
+      list.push({ key: record.key ?? "", value: new TextEncoder().encode(JSON.stringify(entry)) })
+      deadLetters.set(record.topic, list)
+    }
+  }
+  transactionState.evict()
+  signalState.evict()
+  joins.evict(Math.min(transactionState.watermark, signalState.watermark))
+  return {
+    batchId: batchIdOf(records),
+    records,
+    quarantined,
+    deadLetters,
+    indexed,
+    lateTransactions,
+    signals,
+    lateSignals,
+    joined,
+    duplicates
+  }
+}
+
+/**
+ * Writes a decoded batch's Parquet and quarantine files. Names derive from the batch's offsets, so a retry
+ * or a replay after a crash rewrites the same objects; nothing is visible until the manifest is written.
+ */
+const writeBatchFiles = (decoded: DecodedBatch) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
-    const log = yield* EventLogService
-    const batchId = batchIdOf(records)
-    const quarantined: Array<QuarantineEntry> = []
-    const deadLetters = new Map<string, Array<{ key: string; value: Uint8Array }>>()
-    const indexed: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
-    const lateTransactions: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
-    const signals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
-    const lateSignals: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
-    const joined: Array<SignalJoinRow> = []
-    let duplicates = 0
-
-    for (const record of records) {
-      const location = `${record.topic}/${record.partition}@${record.offset}`
-      const text = decoder.decode(record.value)
-      const outcome =
-        record.topic === topicNames.fraudSignals
-          ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
-              const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
-              if (seen === "duplicate") duplicates++
-              else {
-                ;(seen === "late" ? lateSignals : signals).push(
-                  indexFraudSignal(signal, seen === "late" ? "late" : "stream", location)
-                )
-                joined.push(...joins.addSignal(signal))
-              }
-            })
-          : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
-              const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
-              if (seen === "duplicate") duplicates++
-              else {
-                ;(seen === "late" ? lateTransactions : indexed).push(
-                  indexTransaction(event, dimensions, seen === "late" ? "late" : "stream", location)
-                )
-                joined.push(...joins.addTransaction(event))
-              }
-            })
-      if (Either.isLeft(outcome)) {
-        const entry = quarantineEntry(
-          record.topic,
-          location,
-          outcome.left.problems,
-          outcome.left.redactedPayload
-        )
-        quarantined.push(entry)
-        const list = deadLetters.get(record.topic) ?? []
-        list.push({ key: record.key ?? "", value: new TextEncoder().encode(JSON.stringify(entry)) })
-        deadLetters.set(record.topic, list)
-      }
-    }
-    transactionState.evict()
-    signalState.evict()
-    joins.evict(Math.min(transactionState.watermark, signalState.watermark))
-
-    // Everything below is I/O with names derived from the batch, so a retry rewrites the same objects.
-    const publish = Effect.gen(function* () {
-      const write = (
-        prefix: string,
-        dataset: StreamingDataset,
-        schema: typeof indexedTransactionSchema,
-        rows: ReadonlyArray<object>
-      ) =>
-        Effect.map(
-          writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), batchId),
-          (files) => files.map((file) => ({ ...file, dataset }))
-        )
-      const files = (yield* Effect.all(
-        [
-          write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, indexed),
-          write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, signals),
-          write(
-            streamingPrefixes.lateTransactions,
-            "late_transactions",
-            indexedTransactionSchema,
-            lateTransactions
-          ),
-          write(streamingPrefixes.signalJoins, "fraud_signal_joins", signalJoinSchema, joined),
-          write(
-            streamingPrefixes.lateFraudSignals,
-            "late_fraud_signals",
-            indexedFraudSignalSchema,
-            lateSignals
-          )
-        ],
-        { concurrency: "unbounded" }
-      )).flat()
-      const quarantineFiles = yield* writeQuarantine(processed, "stream", batchId, quarantined)
-      for (const [topic, messages] of deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
-      const offsets = nextOffsets(records)
-      const manifest: StreamingBatchManifest = {
-        batch_id: batchId,
-        group,
-        quarantine_files: quarantineFiles,
-        committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-        files,
-        offsets,
-        consumed: records.length,
-        quarantined: quarantined.length,
-        duplicates
-      }
-      yield* processed.put(
-        `${streamingPrefixes.batches}${batchId}.json`,
-        new TextEncoder().encode(JSON.stringify(manifest, null, 2))
+    const write = (
+      prefix: string,
+      dataset: StreamingDataset,
+      schema: typeof indexedTransactionSchema,
+      rows: ReadonlyArray<object>
+    ) =>
+      Effect.map(
+        writePartitioned(processed, codec, prefix, schema, rows.map(asTableRow), decoded.batchId),
+        (files) => files.map((file) => ({ ...file, dataset }))
       )
-      const accepted = records.length - quarantined.length
-      return {
-        offsets,
-        summary: {
-          batches: 1,
-          consumed: records.length,
-          accepted,
-          quarantined: quarantined.length,
-          indexed: indexed.length + signals.length,
-          late: lateTransactions.length + lateSignals.length,
-          duplicates
-        }
-      } satisfies BatchOutcome
-    })
-    return yield* Effect.retry(publish, { schedule: transientFailureRetry, while: isTransientFailure })
-  })
+    const files = (yield* Effect.all(
+      [
+        write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, decoded.indexed),
+        write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, decoded.signals),
+        write(
+          streamingPrefixes.lateTransactions,
+          "late_transactions",
+          indexedTransactionSchema,
+          decoded.lateTransactions
+        ),
+        write(streamingPrefixes.signalJoins, "fraud_signal_joins", signalJoinSchema, decoded.joined),
+        write(
+          streamingPrefixes.lateFraudSignals,
+          "late_fraud_signals",
+          indexedFraudSignalSchema,
+          decoded.lateSignals
+        )
+      ],
+      { concurrency: "unbounded" }
+    )).flat()
+    const quarantineFiles = yield* writeQuarantine(processed, "stream", decoded.batchId, decoded.quarantined)
+    return { decoded, files, quarantineFiles } satisfies WrittenBatch
+  }).pipe(Effect.retry({ schedule: transientFailureRetry, while: isTransientFailure }))
+
+/** Sends a written batch's dead letters and writes its manifest: from here on readers see the batch. */
+const commitBatchManifest = (group: string, written: WrittenBatch) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const log = yield* EventLogService
+    const { decoded } = written
+    for (const [topic, messages] of decoded.deadLetters) yield* log.produce(deadLetterTopic(topic), messages)
+    const offsets = nextOffsets(decoded.records)
+    const manifest: StreamingBatchManifest = {
+      batch_id: decoded.batchId,
+      group,
+      quarantine_files: written.quarantineFiles,
+      committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      files: written.files,
+      offsets,
+      consumed: decoded.records.length,
+      quarantined: decoded.quarantined.length,
+      duplicates: decoded.duplicates
+    }
+    yield* processed.put(
+      `${streamingPrefixes.batches}${decoded.batchId}.json`,
+      new TextEncoder().encode(JSON.stringify(manifest, null, 2))
+    )
+    return {
+      offsets,
+      summary: {
+        batches: 1,
+        consumed: decoded.records.length,
+        accepted: decoded.records.length - decoded.quarantined.length,
+        quarantined: decoded.quarantined.length,
+        indexed: decoded.indexed.length + decoded.signals.length,
+        late: decoded.lateTransactions.length + decoded.lateSignals.length,
+        duplicates: decoded.duplicates
+      }
+    } satisfies BatchOutcome
+  }).pipe(Effect.retry({ schedule: transientFailureRetry, while: isTransientFailure }))
 
 const addSummaries = (a: StreamingSummary, b: StreamingSummary): StreamingSummary => ({
   batches: a.batches + b.batches,
@@ -580,15 +624,23 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
             const started = yield* Clock.currentTimeMillis
-            const outcome = yield* processBatch(
-              settings.group,
-              settings.topics,
-              Chunk.toReadonlyArray(chunk),
-              yield* Ref.get(dimensions),
-              transactionState,
-              signalState,
-              joins
-            )
+            const tables = yield* Ref.get(dimensions)
+            const records = Chunk.toReadonlyArray(chunk)
+            return {
+              started,
+              decoded: decodeBatch(settings.topics, records, tables, transactionState, signalState, joins)
+            }
+          })
+        ),
+        // The files of the next batch are written while this one commits; manifests and offset commits stay
+        // strictly in batch order (a later batch's manifest never lands before an earlier one's).
+        Stream.mapEffect(
+          ({ started, decoded }) => Effect.map(writeBatchFiles(decoded), (written) => ({ started, written })),
+          { concurrency: 2 }
+        ),
+        Stream.mapEffect(({ started, written }) =>
+          Effect.gen(function* () {
+            const outcome = yield* commitBatchManifest(settings.group, written)
             yield* Effect.retry(log.commit(settings.group, outcome.offsets), {
               schedule: transientFailureRetry,
               while: isTransientFailure
@@ -596,7 +648,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
             const committedAt = yield* Clock.currentTimeMillis
             yield* observeBatch(outcome.summary, (committedAt - started) / 1000)
             yield* observeEventLatencies(
-              Chunk.toReadonlyArray(chunk).map((record) => record.timestamp),
+              written.decoded.records.map((record) => record.timestamp),
               committedAt
             )
             yield* observeStateSize(transactionState.size + signalState.size + joins.size)
