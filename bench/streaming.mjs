@@ -13,7 +13,7 @@ import { Parquet } from "../dist/layers/ParquetCodec.js"
 import { generateDataset } from "../dist/streams/generate.js"
 import { runBatchIngest, runStreamIngest } from "../dist/streams/ingest.js"
 import { runStreamingIndex } from "../dist/streams/streamingIndex.js"
-import { eventToCommitSeconds } from "../dist/streams/streamingMetrics.js"
+import { dedupStateSize, eventToCommitSeconds } from "../dist/streams/streamingMetrics.js"
 
 const brokers = (process.env.RECON_KAFKA_BROKERS ?? "").split(",").filter(Boolean)
 if (brokers.length === 0) {
@@ -69,16 +69,37 @@ const rawSeconds = seconds(started)
 const lines = NodeFs.readFileSync(NodePath.join(inputDir, "stream", "transactions.jsonl"), "utf8")
   .split("\n")
   .filter((line) => line.trim() !== "")
-const keyOf = (line) => {
+const cycleDays = 30
+/** The n-th record of the live run: the generated lines again and again, each cycle with new ids and a month later. */
+const liveRecord = (n) => {
+  const line = lines[n % lines.length]
+  const cycle = Math.floor(n / lines.length)
   try {
-    return String(JSON.parse(line).transaction_id ?? "")
+    const event = JSON.parse(line)
+    if (cycle > 0 && event !== null && typeof event === "object") {
+      if (typeof event.event_id === "string") event.event_id += `~${cycle}`
+      if (typeof event.transaction_id === "string") event.transaction_id += `~${cycle}`
+      const time = Date.parse(event.event_time)
+      if (Number.isFinite(time))
+        event.event_time = new Date(time + cycle * cycleDays * 86_400_000).toISOString()
+      return { key: String(event.transaction_id ?? ""), text: JSON.stringify(event) }
+    }
+    return { key: String(event?.transaction_id ?? ""), text: line }
   } catch {
-    return ""
+    return { key: "", text: line }
   }
 }
 const liveTopics = { transactions: `bench-live-tx-${runId}`, fraudSignals: `bench-live-fs-${runId}` }
 const rss = []
 const sampler = setInterval(() => rss.push(process.memoryUsage().rss / 1048576), 1000)
+const stateSizes = []
+const minuteSampler = setInterval(() => {
+  const state = Effect.runSync(Metric.value(dedupStateSize)).value
+  stateSizes.push(state)
+  console.error(
+    `rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB, dedup/join state ${state} entries`
+  )
+}, 60_000)
 const live = await Effect.runPromise(
   Effect.scoped(
     Effect.gen(function* () {
@@ -103,8 +124,8 @@ const live = await Effect.runPromise(
         if (sent < due) {
           const slice = []
           for (let index = 0; index < Math.min(perTick * 2, due - sent); index++) {
-            const line = lines[(sent + index) % lines.length]
-            slice.push({ key: keyOf(line), value: encoder.encode(line) })
+            const { key, text } = liveRecord(sent + index)
+            slice.push({ key, value: encoder.encode(text) })
           }
           yield* log.produce(liveTopics.transactions, slice)
           sent += slice.length
@@ -119,6 +140,7 @@ const live = await Effect.runPromise(
   )
 )
 clearInterval(sampler)
+clearInterval(minuteSampler)
 
 // The streaming index, bounded: decode, validate, dedup, join, Parquet micro-batches, manifests, commits.
 started = process.hrtime.bigint()
@@ -160,4 +182,12 @@ console.log(
   "RSS MB during the fixed-rate run (first/max/last)".padEnd(44),
   `${rss[0]?.toFixed(0)}/${Math.max(...rss).toFixed(0)}/${rss.at(-1)?.toFixed(0)}`.padStart(14)
 )
+if (stateSizes.length > 0)
+  console.log(
+    "dedup/join state entries per minute".padEnd(44),
+    stateSizes
+      .map((size) => Math.round(size))
+      .join("/")
+      .padStart(14)
+  )
 NodeFs.rmSync(root, { recursive: true, force: true })

@@ -3,7 +3,14 @@ import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "ef
 import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
-import { EventTimeState, readCommittedBatches, runStreamingIndex } from "../src/streams/streamingIndex.js"
+import {
+  EventTimeState,
+  makeCommittedFilter,
+  readCommittedBatches,
+  runStreamingIndex,
+  type StreamingBatchManifest,
+  streamingPrefixes
+} from "../src/streams/streamingIndex.js"
 import {
   jsonLines,
   memoryLayers,
@@ -289,4 +296,49 @@ describe("EventTimeState", () => {
     )
     assert.strictEqual(state.observe("d", 95, "p0"), "new")
   })
+})
+
+describe("records already in committed manifests", () => {
+  const recordsAt = (offsets: ReadonlyArray<number>, assignment: number) =>
+    offsets.map((offset) => ({
+      topic: "transactions",
+      partition: 0,
+      offset,
+      key: "tx",
+      value: new Uint8Array(),
+      timestamp: 0,
+      assignment
+    }))
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, index) => from + index)
+
+  it.effect("are read again when a partition comes back under a new assignment", () =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      const committed = yield* makeCommittedFilter("g")
+      assert.strictEqual((yield* committed.filter(recordsAt(range(0, 5), 1))).length, 5)
+      // Another member owned the partition for a while, committed a batch up to offset 10, and died before
+      // committing the offsets to the log.
+      const manifest: StreamingBatchManifest = {
+        batch_id: "other-member",
+        group: "g",
+        committed_at: "2026-11-26T00:00:00.000Z",
+        files: [],
+        offsets: [{ topic: "transactions", partition: 0, offset: 10 }],
+        consumed: 5,
+        quarantined: 0,
+        duplicates: 0
+      }
+      yield* processed.put(
+        `${streamingPrefixes.batches}other-member.json`,
+        new TextEncoder().encode(JSON.stringify(manifest))
+      )
+      // Same assignment: this member owned the partition throughout, nobody else can have committed it.
+      assert.strictEqual((yield* committed.filter(recordsAt(range(5, 7), 1))).length, 2)
+      const afterRebalance = yield* committed.filter(recordsAt(range(5, 13), 2))
+      assert.deepStrictEqual(
+        afterRebalance.map((record) => record.offset),
+        [10, 11, 12]
+      )
+    }).pipe(Effect.provide(ProcessedBucket.layerMemory))
+  )
 })

@@ -16,6 +16,12 @@ export interface LogRecord {
   readonly value: Uint8Array
   /** Append time, epoch milliseconds. */
   readonly timestamp: number
+  /**
+   * Which partition assignment of this group member delivered the record: it changes after every
+   * rebalance (Kafka), so a partition seen again under a new assignment may have been consumed by another
+   * member meanwhile. Absent where the assignment never changes (the embedded log).
+   */
+  readonly assignment?: number
 }
 
 /** A position in a partition: `offset` is the next offset to read (Kafka's committed-offset meaning). */

@@ -122,7 +122,8 @@ class KafkaLogRecord implements LogRecord {
   constructor(
     readonly topic: string,
     readonly partition: number,
-    private readonly message: KafkaMessage
+    private readonly message: KafkaMessage,
+    readonly assignment: number
   ) {
     this.offset = Number(message.offset)
     this.value = message.value ?? new Uint8Array()
@@ -326,6 +327,7 @@ export const makeKafkaEventLog = (
           const queue = yield* Queue.bounded<Take.Take<ReadonlyArray<LogRecord>, EventLogError>>(2)
           const members = membersOf(group)
           let closing = false
+          let assignment = 0
 
           /**
            * Hands a take to the stream: at once when the queue has room, otherwise waiting and heartbeating
@@ -359,7 +361,7 @@ export const makeKafkaEventLog = (
             const lastOffset = Number(batch.lastOffset())
             const records: Array<LogRecord> = []
             for (const message of batch.messages) {
-              const record = new KafkaLogRecord(batch.topic, batch.partition, message)
+              const record = new KafkaLogRecord(batch.topic, batch.partition, message, assignment)
               if (lastOffset < end || record.offset < end) records.push(record)
             }
             for (const chunk of chunksOf(records, maxBatchSize)) {
@@ -384,6 +386,7 @@ export const makeKafkaEventLog = (
                 heartbeatInterval
               })
               consumer.on(consumer.events.GROUP_JOIN, () => {
+                assignment++
                 if (!closing) members.consumers.add(consumer)
               })
               consumer.on(consumer.events.CRASH, ({ payload }) => {

@@ -522,13 +522,14 @@ const rebuildEventTimeState = (
  * Drops records that committed manifests of the group already cover. The log's offsets can lag the
  * manifests when an instance died between its manifest and its offset commit; the partition's next owner
  * (this instance after a restart, or another one after a rebalance) then receives those records again.
- * The manifests are read again whenever a partition delivers its first records to this instance.
+ * The manifests are read again whenever a partition delivers records to this instance for the first time
+ * or under a new assignment (after a rebalance another member may have committed batches of it).
  */
-const makeCommittedFilter = (group: string) =>
+export const makeCommittedFilter = (group: string) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const reached = new Map<string, number>()
-    const known = new Set<string>()
+    const assignmentOf = new Map<string, number | undefined>()
     const reload = Effect.map(readCommittedBatches(processed), (manifests) => {
       for (const manifest of manifests) {
         if (manifest.group !== group) continue
@@ -541,10 +542,14 @@ const makeCommittedFilter = (group: string) =>
     return {
       filter: (records: ReadonlyArray<LogRecord>) =>
         Effect.gen(function* () {
-          const partitions = new Set(records.map((record) => `${record.topic}/${record.partition}`))
-          if ([...partitions].some((key) => !known.has(key))) {
+          const delivered = new Map<string, number | undefined>()
+          for (const record of records) delivered.set(`${record.topic}/${record.partition}`, record.assignment)
+          const changed = [...delivered].filter(
+            ([key, assignment]) => !assignmentOf.has(key) || assignmentOf.get(key) !== assignment
+          )
+          if (changed.length > 0) {
             yield* reload
-            for (const key of partitions) known.add(key)
+            for (const [key, assignment] of changed) assignmentOf.set(key, assignment)
           }
           const kept = records.filter(
             (record) => record.offset >= (reached.get(`${record.topic}/${record.partition}`) ?? 0)
