@@ -4,6 +4,7 @@ import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import {
+  combinedWatermark,
   EventTimeState,
   makeCommittedFilter,
   readCommittedBatches,
@@ -295,6 +296,41 @@ describe("EventTimeState", () => {
       "older than the slowest partition minus lateness"
     )
     assert.strictEqual(state.observe("d", 95, "p0"), "new")
+  })
+
+  it("stops waiting for a partition that stayed silent past the idle timeout, until it delivers again", () => {
+    const state = new EventTimeState(10, 1000)
+    state.advanceTo(0)
+    state.observe("a", 100, "p0")
+    state.observe("b", 50, "p1")
+    state.advanceTo(900)
+    state.observe("c", 300, "p0")
+    state.evict()
+    assert.strictEqual(state.watermark, 40, "p1 is quiet but not idle yet: it still holds the watermark")
+    assert.strictEqual(state.size, 3)
+    state.advanceTo(1200)
+    state.observe("d", 400, "p0")
+    state.evict()
+    assert.strictEqual(state.watermark, 390, "p1 idle for 1200 ms: only p0 counts")
+    assert.strictEqual(state.size, 1, "ids behind the advanced watermark are evicted")
+    assert.strictEqual(state.observe("e", 395, "p1"), "new", "p1 delivers again and counts again")
+    assert.strictEqual(state.watermark, 385)
+  })
+
+  it("a join waits only for inputs that are active", () => {
+    const transactions = new EventTimeState(10, 1000)
+    const signals = new EventTimeState(10, 1000)
+    transactions.advanceTo(0)
+    transactions.observe("t", 500, "p0")
+    assert.strictEqual(combinedWatermark([transactions, signals]), 490, "no signal ever arrived")
+    signals.advanceTo(0)
+    signals.observe("s", 200, "p0")
+    assert.strictEqual(combinedWatermark([transactions, signals]), 190)
+    transactions.advanceTo(5000)
+    signals.advanceTo(5000)
+    transactions.observe("t2", 600, "p0")
+    assert.strictEqual(combinedWatermark([transactions, signals]), 590, "the signal topic went idle")
+    assert.strictEqual(combinedWatermark([new EventTimeState(10)]), Number.NEGATIVE_INFINITY)
   })
 })
 

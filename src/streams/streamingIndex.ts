@@ -85,12 +85,15 @@ export interface StreamingIndexOptions {
   readonly joinWindow: Duration.DurationInput
   /** How often the newest users and merchants snapshots are reloaded, without a restart. */
   readonly dimensionsRefresh: Duration.DurationInput
+  /** A partition silent this long (processing time) stops holding the watermark back until it delivers again. */
+  readonly idleTimeout: Duration.DurationInput
 }
 
 export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   topics,
   dimensionsRefresh: Duration.minutes(5),
   joinWindow: Duration.hours(24),
+  idleTimeout: Duration.minutes(1),
   group: "streaming-index",
   maxBatchRecords: 5_000,
   maxBatchWait: Duration.seconds(2),
@@ -101,7 +104,8 @@ export const defaultStreamingIndexOptions: StreamingIndexOptions = {
 /**
  * The streaming index options from config, each with the default above: `RECON_STREAM_GROUP`,
  * `RECON_STREAM_MAX_BATCH_RECORDS`, `RECON_STREAM_MAX_BATCH_WAIT_MS`, `RECON_STREAM_ALLOWED_LATENESS_MS`,
- * `RECON_STREAM_UNTIL_IDLE`, `RECON_STREAM_DIMENSIONS_REFRESH_MS`, `RECON_TOPIC_TRANSACTIONS`,
+ * `RECON_STREAM_UNTIL_IDLE`, `RECON_STREAM_DIMENSIONS_REFRESH_MS`, `RECON_STREAM_IDLE_TIMEOUT_MS`,
+ * `RECON_STREAM_JOIN_WINDOW_MS`, `RECON_TOPIC_TRANSACTIONS`,
  * `RECON_TOPIC_FRAUD_SIGNALS`.
  */
 export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> = Config.all({
@@ -125,6 +129,10 @@ export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> =
   dimensionsRefresh: Config.integer("RECON_STREAM_DIMENSIONS_REFRESH_MS").pipe(
     Config.map(Duration.millis),
     Config.withDefault(Duration.decode(defaultStreamingIndexOptions.dimensionsRefresh))
+  ),
+  idleTimeout: Config.integer("RECON_STREAM_IDLE_TIMEOUT_MS").pipe(
+    Config.map(Duration.millis),
+    Config.withDefault(Duration.decode(defaultStreamingIndexOptions.idleTimeout))
   ),
   topics: Config.all({
     transactions: Config.string("RECON_TOPIC_TRANSACTIONS").pipe(Config.withDefault(topics.transactions)),
@@ -156,28 +164,59 @@ const emptySummary: StreamingSummary = {
 /**
  * Event-time state. Each source partition tracks the max event time it has delivered; the watermark is
  * the least of those minus the allowed lateness (a partition that is behind holds it back, as in Flink or
- * Kafka Streams). Ids are remembered while their event time is at or after the watermark, then evicted,
- * so memory is bounded by the lateness window.
+ * Kafka Streams). A partition that delivered nothing for longer than the idle timeout (processing time,
+ * checked at each {@link advanceTo}) stops holding the watermark back until it delivers again, so a quiet
+ * partition or topic cannot freeze eviction. Ids are remembered while their event time is at or after the
+ * watermark, then evicted, so memory is bounded by the lateness window.
  */
 export class EventTimeState {
   private readonly partitionMax = new Map<string, number>()
+  private readonly lastSeenMillis = new Map<string, number>()
+  private readonly idle = new Set<string>()
   private readonly seen = new Map<string, number>()
+  private nowMillis = Number.NEGATIVE_INFINITY
 
-  constructor(private readonly latenessMicros: number) {}
+  constructor(
+    private readonly latenessMicros: number,
+    private readonly idleTimeoutMillis = Number.POSITIVE_INFINITY
+  ) {}
 
+  /**
+   * The watermark: over partitions that are not idle; when every partition is idle, the highest max seen
+   * (nothing arrives, so nothing can be late by holding it there); −∞ before anything arrived.
+   */
   get watermark(): number {
     if (this.partitionMax.size === 0) return Number.NEGATIVE_INFINITY
     let least = Number.POSITIVE_INFINITY
-    for (const max of this.partitionMax.values()) if (max < least) least = max
-    return least - this.latenessMicros
+    let greatest = Number.NEGATIVE_INFINITY
+    for (const [partition, max] of this.partitionMax) {
+      if (max > greatest) greatest = max
+      if (!this.idle.has(partition) && max < least) least = max
+    }
+    return (least === Number.POSITIVE_INFINITY ? greatest : least) - this.latenessMicros
+  }
+
+  /** True when some partition delivered within the idle timeout. */
+  get active(): boolean {
+    return this.partitionMax.size > this.idle.size
   }
 
   get size(): number {
     return this.seen.size
   }
 
+  /** Moves processing time to `nowMillis` and marks the partitions silent for longer than the idle timeout. */
+  advanceTo(nowMillis: number): void {
+    this.nowMillis = nowMillis
+    for (const [partition, lastSeen] of this.lastSeenMillis) {
+      if (nowMillis - lastSeen > this.idleTimeoutMillis) this.idle.add(partition)
+    }
+  }
+
   /** Classifies one event by id and time, and records it; `partition` names its source partition. */
   observe(id: string, eventTime: number, partition = ""): "new" | "duplicate" | "late" {
+    this.lastSeenMillis.set(partition, this.nowMillis)
+    this.idle.delete(partition)
     if (this.seen.has(id)) return "duplicate"
     const max = this.partitionMax.get(partition)
     if (max === undefined || eventTime > max) this.partitionMax.set(partition, eventTime)
@@ -191,6 +230,15 @@ export class EventTimeState {
     const watermark = this.watermark
     for (const [id, eventTime] of this.seen) if (eventTime < watermark) this.seen.delete(id)
   }
+}
+
+/**
+ * The watermark of several inputs, as for a join: the least over inputs that are active; an input that
+ * is idle or has delivered nothing does not hold it back. −∞ when none is active.
+ */
+export const combinedWatermark = (states: ReadonlyArray<EventTimeState>): number => {
+  const active = states.filter((state) => state.active)
+  return active.length === 0 ? Number.NEGATIVE_INFINITY : Math.min(...active.map((state) => state.watermark))
 }
 
 /**
@@ -332,7 +380,7 @@ const decodeBatch = (
   }
   transactionState.evict()
   signalState.evict()
-  joins.evict(Math.min(transactionState.watermark, signalState.watermark))
+  joins.evict(combinedWatermark([transactionState, signalState]))
   return {
     batchId: batchIdOf(records),
     records,
@@ -543,7 +591,8 @@ export const makeCommittedFilter = (group: string) =>
       filter: (records: ReadonlyArray<LogRecord>) =>
         Effect.gen(function* () {
           const delivered = new Map<string, number | undefined>()
-          for (const record of records) delivered.set(`${record.topic}/${record.partition}`, record.assignment)
+          for (const record of records)
+            delivered.set(`${record.topic}/${record.partition}`, record.assignment)
           const changed = [...delivered].filter(
             ([key, assignment]) => !assignmentOf.has(key) || assignmentOf.get(key) !== assignment
           )
@@ -610,8 +659,9 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
       Effect.forkScoped
     )
     const latenessMicros = Duration.toMillis(settings.allowedLateness) * 1000
-    const transactionState = new EventTimeState(latenessMicros)
-    const signalState = new EventTimeState(latenessMicros)
+    const idleTimeoutMillis = Duration.toMillis(settings.idleTimeout)
+    const transactionState = new EventTimeState(latenessMicros, idleTimeoutMillis)
+    const signalState = new EventTimeState(latenessMicros, idleTimeoutMillis)
     yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState)
     const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     yield* log.ensureTopic(settings.topics.transactions, 4)
@@ -629,6 +679,8 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
             const started = yield* Clock.currentTimeMillis
+            transactionState.advanceTo(started)
+            signalState.advanceTo(started)
             const tables = yield* Ref.get(dimensions)
             const records = Chunk.toReadonlyArray(chunk)
             return {
