@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import * as NodePath from "node:path"
-import { Command, Options } from "@effect/cli"
+import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option } from "effect"
 import { DuckDb } from "../layers/DuckDb.js"
@@ -8,7 +8,7 @@ import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { runBatchIndex } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
-import { runFinalAggregate } from "../streams/finalAggregate.js"
+import { runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { runBatchIngest } from "../streams/ingest.js"
 import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from "../streams/sql.js"
@@ -30,6 +30,31 @@ const outputOption = Options.directory("output", { exists: "either" }).pipe(
   Options.withDescription("Directory of the processed bucket; default RECON_PROCESSED_DIR"),
   Options.optional
 )
+const shardOption = Options.text("shard").pipe(
+  Options.withDescription(
+    "This worker's share i/n of the transactions (hash of transaction_id), e.g. 0/4; the last shard to finish publishes. Default 0/1"
+  ),
+  Options.mapEffect((text) => {
+    const match = /^(\d+)\/(\d+)$/.exec(text.trim())
+    const index = Number(match?.[1])
+    const count = Number(match?.[2])
+    return match !== null && count >= 1 && index < count
+      ? Effect.succeed({ index, count })
+      : Effect.fail(
+          ValidationError.invalidValue(HelpDoc.p(`--shard must be i/n with 0 <= i < n, got "${text}"`))
+        )
+  }),
+  Options.optional
+)
+const passesOption = Options.integer("passes").pipe(
+  Options.withDescription(
+    "Passes over the input, each holding 1/passes of the shard's transactions in memory"
+  ),
+  Options.withDefault(1)
+)
+const finalOptionsOf = (shard: Option.Option<{ index: number; count: number }>, passes: number) =>
+  Option.match(shard, { onNone: () => ({ passes }), onSome: (value) => ({ shard: value, passes }) })
+
 const directoriesOf = (input: Option.Option<string>, output: Option.Option<string>) => ({
   raw: Option.getOrUndefined(input),
   processed: Option.getOrUndefined(output)
@@ -59,19 +84,25 @@ const ingest = Command.make(
     )
 ).pipe(Command.withDescription("Upload producer files into raw/ of the raw bucket (same bytes: no-op)"))
 
-const batch = Command.make("batch", { input: inputOption, output: outputOption }, ({ input, output }) =>
-  Effect.gen(function* () {
-    const index = yield* runBatchIndex
-    const final = yield* runFinalAggregate
-    yield* printJson({ batchIndex: index, finalAggregate: final })
-  }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
+const batch = Command.make(
+  "batch",
+  { input: inputOption, output: outputOption, shard: shardOption, passes: passesOption },
+  ({ input, output, shard, passes }) =>
+    Effect.gen(function* () {
+      const index = yield* runBatchIndex
+      const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes))
+      yield* printJson({ batchIndex: index, finalAggregate: final })
+    }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
 ).pipe(Command.withDescription("Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/)"))
 
-const final = Command.make("final", { input: inputOption, output: outputOption }, ({ input, output }) =>
-  runFinalAggregate.pipe(
-    Effect.flatMap(printJson),
-    Effect.provide(storageLayer(directoriesOf(input, output)))
-  )
+const final = Command.make(
+  "final",
+  { input: inputOption, output: outputOption, shard: shardOption, passes: passesOption },
+  ({ input, output, shard, passes }) =>
+    runFinalAggregateWith(finalOptionsOf(shard, passes)).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(storageLayer(directoriesOf(input, output)))
+    )
 ).pipe(
   Command.withDescription("Merge committed streaming_index/, batch_index/ and late/ into final_aggregate/")
 )

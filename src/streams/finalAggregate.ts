@@ -1,48 +1,95 @@
-import { Clock, Effect, Option } from "effect"
+import { createHash } from "node:crypto"
+import { Clock, Effect, Option, Schema } from "effect"
+import { DatasetError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
   type FraudSignalFacts,
   type TransactionEventFacts
 } from "../domain/finalAggregate.js"
-import { finalAggregateSchema, type TableRow } from "../domain/rows.js"
+import { compareCodePoints } from "../domain/order.js"
+import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
   contentTag,
+  groupByDt,
+  ManifestFile,
   prefixes,
   publishSnapshot,
   readCommittedFile,
-  readManifest,
-  writePartitioned
+  readManifest
 } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
+import { makeProgress } from "./progress.js"
 import { readCommittedBatches } from "./streamingIndex.js"
+
+/** This worker's share of the transactions: the buckets `b` with `b mod count = index`. */
+export interface Shard {
+  readonly index: number
+  readonly count: number
+}
+
+/** Options of a final-aggregate run. */
+export interface FinalAggregateOptions {
+  /** The share of a worker among `count` (a Kubernetes Indexed Job or AWS Batch array); default 0 of 1. */
+  readonly shard?: Shard
+  /**
+   * Passes over the inputs, each keeping only a slice of the shard's transactions in memory (bucket at a
+   * time): memory shrinks by this factor, input is read this many times. Default 1.
+   */
+  readonly passes?: number
+  /** The most rows in one output file. Default 1 000 000. */
+  readonly maxRowsPerFile?: number
+}
 
 /** What one final-aggregate run read and published. */
 export interface FinalAggregateSummary {
   readonly version: string
+  readonly shard: Shard
   readonly transactionEventsRead: number
   readonly fraudSignalsRead: number
   readonly streamingBatches: number
   readonly rows: number
   readonly partitions: number
+  /** Files this run wrote; a file whose rows did not change since the current snapshot is kept, not rewritten. */
   readonly filesWritten: number
+  readonly filesKept: number
+  /** Whether this run published the snapshot (a shard publishes once every shard of the version is done). */
+  readonly published: boolean
   readonly staleFilesRemoved: number
 }
 
 /**
- * The final aggregator: merges the committed `batch_index/`, the committed micro-batches of
- * `streaming_index/` and `late/`, and the newest dimension snapshots into `final_aggregate/`, one row per
- * transaction_id (contract §6), partitioned by the UTC date of its earliest event. The file names derive
- * from the inputs, so re-running on the same inputs rewrites the same snapshot.
+ * The bucket of a transaction: FNV-1a (32 bit) of its id's UTF-16 code units, modulo `buckets`. Stable
+ * across processes and versions, so every worker agrees on who owns a transaction.
  */
-export const runFinalAggregate = Effect.gen(function* () {
+export const bucketOf = (transactionId: string, buckets: number): number => {
+  let hash = 0x811c9dc5
+  for (let index = 0; index < transactionId.length; index++) {
+    hash ^= transactionId.charCodeAt(index)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % buckets
+}
+
+/** Where the shards of a version leave the files they wrote until the last one publishes. */
+export const shardManifestPrefix = (version: string): string =>
+  `${prefixes.finalAggregate}_shards/${version}/`
+
+const ShardManifest = Schema.Struct({
+  version: Schema.String,
+  shard: Schema.Struct({ index: Schema.Number, count: Schema.Number }),
+  files: Schema.Array(ManifestFile),
+  rows: Schema.Number
+})
+const decodeShardManifest = Schema.decodeUnknownOption(Schema.parseJson(ShardManifest))
+
+/** The committed input files of the final aggregate and a version naming exactly that input. */
+const listInputs = Effect.gen(function* () {
   const raw = yield* RawBucket
   const processed = yield* ProcessedBucket
-  const codec = yield* Parquet
   const dimensions = yield* loadDimensions(raw)
-
   const transactionKeys: Array<string> = []
   const signalKeys: Array<string> = []
   const inputVersions: Array<string> = [
@@ -68,42 +115,181 @@ export const runFinalAggregate = Effect.gen(function* () {
       if (file.dataset === "fraud_signals" || file.dataset === "late_fraud_signals") signalKeys.push(file.key)
     }
   }
-
-  const events: Array<TransactionEventFacts> = []
-  for (const key of transactionKeys) {
-    const rows = yield* readCommittedFile(processed, codec, "transaction index", key)
-    for (const row of rows) events.push(row as TableRow as unknown as TransactionEventFacts)
-  }
-  const signals: Array<FraudSignalFacts> = []
-  for (const key of signalKeys) {
-    const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key)
-    for (const row of rows) signals.push(row as TableRow as unknown as FraudSignalFacts)
-  }
-
-  const rows = buildFinalAggregate(events, signals, dimensions.tables)
-  const version = contentTag(inputVersions.sort().join("\n"))
-  const files = yield* writePartitioned(
-    processed,
-    codec,
-    prefixes.finalAggregate,
-    finalAggregateSchema,
-    rows as unknown as ReadonlyArray<TableRow & { readonly dt: string }>,
-    version
-  )
-  const { removed } = yield* publishSnapshot(processed, prefixes.finalAggregate, {
-    dataset: "final_aggregate",
-    version,
-    committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-    files
-  })
   return {
-    version,
-    transactionEventsRead: events.length,
-    fraudSignalsRead: signals.length,
+    dimensions,
+    transactionKeys,
+    signalKeys,
     streamingBatches: batches.length,
-    rows: rows.length,
-    partitions: new Set(files.map((file) => file.dt)).size,
-    filesWritten: files.length,
-    staleFilesRemoved: removed
-  } satisfies FinalAggregateSummary
-}).pipe(Effect.withSpan("runFinalAggregate"))
+    version: contentTag(inputVersions.sort().join("\n"))
+  }
+})
+
+/**
+ * Writes one dt's rows as content-addressed files (`part-<hash of the rows>.parquet`): rows that did not
+ * change since the current snapshot map to a key it already lists, and that file is kept as it is. So a
+ * run rewrites only the partitions whose transactions changed, including those that lost or gained rows
+ * that moved to an earlier dt.
+ */
+const writeContentAddressed = (
+  rows: ReadonlyArray<FinalAggregateRow>,
+  current: ReadonlySet<string>,
+  maxRowsPerFile: number
+) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const parts: Array<{
+      readonly key: string
+      readonly dt: string
+      readonly slice: Array<FinalAggregateRow>
+    }> = []
+    for (const [dt, group] of groupByDt(rows)) {
+      for (let start = 0; start < group.length; start += maxRowsPerFile) {
+        const slice = group.slice(start, start + maxRowsPerFile)
+        const hash = createHash("sha256")
+        for (const row of slice) hash.update(JSON.stringify(row)).update("\n")
+        const key = `${prefixes.finalAggregate}dt=${dt}/part-${hash.digest("hex").slice(0, 24)}.parquet`
+        parts.push({ key, dt, slice })
+      }
+    }
+    let written = 0
+    const files = yield* Effect.forEach(
+      parts,
+      ({ key, dt, slice }) =>
+        Effect.as(
+          current.has(key)
+            ? Effect.void
+            : Effect.flatMap(
+                codec.encode(finalAggregateSchema, slice as unknown as ReadonlyArray<TableRow>),
+                (body) => {
+                  written++
+                  return processed.put(key, body)
+                }
+              ),
+          { key, dt, rows: slice.length }
+        ),
+      { concurrency: 4 }
+    )
+    return { files, written }
+  })
+
+/**
+ * The final aggregator: merges the committed `batch_index/`, the committed micro-batches of
+ * `streaming_index/` and `late/`, and the newest dimension snapshots into `final_aggregate/`, one row per
+ * transaction_id (contract §6), partitioned by the UTC date of its earliest event.
+ *
+ * A worker owns the transactions whose bucket (FNV-1a of transaction_id) falls in its shard, reads every
+ * input file keeping only those, optionally in several passes of fewer buckets each to bound memory, and
+ * writes content-addressed files. It then records what it wrote under `_shards/<version>/`; the shard that
+ * finds every shard of the version done writes the dataset manifest, the one atomic step that publishes
+ * (readers see the old or the new snapshot, never a mix). N shards produce exactly the rows of one run; a
+ * re-run on the same input rewrites nothing.
+ */
+export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
+  Effect.gen(function* () {
+    const shard = options.shard ?? { index: 0, count: 1 }
+    if (!Number.isInteger(shard.count) || shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
+      return yield* new DatasetError({
+        dataset: "final_aggregate",
+        reason: `shard must be i/n with 0 <= i < n, got ${shard.index}/${shard.count}`
+      })
+    const passes = Math.max(1, Math.floor(options.passes ?? 1))
+    const maxRowsPerFile = options.maxRowsPerFile ?? 1_000_000
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const inputs = yield* listInputs
+    const currentManifest = yield* readManifest(processed, prefixes.finalAggregate)
+    const current = new Set(
+      Option.match(currentManifest, {
+        onNone: () => [],
+        onSome: (manifest) => manifest.files.map((f) => f.key)
+      })
+    )
+    const buckets = shard.count * passes
+    const progress = yield* makeProgress(
+      "final aggregate",
+      passes * (inputs.transactionKeys.length + inputs.signalKeys.length)
+    )
+
+    const files: Array<ManifestFile> = []
+    let eventsRead = 0
+    let signalsRead = 0
+    let rowCount = 0
+    let written = 0
+    for (let pass = 0; pass < passes; pass++) {
+      const owned = (transactionId: string) => {
+        const bucket = bucketOf(transactionId, buckets)
+        return bucket % shard.count === shard.index && Math.floor(bucket / shard.count) === pass
+      }
+      const events: Array<TransactionEventFacts> = []
+      for (const key of inputs.transactionKeys) {
+        const rows = yield* readCommittedFile(processed, codec, "transaction index", key)
+        for (const row of rows) {
+          const event = row as TableRow as unknown as TransactionEventFacts
+          if (owned(event.transaction_id)) events.push(event)
+        }
+        yield* progress.advance(rows.length)
+      }
+      const signals: Array<FraudSignalFacts> = []
+      for (const key of inputs.signalKeys) {
+        const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key)
+        for (const row of rows) {
+          const signal = row as TableRow as unknown as FraudSignalFacts
+          if (owned(signal.transaction_id)) signals.push(signal)
+        }
+        yield* progress.advance(rows.length)
+      }
+      eventsRead += events.length
+      signalsRead += signals.length
+      const rows = buildFinalAggregate(events, signals, inputs.dimensions.tables)
+      rowCount += rows.length
+      const outcome = yield* writeContentAddressed(rows, current, maxRowsPerFile)
+      files.push(...outcome.files)
+      written += outcome.written
+    }
+    yield* progress.done
+
+    const shardKey = `${shardManifestPrefix(inputs.version)}${shard.index}-of-${shard.count}.json`
+    yield* processed.put(
+      shardKey,
+      new TextEncoder().encode(JSON.stringify({ version: inputs.version, shard, files, rows: rowCount }))
+    )
+    const done: Array<typeof ShardManifest.Type> = []
+    for (const info of yield* processed.list(shardManifestPrefix(inputs.version))) {
+      const body = yield* processed.get(info.key)
+      const manifest = Option.flatMap(body, (bytes) => decodeShardManifest(new TextDecoder().decode(bytes)))
+      if (Option.isSome(manifest) && manifest.value.shard.count === shard.count) done.push(manifest.value)
+    }
+    const complete = new Set(done.map((manifest) => manifest.shard.index)).size === shard.count
+    let removed = 0
+    if (complete) {
+      const allFiles = done
+        .sort((a, b) => a.shard.index - b.shard.index)
+        .flatMap((manifest) => manifest.files)
+        .sort((a, b) => compareCodePoints(a.dt, b.dt) || compareCodePoints(a.key, b.key))
+      removed = (yield* publishSnapshot(processed, prefixes.finalAggregate, {
+        dataset: "final_aggregate",
+        version: inputs.version,
+        committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+        files: allFiles
+      })).removed
+      for (const info of yield* processed.list(shardManifestPrefix(inputs.version)))
+        yield* processed.delete(info.key)
+    }
+    return {
+      version: inputs.version,
+      shard,
+      transactionEventsRead: eventsRead,
+      fraudSignalsRead: signalsRead,
+      streamingBatches: inputs.streamingBatches,
+      rows: rowCount,
+      partitions: new Set(files.map((file) => file.dt)).size,
+      filesWritten: written,
+      filesKept: files.length - written,
+      published: complete,
+      staleFilesRemoved: removed
+    } satisfies FinalAggregateSummary
+  }).pipe(Effect.withSpan("runFinalAggregate"))
+
+/** The final aggregator as one worker doing everything (see {@link runFinalAggregateWith}). */
+export const runFinalAggregate = runFinalAggregateWith()

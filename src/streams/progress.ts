@@ -1,0 +1,55 @@
+import { Clock, Effect } from "effect"
+
+/** Progress of a long run over a known number of input files. */
+export interface Progress {
+  /** One more file done, holding `rows` rows. */
+  readonly advance: (rows: number) => Effect.Effect<void>
+  /** The run is over: prints the closing line. */
+  readonly done: Effect.Effect<void>
+}
+
+const compact = (value: number): string =>
+  value >= 1e6
+    ? `${(value / 1e6).toFixed(1)}M`
+    : value >= 1e4
+      ? `${Math.round(value / 1e3)}k`
+      : `${Math.round(value)}`
+
+/**
+ * Progress on stderr: on a terminal one line rewritten in place at most four times a second (files done,
+ * rows, rows/s, ETA from the share of files done); otherwise a log line every ten seconds. Always a
+ * closing summary.
+ */
+export const makeProgress = (label: string, totalFiles: number): Effect.Effect<Progress> =>
+  Effect.gen(function* () {
+    const interactive = process.stderr.isTTY === true
+    const started = yield* Clock.currentTimeMillis
+    let files = 0
+    let rows = 0
+    let shownAt = started
+    const line = (now: number) => {
+      const seconds = Math.max(0.001, (now - started) / 1000)
+      const rate = rows / seconds
+      const eta =
+        files > 0 && files < totalFiles ? ` ETA ${Math.ceil((seconds * (totalFiles - files)) / files)}s` : ""
+      return `${label}: ${files}/${totalFiles} files, ${compact(rows)} rows, ${compact(rate)} rows/s${eta}`
+    }
+    return {
+      advance: (fileRows) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          files++
+          rows += fileRows
+          if (now - shownAt < (interactive ? 250 : 10_000)) return Effect.void
+          shownAt = now
+          return interactive
+            ? Effect.sync(() => process.stderr.write(`\r${line(now)}\u001b[K`))
+            : Effect.logInfo(line(now))
+        }),
+      done: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.zipRight(
+          interactive ? Effect.sync(() => process.stderr.write("\r\u001b[K")) : Effect.void,
+          Effect.logInfo(`${line(now)}, done in ${((now - started) / 1000).toFixed(1)}s`)
+        )
+      )
+    }
+  })

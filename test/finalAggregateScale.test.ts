@@ -1,0 +1,185 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Layer } from "effect"
+import { ObjectStoreError } from "../src/domain/errors.js"
+import { type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
+import { runBatchIndex } from "../src/streams/batchIndex.js"
+import { readFinalAggregate } from "../src/streams/datasets.js"
+import { bucketOf, runFinalAggregateWith } from "../src/streams/finalAggregate.js"
+import {
+  jsonLines,
+  memoryLayers,
+  merchantJson,
+  signalJson,
+  transactionJson,
+  userJson
+} from "./support/fixtures.js"
+
+const statuses = ["authorized", "captured", "settled", "refunded", "chargeback"] as const
+
+/** 60 transactions over five days, two to four events each, signals for every third. */
+const seedRaw = Effect.gen(function* () {
+  const raw = yield* RawBucket
+  const events: Array<Record<string, unknown>> = []
+  const signals: Array<Record<string, unknown>> = []
+  for (let index = 0; index < 60; index++) {
+    const day = 20 + (index % 5)
+    for (let sequence = 0; sequence < 2 + (index % 3); sequence++) {
+      events.push(
+        transactionJson({
+          event_id: `e-${index}-${sequence}`,
+          transaction_id: `t-${index}`,
+          sequence,
+          status: statuses[sequence % statuses.length],
+          amount_minor: 1000 + index,
+          event_time: `2026-11-${day}T${String(10 + sequence).padStart(2, "0")}:00:00Z`
+        })
+      )
+    }
+    if (index % 3 === 0)
+      signals.push(
+        signalJson({ signal_id: `s-${index}`, transaction_id: `t-${index}`, score: (index % 10) / 10 })
+      )
+  }
+  yield* raw.put("raw/transactions/dt=2026-11-20/part-0.jsonl", jsonLines(...events))
+  yield* raw.put("raw/fraud_signals/dt=2026-11-20/part-0.jsonl", jsonLines(...signals))
+  yield* raw.put("raw/dimensions/users/snapshot=20261120T000000Z/users.jsonl", jsonLines(userJson()))
+  yield* raw.put(
+    "raw/dimensions/merchants/snapshot=20261120T000000Z/merchants.jsonl",
+    jsonLines(merchantJson())
+  )
+})
+
+const finalRows = Effect.gen(function* () {
+  const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+  return [...rows].sort((a, b) => (a.transaction_id < b.transaction_id ? -1 : 1))
+})
+
+describe("final aggregate at scale: shards, passes, incremental and atomic publish", () => {
+  it("spreads transactions over buckets stably", () => {
+    assert.strictEqual(bucketOf("t-1", 1), 0)
+    assert.strictEqual(bucketOf("t-1", 7), bucketOf("t-1", 7))
+    const counts = [0, 0, 0, 0]
+    for (let index = 0; index < 4000; index++) counts[bucketOf(`tx-${index}`, 4)]!++
+    for (const count of counts) assert.isAbove(count, 850)
+  })
+
+  it.effect("three shards publish exactly the rows of one run, once the last shard is done", () =>
+    Effect.gen(function* () {
+      yield* seedRaw
+      yield* runBatchIndex
+      const single = yield* runFinalAggregateWith()
+      const expected = yield* finalRows
+      assert.strictEqual(expected.length, 60)
+      assert.isTrue(single.published)
+
+      yield* (yield* RawBucket).put(
+        "raw/transactions/dt=2026-11-25/extra.jsonl",
+        jsonLines(
+          transactionJson({ event_id: "e-new", transaction_id: "t-new", event_time: "2026-11-25T09:00:00Z" })
+        )
+      )
+      yield* runBatchIndex
+      const first = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
+      const second = yield* runFinalAggregateWith({ shard: { index: 2, count: 3 } })
+      assert.isFalse(first.published)
+      assert.isFalse(second.published)
+      assert.deepStrictEqual(yield* finalRows, expected, "readers still see the previous snapshot")
+      const third = yield* runFinalAggregateWith({ shard: { index: 1, count: 3 } })
+      assert.isTrue(third.published)
+      assert.strictEqual(first.rows + second.rows + third.rows, 61)
+      const sharded = yield* finalRows
+      const shardAgain = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
+      assert.strictEqual(shardAgain.filesWritten, 0, "a re-run of a shard rewrites nothing")
+      yield* runFinalAggregateWith({ passes: 4 })
+      assert.deepStrictEqual(yield* finalRows, sharded, "four passes in one worker: the same rows")
+      assert.deepStrictEqual(
+        sharded.filter((row) => row.transaction_id !== "t-new"),
+        expected
+      )
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect(
+    "a re-run rewrites only the partitions whose transactions changed; a moved row appears once",
+    () =>
+      Effect.gen(function* () {
+        yield* seedRaw
+        yield* runBatchIndex
+        const first = yield* runFinalAggregateWith()
+        assert.strictEqual(first.partitions, 5)
+        const again = yield* runFinalAggregateWith()
+        assert.strictEqual(again.filesWritten, 0)
+        assert.strictEqual(again.filesKept, first.filesWritten)
+
+        // t-4 started on 2026-11-24; an earlier event moves it to 2026-11-19.
+        yield* (yield* RawBucket).put(
+          "raw/transactions/dt=2026-11-19/late.jsonl",
+          jsonLines(
+            transactionJson({
+              event_id: "e-4-early",
+              transaction_id: "t-4",
+              sequence: 0,
+              status: "authorized",
+              event_time: "2026-11-19T23:00:00Z"
+            })
+          )
+        )
+        yield* runBatchIndex
+        const moved = yield* runFinalAggregateWith()
+        assert.strictEqual(moved.filesWritten, 2, "dt=2026-11-24 lost a row, dt=2026-11-19 is new")
+        assert.strictEqual(moved.filesKept, 4)
+        const rows = yield* finalRows
+        const t4 = rows.filter((row) => row.transaction_id === "t-4")
+        assert.strictEqual(t4.length, 1)
+        assert.strictEqual(t4[0]?.dt, "2026-11-19")
+        assert.strictEqual(rows.length, 60)
+      }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect("a crash while publishing leaves the previous snapshot readable and complete", () => {
+    let failManifests = false
+    const failingProcessed = Layer.effect(
+      ProcessedBucket,
+      Effect.map(
+        Effect.provide(ProcessedBucket, ProcessedBucket.layerMemory),
+        (store): ObjectStore => ({
+          ...store,
+          put: (key, body) =>
+            failManifests && key.endsWith("_manifest.json")
+              ? Effect.fail(new ObjectStoreError({ operation: "put", key, cause: "crashed" }))
+              : store.put(key, body)
+        })
+      )
+    )
+    return Effect.gen(function* () {
+      yield* seedRaw
+      yield* runBatchIndex
+      yield* runFinalAggregateWith()
+      const before = yield* finalRows
+      yield* (yield* RawBucket).put(
+        "raw/transactions/dt=2026-11-19/late.jsonl",
+        jsonLines(
+          transactionJson({ event_id: "e-x", transaction_id: "t-9", event_time: "2026-11-19T01:00:00Z" })
+        )
+      )
+      yield* runBatchIndex
+      failManifests = true
+      const exit = yield* Effect.exit(runFinalAggregateWith())
+      assert.isTrue(Exit.isFailure(exit))
+      assert.deepStrictEqual(yield* finalRows, before)
+      failManifests = false
+      yield* runFinalAggregateWith()
+      const after = yield* finalRows
+      assert.strictEqual(after.find((row) => row.transaction_id === "t-9")?.dt, "2026-11-19")
+    }).pipe(Effect.provide(Layer.merge(memoryLayers, failingProcessed)))
+  })
+
+  it.effect("refuses a shard outside 0 <= i < n", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(runFinalAggregateWith({ shard: { index: 3, count: 3 } }))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(String(exit), "shard must be i/n")
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
