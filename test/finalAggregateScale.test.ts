@@ -3,7 +3,7 @@ import { Effect, Exit, Layer } from "effect"
 import { ObjectStoreError } from "../src/domain/errors.js"
 import { type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
-import { runBatchIndex } from "../src/streams/batchIndex.js"
+import { runBatchIndex, runBatchIndexWith } from "../src/streams/batchIndex.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { bucketOf, runFinalAggregateWith } from "../src/streams/finalAggregate.js"
 import {
@@ -174,6 +174,22 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
       assert.strictEqual(after.find((row) => row.transaction_id === "t-9")?.dt, "2026-11-19")
     }).pipe(Effect.provide(Layer.merge(memoryLayers, failingProcessed)))
   })
+
+  it.effect("a batch index written in small flushes gives the same final rows", () =>
+    Effect.gen(function* () {
+      yield* seedRaw
+      yield* runBatchIndex
+      yield* runFinalAggregateWith()
+      const expected = yield* finalRows
+      const processed = yield* ProcessedBucket
+      const filesBefore = (yield* processed.list("batch_index/transactions/")).length
+      yield* runBatchIndexWith({ flushRows: 50 })
+      const filesAfter = (yield* processed.list("batch_index/transactions/")).length
+      assert.isAbove(filesAfter, filesBefore, "three flushes of 50 rows over five days")
+      yield* runFinalAggregateWith()
+      assert.deepStrictEqual(yield* finalRows, expected)
+    }).pipe(Effect.provide(memoryLayers))
+  )
 
   it.effect("refuses a shard outside 0 <= i < n", () =>
     Effect.gen(function* () {

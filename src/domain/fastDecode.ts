@@ -52,7 +52,8 @@ export const countryCode = (value: unknown): string | Defer =>
 
 export const digits = (min: number, max: number) => {
   const pattern = new RegExp(`^\\d{${min},${max}}$`)
-  return (value: unknown): string | Defer => (typeof value === "string" && pattern.test(value) ? value : Defer)
+  return (value: unknown): string | Defer =>
+    typeof value === "string" && pattern.test(value) ? value : Defer
 }
 
 export const booleanValue = (value: unknown): boolean | Defer => (typeof value === "boolean" ? value : Defer)

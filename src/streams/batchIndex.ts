@@ -1,11 +1,13 @@
 import { Clock, Effect, Either } from "effect"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
+import type { TableRow } from "../domain/rows.js"
 import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
 import { getRequired, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
-import { contentTag, prefixes, publishSnapshot, writePartitioned } from "./datasets.js"
+import { contentTag, type ManifestFile, prefixes, publishSnapshot, writePartitioned } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
-import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
+import { asTableRow, indexFraudSignal, indexTransaction } from "./indexRows.js"
+import { makeProgress } from "./progress.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 import { decodeRawRecord, rawFileKind, readRawRecords } from "./rawRecords.js"
 
@@ -46,108 +48,144 @@ const counter = () => ({ recordsIn: 0, accepted: 0, quarantined: 0 })
  * `batch_index/` as Parquet partitioned by the UTC date of event_time. Bad records and unreadable files go
  * to `quarantine/batch/` with their reason; the run goes on.
  */
-export const runBatchIndex = Effect.gen(function* () {
-  const raw = yield* RawBucket
-  const processed = yield* ProcessedBucket
-  const codec = yield* Parquet
-  const dimensions = yield* loadDimensions(raw)
-  const quarantined: Array<QuarantineEntry> = [...dimensions.quarantined]
-  const transactionRows: Array<Partitioned<ReturnType<typeof indexTransaction>>> = []
-  const signalRows: Array<Partitioned<ReturnType<typeof indexFraudSignal>>> = []
-  const counts = { transactions: counter(), fraudSignals: counter() }
-  const filesSkipped: Array<string> = []
-  let filesRead = 0
-  const inputFingerprint: Array<string> = []
+export const runBatchIndex = runBatchIndexWith()
 
-  for (const dataset of ["transactions", "fraudSignals"] as const) {
-    const datasetName = dataset === "transactions" ? "transactions" : "fraud_signals"
-    const count = counts[dataset]
-    for (const info of yield* raw.list(rawPrefixes[dataset])) {
-      if (rawFileKind(info.key) === undefined) {
-        filesSkipped.push(info.key)
-        continue
-      }
-      filesRead++
-      inputFingerprint.push(`${info.key}:${info.size}`)
-      const records = yield* readRawRecords(info.key, yield* getRequired(raw, info.key))
-      if (Either.isLeft(records)) {
-        count.recordsIn++
-        count.quarantined++
-        quarantined.push(
-          quarantineEntry(datasetName, info.key, [{ field: "(file)", reason: records.left.reason }], "")
+/** Options of a batch-index run. */
+export interface BatchIndexOptions {
+  /** Rows held in memory before they are written out as a part; bounds memory at any input size. Default 1 000 000. */
+  readonly flushRows?: number
+}
+
+/**
+ * {@link runBatchIndex} with options. Rows are written as they accumulate, `flushRows` at a time (one file
+ * per dt per flush, named by the input fingerprint and the flush number), so memory stays bounded and
+ * files stay large; the manifests are written last.
+ */
+export function runBatchIndexWith(options: BatchIndexOptions = {}) {
+  return Effect.gen(function* () {
+    const raw = yield* RawBucket
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const flushRows = Math.max(1, options.flushRows ?? 1_000_000)
+    const dimensions = yield* loadDimensions(raw)
+    const quarantined: Array<QuarantineEntry> = [...dimensions.quarantined]
+    const counts = { transactions: counter(), fraudSignals: counter() }
+    const filesSkipped: Array<string> = []
+    let filesRead = 0
+
+    const listed = {
+      transactions: yield* raw.list(rawPrefixes.transactions),
+      fraudSignals: yield* raw.list(rawPrefixes.fraudSignals)
+    }
+    const dataFiles = [...listed.transactions, ...listed.fraudSignals].filter(
+      (info) => rawFileKind(info.key) !== undefined
+    )
+    const tag = contentTag(dataFiles.map((info) => `${info.key}:${info.size}`).join("\n"))
+    const progress = yield* makeProgress("batch index", dataFiles.length)
+    const written = { transactions: [] as Array<ManifestFile>, fraudSignals: [] as Array<ManifestFile> }
+
+    for (const dataset of ["transactions", "fraudSignals"] as const) {
+      const datasetName = dataset === "transactions" ? "transactions" : "fraud_signals"
+      const schema = dataset === "transactions" ? indexedTransactionSchema : indexedFraudSignalSchema
+      const count = counts[dataset]
+      let buffer: Array<TableRow & { readonly dt: string }> = []
+      let flushes = 0
+      const flush = Effect.suspend(() => {
+        const rows = buffer
+        buffer = []
+        const part = flushes++
+        return Effect.map(
+          writePartitioned(processed, codec, batchIndexPrefixes[dataset], schema, rows, `${tag}-${part}`),
+          (files) => {
+            written[dataset].push(...files)
+          }
         )
-        continue
-      }
-      for (const record of records.right) {
-        count.recordsIn++
-        const decoded =
-          dataset === "transactions"
-            ? Either.map(decodeRawRecord(TransactionEvent, record), (event) =>
-                transactionRows.push(indexTransaction(event, dimensions.tables, "batch", record.location))
-              )
-            : Either.map(decodeRawRecord(FraudSignal, record), (signal) =>
-                signalRows.push(indexFraudSignal(signal, "batch", record.location))
-              )
-        if (Either.isLeft(decoded)) {
+      })
+      for (const info of listed[dataset]) {
+        if (rawFileKind(info.key) === undefined) {
+          filesSkipped.push(info.key)
+          continue
+        }
+        filesRead++
+        const records = yield* readRawRecords(info.key, yield* getRequired(raw, info.key))
+        if (Either.isLeft(records)) {
+          count.recordsIn++
           count.quarantined++
           quarantined.push(
-            quarantineEntry(datasetName, record.location, decoded.left.problems, decoded.left.redactedPayload)
+            quarantineEntry(datasetName, info.key, [{ field: "(file)", reason: records.left.reason }], "")
           )
-        } else {
-          count.accepted++
+          yield* progress.advance(0)
+          continue
         }
+        for (const record of records.right) {
+          count.recordsIn++
+          const decoded =
+            dataset === "transactions"
+              ? Either.map(decodeRawRecord(TransactionEvent, record), (event) =>
+                  buffer.push(
+                    asTableRow(indexTransaction(event, dimensions.tables, "batch", record.location))
+                  )
+                )
+              : Either.map(decodeRawRecord(FraudSignal, record), (signal) =>
+                  buffer.push(asTableRow(indexFraudSignal(signal, "batch", record.location)))
+                )
+          if (Either.isLeft(decoded)) {
+            count.quarantined++
+            quarantined.push(
+              quarantineEntry(
+                datasetName,
+                record.location,
+                decoded.left.problems,
+                decoded.left.redactedPayload
+              )
+            )
+          } else {
+            count.accepted++
+            if (buffer.length >= flushRows) yield* flush
+          }
+        }
+        yield* progress.advance(records.right.length)
       }
+      if (buffer.length > 0 || flushes === 0) yield* flush
     }
-  }
+    yield* progress.done
 
-  if (filesRead === 0) {
-    yield* Effect.logWarning(`no data files under raw/transactions/ or raw/fraud_signals/ in ${raw.describe}`)
-  }
-  const tag = contentTag(inputFingerprint.join("\n"))
-  const committedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-  const transactionFiles = yield* writePartitioned(
-    processed,
-    codec,
-    batchIndexPrefixes.transactions,
-    indexedTransactionSchema,
-    transactionRows.map(asTableRow),
-    tag
-  )
-  const signalFiles = yield* writePartitioned(
-    processed,
-    codec,
-    batchIndexPrefixes.fraudSignals,
-    indexedFraudSignalSchema,
-    signalRows.map(asTableRow),
-    tag
-  )
-  yield* publishSnapshot(processed, batchIndexPrefixes.transactions, {
-    dataset: "batch_index/transactions",
-    version: tag,
-    committed_at: committedAt,
-    files: transactionFiles
-  })
-  yield* publishSnapshot(processed, batchIndexPrefixes.fraudSignals, {
-    dataset: "batch_index/fraud_signals",
-    version: tag,
-    committed_at: committedAt,
-    files: signalFiles
-  })
-  const quarantineKeys = yield* writeQuarantine(processed, "batch", tag, quarantined)
-  const dimensionQuarantined = dimensions.quarantined.length
-  return {
-    filesRead,
-    filesSkipped,
-    transactions: counts.transactions,
-    fraudSignals: counts.fraudSignals,
-    dimensions: {
-      recordsIn: dimensions.recordsIn,
-      accepted: dimensions.recordsIn - dimensionQuarantined,
-      quarantined: dimensionQuarantined
-    },
-    usersSnapshot: dimensions.usersSnapshot,
-    merchantsSnapshot: dimensions.merchantsSnapshot,
-    filesWritten: transactionFiles.length + signalFiles.length,
-    quarantineKeys
-  } satisfies BatchIndexSummary
-}).pipe(Effect.withSpan("runBatchIndex"))
+    if (filesRead === 0) {
+      yield* Effect.logWarning(
+        `no data files under raw/transactions/ or raw/fraud_signals/ in ${raw.describe}`
+      )
+    }
+    const committedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+    const transactionFiles = written.transactions
+    const signalFiles = written.fraudSignals
+    yield* publishSnapshot(processed, batchIndexPrefixes.transactions, {
+      dataset: "batch_index/transactions",
+      version: tag,
+      committed_at: committedAt,
+      files: transactionFiles
+    })
+    yield* publishSnapshot(processed, batchIndexPrefixes.fraudSignals, {
+      dataset: "batch_index/fraud_signals",
+      version: tag,
+      committed_at: committedAt,
+      files: signalFiles
+    })
+    const quarantineKeys = yield* writeQuarantine(processed, "batch", tag, quarantined)
+    const dimensionQuarantined = dimensions.quarantined.length
+    return {
+      filesRead,
+      filesSkipped,
+      transactions: counts.transactions,
+      fraudSignals: counts.fraudSignals,
+      dimensions: {
+        recordsIn: dimensions.recordsIn,
+        accepted: dimensions.recordsIn - dimensionQuarantined,
+        quarantined: dimensionQuarantined
+      },
+      usersSnapshot: dimensions.usersSnapshot,
+      merchantsSnapshot: dimensions.merchantsSnapshot,
+      filesWritten: transactionFiles.length + signalFiles.length,
+      quarantineKeys
+    } satisfies BatchIndexSummary
+  }).pipe(Effect.withSpan("runBatchIndex"))
+}

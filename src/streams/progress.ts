@@ -16,9 +16,9 @@ const compact = (value: number): string =>
       : `${Math.round(value)}`
 
 /**
- * Progress on stderr: on a terminal one line rewritten in place at most four times a second (files done,
- * rows, rows/s, ETA from the share of files done); otherwise a log line every ten seconds. Always a
- * closing summary.
+ * Progress on stderr (stdout stays for results): on a terminal one line rewritten in place at most four
+ * times a second (files done, rows, rows/s, ETA from the share of files done); otherwise a line every ten
+ * seconds. Always a closing summary line.
  */
 export const makeProgress = (label: string, totalFiles: number): Effect.Effect<Progress> =>
   Effect.gen(function* () {
@@ -41,15 +41,15 @@ export const makeProgress = (label: string, totalFiles: number): Effect.Effect<P
           rows += fileRows
           if (now - shownAt < (interactive ? 250 : 10_000)) return Effect.void
           shownAt = now
-          return interactive
-            ? Effect.sync(() => process.stderr.write(`\r${line(now)}\u001b[K`))
-            : Effect.logInfo(line(now))
+          return Effect.sync(() =>
+            process.stderr.write(interactive ? `\r${line(now)}\u001b[K` : `${line(now)}\n`)
+          )
         }),
       done: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.zipRight(
-          interactive ? Effect.sync(() => process.stderr.write("\r\u001b[K")) : Effect.void,
-          Effect.logInfo(`${line(now)}, done in ${((now - started) / 1000).toFixed(1)}s`)
-        )
+        Effect.sync(() => {
+          const summary = `${line(now)}, done in ${((now - started) / 1000).toFixed(1)}s`
+          process.stderr.write(interactive ? `\r${summary}\u001b[K\n` : `${summary}\n`)
+        })
       )
     }
   })
