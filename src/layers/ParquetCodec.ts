@@ -3,7 +3,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Writable } from "node:stream"
 import parquet from "@dsnp/parquetjs"
-import { DuckDBInstance, DuckDBListValue, type DuckDBValue } from "@duckdb/node-api"
+import { DuckDBInstance, type DuckDBValue } from "@duckdb/node-api"
 import { Config, Context, Effect, Layer } from "effect"
 import { ParquetError } from "../domain/errors.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
@@ -198,12 +198,53 @@ export const readParquetRows = (
     }
   })
 
-const plainCell = (value: DuckDBValue): CellValue => {
-  if (value === null) return null
-  if (typeof value === "bigint") return Number(value)
-  if (value instanceof DuckDBListValue) return value.items.map((item) => String(item))
-  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value
-  return String(value)
+/**
+ * Reads a file this codec wrote: DuckDB copies it to JSON Lines (timestamps as epoch microseconds) and
+ * V8's JSON.parse builds the rows, several times faster than converting DuckDB values one by one through
+ * the bindings. Only for our own files, whose integers are within 2^53 (money is checked on the way in);
+ * producers' files go through {@link readParquetRows}, which keeps every integer exact.
+ */
+const readOwnParquetRows = (body: Uint8Array): Promise<ReadonlyArray<TableRow>> =>
+  withTemporaryDirectory(async (directory) => {
+    const input = NodePath.join(directory, "input.parquet")
+    const output = NodePath.join(directory, "rows.jsonl")
+    await NodeFs.writeFile(input, body)
+    const connection = await connectDuckDb()
+    try {
+      const source = `read_parquet(${quoteLiteral(input)})`
+      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
+        .getRows()
+        .map((row) => {
+          const name = quoteIdentifier(String(row[0]))
+          return String(row[1]).startsWith("TIMESTAMP") ? `epoch_us(${name}) AS ${name}` : name
+        })
+        .join(", ")
+      await connection.run(
+        `COPY (SELECT ${projection || "*"} FROM ${source}) TO ${quoteLiteral(output)} (FORMAT json)`
+      )
+    } finally {
+      connection.closeSync()
+    }
+    return parseJsonLines(await NodeFs.readFile(output))
+  })
+
+/** JSON Lines to rows, decoded a block at a time so no string comes near V8's length limit. */
+const parseJsonLines = (bytes: Buffer): Array<TableRow> => {
+  const rows: Array<TableRow> = []
+  const blockBytes = 16 << 20
+  let start = 0
+  while (start < bytes.length) {
+    let end = bytes.length
+    if (end - start > blockBytes) {
+      const lastNewline = bytes.lastIndexOf(10, start + blockBytes)
+      end = lastNewline > start ? lastNewline + 1 : bytes.indexOf(10, start + blockBytes) + 1 || bytes.length
+    }
+    for (const line of bytes.toString("utf8", start, end).split("\n")) {
+      if (line !== "") rows.push(JSON.parse(line) as TableRow)
+    }
+    start = end
+  }
+  return rows
 }
 
 /** Options of the DuckDB codec. */
@@ -282,12 +323,7 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
       }),
     decode: (body) =>
       Effect.tryPromise({
-        try: async () =>
-          (await readParquetRows(body, (column) => `epoch_us(${column})`)).map((row) => {
-            const plain: Record<string, CellValue> = {}
-            for (const [key, value] of Object.entries(row)) plain[key] = plainCell(value)
-            return plain
-          }),
+        try: () => readOwnParquetRows(body),
         catch: (cause) => new ParquetError({ operation: "read", cause })
       })
   }
