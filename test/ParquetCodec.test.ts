@@ -95,6 +95,26 @@ describe("ParquetCodec on DuckDB (default)", () => {
     }).pipe(Effect.provide(Parquet.layer({ rowGroupSize: 1 })))
   )
 
+  it.effect("decodes only the columns asked for", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const body = yield* codec.encode(finalAggregateSchema, [row])
+      assert.deepStrictEqual(
+        yield* codec.decode(body, ["transaction_id", "first_event_time", "fraud_reasons"]),
+        [{ transaction_id: "tx-1", first_event_time: 1_795_495_530_123_456, fraud_reasons: [] }]
+      )
+      const viaParquetjs = yield* Effect.provide(
+        Effect.flatMap(Parquet, (other) =>
+          Effect.flatMap(other.encode(finalAggregateSchema, [row]), (encoded) =>
+            other.decode(encoded, ["transaction_id", "amount_minor"])
+          )
+        ),
+        Parquet.layerParquetjs()
+      )
+      assert.deepStrictEqual(viaParquetjs, [{ transaction_id: "tx-1", amount_minor: 9_007_199_254_740_991 }])
+    }).pipe(Effect.provide(Parquet.layer()))
+  )
+
   it.effect("keeps row order across spool pieces", () =>
     Effect.gen(function* () {
       const codec = yield* Parquet

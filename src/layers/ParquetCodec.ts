@@ -15,8 +15,14 @@ export interface ParquetCodec {
     schema: TableSchema,
     rows: ReadonlyArray<TableRow>
   ) => Effect.Effect<Uint8Array, ParquetError>
-  /** Decodes every row; int64 and timestamps come back as numbers (safe integers), absent values as null. */
-  readonly decode: (body: Uint8Array) => Effect.Effect<ReadonlyArray<TableRow>, ParquetError>
+  /**
+   * Decodes every row; int64 and timestamps come back as numbers (safe integers), absent values as null.
+   * With `columns`, rows hold only those columns (the others may not be read at all).
+   */
+  readonly decode: (
+    body: Uint8Array,
+    columns?: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<TableRow>, ParquetError>
 }
 
 type ParquetFieldDefinition = {
@@ -109,14 +115,17 @@ export const makeParquetjsCodec = (options: ParquetCodecOptions): ParquetCodec =
       },
       catch: (cause) => new ParquetError({ operation: "write", cause })
     }),
-  decode: (body) =>
+  decode: (body, columns) =>
     Effect.tryPromise({
       try: async () => {
+        const wanted = columns === undefined ? undefined : new Set(columns)
         const reader = await parquet.ParquetReader.openBuffer(
           Buffer.from(body.buffer, body.byteOffset, body.byteLength)
         )
         try {
-          const fields = reader.getSchema().fieldList
+          const fields = reader
+            .getSchema()
+            .fieldList.filter((field) => wanted === undefined || wanted.has(field.name))
           // Read timestamps as their raw INT64 microseconds: the library's Date conversion drops precision.
           for (const field of fields) {
             if (field.originalType === "TIMESTAMP_MICROS")
@@ -204,7 +213,10 @@ export const readParquetRows = (
  * the bindings. Only for our own files, whose integers are within 2^53 (money is checked on the way in);
  * producers' files go through {@link readParquetRows}, which keeps every integer exact.
  */
-const readOwnParquetRows = (body: Uint8Array): Promise<ReadonlyArray<TableRow>> =>
+const readOwnParquetRows = (
+  body: Uint8Array,
+  columns?: ReadonlyArray<string>
+): Promise<ReadonlyArray<TableRow>> =>
   withTemporaryDirectory(async (directory) => {
     const input = NodePath.join(directory, "input.parquet")
     const output = NodePath.join(directory, "rows.jsonl")
@@ -212,8 +224,10 @@ const readOwnParquetRows = (body: Uint8Array): Promise<ReadonlyArray<TableRow>> 
     const connection = await connectDuckDb()
     try {
       const source = `read_parquet(${quoteLiteral(input)})`
+      const wanted = columns === undefined ? undefined : new Set(columns)
       const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
         .getRows()
+        .filter((row) => wanted === undefined || wanted.has(String(row[0])))
         .map((row) => {
           const name = quoteIdentifier(String(row[0]))
           return String(row[1]).startsWith("TIMESTAMP") ? `epoch_us(${name}) AS ${name}` : name
@@ -321,9 +335,9 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
           }),
         catch: (cause) => new ParquetError({ operation: "write", cause })
       }),
-    decode: (body) =>
+    decode: (body, columns) =>
       Effect.tryPromise({
-        try: () => readOwnParquetRows(body),
+        try: () => readOwnParquetRows(body, columns),
         catch: (cause) => new ParquetError({ operation: "read", cause })
       })
   }

@@ -66,18 +66,19 @@ export const writeManifest = (
 ): Effect.Effect<void, ObjectStoreError> =>
   store.put(manifestKey(datasetPrefix), new TextEncoder().encode(JSON.stringify(manifest, null, 2)))
 
-/** Reads one committed data file; a manifest naming a missing file is a broken dataset. */
+/** Reads one committed data file (only `columns` when given); a manifest naming a missing file is a broken dataset. */
 export const readCommittedFile = (
   store: ObjectStore,
   codec: ParquetCodec,
   dataset: string,
-  key: string
+  key: string,
+  columns?: ReadonlyArray<string>
 ): Effect.Effect<ReadonlyArray<TableRow>, ObjectStoreError | ParquetError | DatasetError> =>
   Effect.flatMap(
     store.get(key),
     (body): Effect.Effect<ReadonlyArray<TableRow>, ParquetError | DatasetError> =>
       Option.isSome(body)
-        ? codec.decode(body.value)
+        ? codec.decode(body.value, columns)
         : Effect.fail(new DatasetError({ dataset, reason: `committed file ${key} is missing` }))
   )
 

@@ -73,6 +73,32 @@ export const bucketOf = (transactionId: string, buckets: number): number => {
   return (hash >>> 0) % buckets
 }
 
+/** The index columns §6 reads: the rest of an index row is not even decoded. */
+const transactionFactColumns: ReadonlyArray<keyof TransactionEventFacts> = [
+  "event_id",
+  "transaction_id",
+  "sequence",
+  "event_time",
+  "status",
+  "amount_minor",
+  "currency",
+  "user_id",
+  "merchant_id",
+  "payment_method",
+  "card_bin",
+  "card_last4",
+  "processor",
+  "processor_reference",
+  "country"
+]
+const signalFactColumns: ReadonlyArray<keyof FraudSignalFacts> = [
+  "signal_id",
+  "transaction_id",
+  "score",
+  "reasons",
+  "confirmed_fraud"
+]
+
 /** Where the shards of a version leave the files they wrote until the last one publishes. */
 export const shardManifestPrefix = (version: string): string =>
   `${prefixes.finalAggregate}_shards/${version}/`
@@ -223,7 +249,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       }
       const events: Array<TransactionEventFacts> = []
       for (const key of inputs.transactionKeys) {
-        const rows = yield* readCommittedFile(processed, codec, "transaction index", key)
+        const rows = yield* readCommittedFile(
+          processed,
+          codec,
+          "transaction index",
+          key,
+          transactionFactColumns
+        )
         for (const row of rows) {
           const event = row as TableRow as unknown as TransactionEventFacts
           if (owned(event.transaction_id)) events.push(event)
@@ -232,7 +264,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       }
       const signals: Array<FraudSignalFacts> = []
       for (const key of inputs.signalKeys) {
-        const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key)
+        const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key, signalFactColumns)
         for (const row of rows) {
           const signal = row as TableRow as unknown as FraudSignalFacts
           if (owned(signal.transaction_id)) signals.push(signal)
