@@ -93,6 +93,9 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
       assert.strictEqual(shardAgain.filesWritten, 0, "a re-run of a shard rewrites nothing")
       yield* runFinalAggregateWith({ passes: 4 })
       assert.deepStrictEqual(yield* finalRows, sharded, "four passes in one worker: the same rows")
+      const bounded = yield* runFinalAggregateWith({ rowsPerPass: 60 })
+      assert.isAbove(bounded.passes, 3, "about 60 input rows per pass")
+      assert.deepStrictEqual(yield* finalRows, sharded)
       assert.deepStrictEqual(
         sharded.filter((row) => row.transaction_id !== "t-new"),
         expected

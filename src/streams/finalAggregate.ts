@@ -36,9 +36,12 @@ export interface FinalAggregateOptions {
   readonly shard?: Shard
   /**
    * Passes over the inputs, each keeping only a slice of the shard's transactions in memory (bucket at a
-   * time): memory shrinks by this factor, input is read this many times. Default 1.
+   * time): memory shrinks by this factor, input is read this many times. Default: enough passes that each
+   * holds about `rowsPerPass` input rows.
    */
   readonly passes?: number
+  /** Input rows (events and signals) one pass may hold when `passes` is not given. Default 2 000 000. */
+  readonly rowsPerPass?: number
   /** The most rows in one output file. Default 1 000 000. */
   readonly maxRowsPerFile?: number
 }
@@ -47,6 +50,8 @@ export interface FinalAggregateOptions {
 export interface FinalAggregateSummary {
   readonly version: string
   readonly shard: Shard
+  /** Passes over the input this worker made (bucket at a time). */
+  readonly passes: number
   readonly transactionEventsRead: number
   readonly fraudSignalsRead: number
   readonly streamingBatches: number
@@ -118,6 +123,7 @@ const listInputs = Effect.gen(function* () {
   const dimensions = yield* loadDimensions(raw)
   const transactionKeys: Array<string> = []
   const signalKeys: Array<string> = []
+  let inputRows = 0
   const inputVersions: Array<string> = [
     `users:${dimensions.usersSnapshot}`,
     `merchants:${dimensions.merchantsSnapshot}`
@@ -129,6 +135,7 @@ const listInputs = Effect.gen(function* () {
     const manifest = yield* readManifest(processed, prefix)
     if (Option.isSome(manifest)) {
       keys.push(...manifest.value.files.map((file) => file.key))
+      for (const file of manifest.value.files) inputRows += file.rows
       inputVersions.push(`${prefix}:${manifest.value.version}`)
     }
   }
@@ -139,6 +146,7 @@ const listInputs = Effect.gen(function* () {
       if (file.dataset === "transactions" || file.dataset === "late_transactions")
         transactionKeys.push(file.key)
       if (file.dataset === "fraud_signals" || file.dataset === "late_fraud_signals") signalKeys.push(file.key)
+      if (file.dataset !== "fraud_signal_joins") inputRows += file.rows
     }
   }
   return {
@@ -146,6 +154,7 @@ const listInputs = Effect.gen(function* () {
     transactionKeys,
     signalKeys,
     streamingBatches: batches.length,
+    inputRows,
     version: contentTag(inputVersions.sort().join("\n"))
   }
 })
@@ -219,11 +228,16 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
         dataset: "final_aggregate",
         reason: `shard must be i/n with 0 <= i < n, got ${shard.index}/${shard.count}`
       })
-    const passes = Math.max(1, Math.floor(options.passes ?? 1))
     const maxRowsPerFile = options.maxRowsPerFile ?? 1_000_000
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
     const inputs = yield* listInputs
+    const passes = Math.max(
+      1,
+      Math.floor(
+        options.passes ?? Math.ceil(inputs.inputRows / shard.count / (options.rowsPerPass ?? 2_000_000))
+      )
+    )
     const currentManifest = yield* readManifest(processed, prefixes.finalAggregate)
     const current = new Set(
       Option.match(currentManifest, {
@@ -311,6 +325,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     return {
       version: inputs.version,
       shard,
+      passes,
       transactionEventsRead: eventsRead,
       fraudSignalsRead: signalsRead,
       streamingBatches: inputs.streamingBatches,
