@@ -227,4 +227,13 @@ const recon = Command.make("recon").pipe(
 
 const cli = Command.run(recon, { name: "recon", version: "0.1.0" })
 
-cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)
+cli(process.argv).pipe(
+  // The CLI has already printed why a command line is bad: exit with 2 instead of logging the error object.
+  Effect.catchIf(ValidationError.isValidationError, () =>
+    Effect.sync(() => {
+      process.exitCode = 2
+    })
+  ),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain
+)
