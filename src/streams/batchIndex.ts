@@ -52,7 +52,7 @@ export const runBatchIndex = runBatchIndexWith()
 
 /** Options of a batch-index run. */
 export interface BatchIndexOptions {
-  /** Rows held in memory before they are written out as a part; bounds memory at any input size. Default 1 000 000. */
+  /** Rows held in memory before they are written out as a part; bounds memory at any input size. Default 250 000. */
   readonly flushRows?: number
 }
 
@@ -66,7 +66,7 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
     const raw = yield* RawBucket
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
-    const flushRows = Math.max(1, options.flushRows ?? 1_000_000)
+    const flushRows = Math.max(1, options.flushRows ?? 250_000)
     const dimensions = yield* loadDimensions(raw)
     const quarantined: Array<QuarantineEntry> = [...dimensions.quarantined]
     const counts = { transactions: counter(), fraudSignals: counter() }

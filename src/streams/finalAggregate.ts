@@ -1,4 +1,7 @@
 import { createHash } from "node:crypto"
+import * as NodeFs from "node:fs/promises"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
 import { DatasetError } from "../domain/errors.js"
 import {
@@ -21,7 +24,7 @@ import {
   readManifest
 } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
-import { makeProgress } from "./progress.js"
+import { makeProgress, type Progress } from "./progress.js"
 import { readCommittedBatches } from "./streamingIndex.js"
 
 /** This worker's share of the transactions: the buckets `b` with `b mod count = index`. */
@@ -40,7 +43,7 @@ export interface FinalAggregateOptions {
    * holds about `rowsPerPass` input rows.
    */
   readonly passes?: number
-  /** Input rows (events and signals) one pass may hold when `passes` is not given. Default 2 000 000. */
+  /** Input rows (events and signals) one pass may hold when `passes` is not given. Default 1 000 000. */
   readonly rowsPerPass?: number
   /** The most rows in one output file. Default 1 000 000. */
   readonly maxRowsPerFile?: number
@@ -208,6 +211,87 @@ const writeContentAddressed = (
     return { files, written }
   })
 
+/** Reads every input file once (only the columns §6 reads), handing each event and signal on. */
+const readInputFacts = (
+  inputs: { readonly transactionKeys: ReadonlyArray<string>; readonly signalKeys: ReadonlyArray<string> },
+  progress: Progress,
+  onEvent: (event: TransactionEventFacts) => void,
+  onSignal: (signal: FraudSignalFacts) => void,
+  afterFile: Effect.Effect<void> = Effect.void
+) =>
+  Effect.gen(function* () {
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    for (const key of inputs.transactionKeys) {
+      const rows = yield* readCommittedFile(
+        processed,
+        codec,
+        "transaction index",
+        key,
+        transactionFactColumns
+      )
+      for (const row of rows) onEvent(row as TableRow as unknown as TransactionEventFacts)
+      yield* progress.advance(rows.length)
+      yield* afterFile
+    }
+    for (const key of inputs.signalKeys) {
+      const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key, signalFactColumns)
+      for (const row of rows) onSignal(row as TableRow as unknown as FraudSignalFacts)
+      yield* progress.advance(rows.length)
+      yield* afterFile
+    }
+  })
+
+/** Facts spilled to one JSON Lines file per pass; lines are `["e", event]` or `["s", signal]`. */
+class FactSpill {
+  private readonly pending: Array<Array<string>>
+  constructor(
+    private readonly directory: string,
+    passes: number
+  ) {
+    this.pending = Array.from({ length: passes }, () => [])
+  }
+
+  private pathOf(pass: number): string {
+    return NodePath.join(this.directory, `pass-${pass}.jsonl`)
+  }
+
+  add(pass: number, kind: "e" | "s", fact: TransactionEventFacts | FraudSignalFacts): void {
+    this.pending[pass]!.push(JSON.stringify([kind, fact]))
+  }
+
+  readonly flush: Effect.Effect<void> = Effect.promise(async () => {
+    for (let pass = 0; pass < this.pending.length; pass++) {
+      const lines = this.pending[pass]!
+      if (lines.length === 0) continue
+      this.pending[pass] = []
+      await NodeFs.appendFile(this.pathOf(pass), `${lines.join("\n")}\n`)
+    }
+  })
+
+  read(pass: number) {
+    return Effect.promise(async () => {
+      const events: Array<TransactionEventFacts> = []
+      const signals: Array<FraudSignalFacts> = []
+      const bytes = await NodeFs.readFile(this.pathOf(pass)).catch(() => Buffer.alloc(0))
+      const blockBytes = 16 << 20
+      for (let start = 0; start < bytes.length; ) {
+        const limit = Math.min(bytes.length, start + blockBytes)
+        const newline = limit === bytes.length ? bytes.length - 1 : bytes.lastIndexOf(10, limit)
+        const end = newline >= start ? newline + 1 : bytes.length
+        for (const line of bytes.toString("utf8", start, end).split("\n")) {
+          if (line === "") continue
+          const [kind, fact] = JSON.parse(line) as ["e", TransactionEventFacts] | ["s", FraudSignalFacts]
+          if (kind === "e") events.push(fact)
+          else signals.push(fact)
+        }
+        start = end
+      }
+      return { events, signals }
+    })
+  }
+}
+
 /**
  * The final aggregator: merges the committed `batch_index/`, the committed micro-batches of
  * `streaming_index/` and `late/`, and the newest dimension snapshots into `final_aggregate/`, one row per
@@ -230,12 +314,11 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       })
     const maxRowsPerFile = options.maxRowsPerFile ?? 1_000_000
     const processed = yield* ProcessedBucket
-    const codec = yield* Parquet
     const inputs = yield* listInputs
     const passes = Math.max(
       1,
       Math.floor(
-        options.passes ?? Math.ceil(inputs.inputRows / shard.count / (options.rowsPerPass ?? 2_000_000))
+        options.passes ?? Math.ceil(inputs.inputRows / shard.count / (options.rowsPerPass ?? 1_000_000))
       )
     )
     const currentManifest = yield* readManifest(processed, prefixes.finalAggregate)
@@ -248,7 +331,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     const buckets = shard.count * passes
     const progress = yield* makeProgress(
       "final aggregate",
-      passes * (inputs.transactionKeys.length + inputs.signalKeys.length)
+      inputs.transactionKeys.length + inputs.signalKeys.length
     )
 
     const files: Array<ManifestFile> = []
@@ -256,42 +339,63 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     let signalsRead = 0
     let rowCount = 0
     let written = 0
-    for (let pass = 0; pass < passes; pass++) {
-      const owned = (transactionId: string) => {
-        const bucket = bucketOf(transactionId, buckets)
-        return bucket % shard.count === shard.index && Math.floor(bucket / shard.count) === pass
-      }
+    const passOf = (transactionId: string): number | undefined => {
+      const bucket = bucketOf(transactionId, buckets)
+      return bucket % shard.count === shard.index ? Math.floor(bucket / shard.count) : undefined
+    }
+    const aggregatePass = (events: Array<TransactionEventFacts>, signals: Array<FraudSignalFacts>) =>
+      Effect.gen(function* () {
+        eventsRead += events.length
+        signalsRead += signals.length
+        const rows = buildFinalAggregate(events, signals, inputs.dimensions.tables)
+        rowCount += rows.length
+        const outcome = yield* writeContentAddressed(rows, current, maxRowsPerFile)
+        files.push(...outcome.files)
+        written += outcome.written
+      })
+    if (passes === 1) {
       const events: Array<TransactionEventFacts> = []
-      for (const key of inputs.transactionKeys) {
-        const rows = yield* readCommittedFile(
-          processed,
-          codec,
-          "transaction index",
-          key,
-          transactionFactColumns
-        )
-        for (const row of rows) {
-          const event = row as TableRow as unknown as TransactionEventFacts
-          if (owned(event.transaction_id)) events.push(event)
-        }
-        yield* progress.advance(rows.length)
-      }
       const signals: Array<FraudSignalFacts> = []
-      for (const key of inputs.signalKeys) {
-        const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key, signalFactColumns)
-        for (const row of rows) {
-          const signal = row as TableRow as unknown as FraudSignalFacts
-          if (owned(signal.transaction_id)) signals.push(signal)
+      yield* readInputFacts(
+        inputs,
+        progress,
+        (event) => {
+          if (passOf(event.transaction_id) !== undefined) events.push(event)
+        },
+        (signal) => {
+          if (passOf(signal.transaction_id) !== undefined) signals.push(signal)
         }
-        yield* progress.advance(rows.length)
-      }
-      eventsRead += events.length
-      signalsRead += signals.length
-      const rows = buildFinalAggregate(events, signals, inputs.dimensions.tables)
-      rowCount += rows.length
-      const outcome = yield* writeContentAddressed(rows, current, maxRowsPerFile)
-      files.push(...outcome.files)
-      written += outcome.written
+      )
+      yield* aggregatePass(events, signals)
+    } else {
+      // Bucket at a time: one read of the input spills each owned fact to its pass's file on local disk,
+      // then each pass reads back only its own file.
+      yield* Effect.acquireUseRelease(
+        Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-final-spill-"))),
+        (directory) =>
+          Effect.gen(function* () {
+            const spill = new FactSpill(directory, passes)
+            yield* readInputFacts(
+              inputs,
+              progress,
+              (event) => {
+                const pass = passOf(event.transaction_id)
+                if (pass !== undefined) spill.add(pass, "e", event)
+              },
+              (signal) => {
+                const pass = passOf(signal.transaction_id)
+                if (pass !== undefined) spill.add(pass, "s", signal)
+              },
+              spill.flush
+            )
+            yield* spill.flush
+            for (let pass = 0; pass < passes; pass++) {
+              const { events, signals } = yield* spill.read(pass)
+              yield* aggregatePass(events, signals)
+            }
+          }),
+        (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
+      )
     }
     yield* progress.done
 
