@@ -8,7 +8,7 @@ import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { runBatchIndex } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
-import { runFinalAggregateWith } from "../streams/finalAggregate.js"
+import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { runBatchIngest } from "../streams/ingest.js"
 import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from "../streams/sql.js"
@@ -48,12 +48,17 @@ const shardOption = Options.text("shard").pipe(
 )
 const passesOption = Options.integer("passes").pipe(
   Options.withDescription(
-    "Passes over the input, each holding 1/passes of the shard's transactions in memory"
+    "Passes over the input, each holding 1/passes of the shard's transactions in memory; default: ~1M input rows per pass"
   ),
-  Options.withDefault(1)
+  Options.optional
 )
-const finalOptionsOf = (shard: Option.Option<{ index: number; count: number }>, passes: number) =>
-  Option.match(shard, { onNone: () => ({ passes }), onSome: (value) => ({ shard: value, passes }) })
+const finalOptionsOf = (
+  shard: Option.Option<{ index: number; count: number }>,
+  passes: Option.Option<number>
+): FinalAggregateOptions => ({
+  ...Option.match(shard, { onNone: () => ({}), onSome: (value) => ({ shard: value }) }),
+  ...Option.match(passes, { onNone: () => ({}), onSome: (value) => ({ passes: value }) })
+})
 
 const directoriesOf = (input: Option.Option<string>, output: Option.Option<string>) => ({
   raw: Option.getOrUndefined(input),
