@@ -1,11 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
+import { bucketOf } from "../src/domain/buckets.js"
 import { ObjectStoreError } from "../src/domain/errors.js"
 import { type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex, runBatchIndexWith } from "../src/streams/batchIndex.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
-import { bucketOf, runFinalAggregateWith } from "../src/streams/finalAggregate.js"
+import { runFinalAggregateWith } from "../src/streams/finalAggregate.js"
 import {
   jsonLines,
   memoryLayers,

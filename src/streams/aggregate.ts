@@ -1,5 +1,6 @@
 import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Data, Effect, Option, Schema } from "effect"
+import { bucketOf } from "../domain/buckets.js"
 import { currencyExponent } from "../domain/currency.js"
 import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/errors.js"
 import { compareCodePoints } from "../domain/order.js"
@@ -105,15 +106,8 @@ export const aggregationKeys = {
   global: (version: string) => `agg:v:${version}:global`
 } as const
 
-/** The salt of a transaction: FNV-1a of its id (UTF-16 code units) modulo `salts`. */
-export const saltOf = (transactionId: string, salts: number): number => {
-  let hash = 0x811c9dc5
-  for (let index = 0; index < transactionId.length; index++) {
-    hash ^= transactionId.charCodeAt(index)
-    hash = Math.imul(hash, 0x01000193)
-  }
-  return (hash >>> 0) % salts
-}
+/** The salt of a transaction: the bucket of its id among `salts` (FNV-1a, see {@link bucketOf}). */
+export const saltOf: (transactionId: string, salts: number) => number = bucketOf
 
 interface Accumulator {
   count: number

@@ -3,6 +3,7 @@ import * as NodeFs from "node:fs/promises"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
+import { bucketOf } from "../domain/buckets.js"
 import { DatasetError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
@@ -66,19 +67,6 @@ export interface FinalAggregateSummary {
   /** Whether this run published the snapshot (a shard publishes once every shard of the version is done). */
   readonly published: boolean
   readonly staleFilesRemoved: number
-}
-
-/**
- * The bucket of a transaction: FNV-1a (32 bit) of its id's UTF-16 code units, modulo `buckets`. Stable
- * across processes and versions, so every worker agrees on who owns a transaction.
- */
-export const bucketOf = (transactionId: string, buckets: number): number => {
-  let hash = 0x811c9dc5
-  for (let index = 0; index < transactionId.length; index++) {
-    hash ^= transactionId.charCodeAt(index)
-    hash = Math.imul(hash, 0x01000193)
-  }
-  return (hash >>> 0) % buckets
 }
 
 /** The index columns §6 reads: the rest of an index row is not even decoded. */
