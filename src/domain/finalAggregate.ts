@@ -3,31 +3,39 @@ import { compareCodePoints } from "./order.js"
 import type { DimensionColumns, FinalAggregateRow, IndexedFraudSignal, IndexedTransaction } from "./rows.js"
 import { type EpochMicros, utcDate } from "./time.js"
 
+/** The index columns of a transaction event the final aggregate reads; the rest of a row is not decoded. */
+export const transactionEventFactColumns = [
+  "event_id",
+  "transaction_id",
+  "sequence",
+  "event_time",
+  "status",
+  "amount_minor",
+  "currency",
+  "user_id",
+  "merchant_id",
+  "payment_method",
+  "card_bin",
+  "card_last4",
+  "processor",
+  "processor_reference",
+  "country"
+] as const satisfies ReadonlyArray<keyof IndexedTransaction>
+
 /** The fields of a transaction event the final aggregate reads. */
-export type TransactionEventFacts = Pick<
-  IndexedTransaction,
-  | "event_id"
-  | "transaction_id"
-  | "sequence"
-  | "event_time"
-  | "status"
-  | "amount_minor"
-  | "currency"
-  | "user_id"
-  | "merchant_id"
-  | "payment_method"
-  | "card_bin"
-  | "card_last4"
-  | "processor"
-  | "processor_reference"
-  | "country"
->
+export type TransactionEventFacts = Pick<IndexedTransaction, (typeof transactionEventFactColumns)[number]>
+
+/** The index columns of a fraud signal the final aggregate reads. */
+export const fraudSignalFactColumns = [
+  "signal_id",
+  "transaction_id",
+  "score",
+  "reasons",
+  "confirmed_fraud"
+] as const satisfies ReadonlyArray<keyof IndexedFraudSignal>
 
 /** The fields of a fraud signal the final aggregate reads. */
-export type FraudSignalFacts = Pick<
-  IndexedFraudSignal,
-  "signal_id" | "transaction_id" | "score" | "reasons" | "confirmed_fraud"
->
+export type FraudSignalFacts = Pick<IndexedFraudSignal, (typeof fraudSignalFactColumns)[number]>
 
 /** The newest users and merchants snapshots, by id. */
 export interface DimensionTables {

@@ -8,7 +8,9 @@ import { DatasetError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
   type FraudSignalFacts,
-  type TransactionEventFacts
+  fraudSignalFactColumns,
+  type TransactionEventFacts,
+  transactionEventFactColumns
 } from "../domain/finalAggregate.js"
 import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
@@ -68,32 +70,6 @@ export interface FinalAggregateSummary {
   readonly published: boolean
   readonly staleFilesRemoved: number
 }
-
-/** The index columns §6 reads: the rest of an index row is not even decoded. */
-const transactionFactColumns: ReadonlyArray<keyof TransactionEventFacts> = [
-  "event_id",
-  "transaction_id",
-  "sequence",
-  "event_time",
-  "status",
-  "amount_minor",
-  "currency",
-  "user_id",
-  "merchant_id",
-  "payment_method",
-  "card_bin",
-  "card_last4",
-  "processor",
-  "processor_reference",
-  "country"
-]
-const signalFactColumns: ReadonlyArray<keyof FraudSignalFacts> = [
-  "signal_id",
-  "transaction_id",
-  "score",
-  "reasons",
-  "confirmed_fraud"
-]
 
 /** Where the shards of a version leave the files they wrote until the last one publishes. */
 export const shardManifestPrefix = (version: string): string =>
@@ -216,14 +192,20 @@ const readInputFacts = (
         codec,
         "transaction index",
         key,
-        transactionFactColumns
+        transactionEventFactColumns
       )
       for (const row of rows) onEvent(row as TableRow as unknown as TransactionEventFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
     }
     for (const key of inputs.signalKeys) {
-      const rows = yield* readCommittedFile(processed, codec, "fraud signal index", key, signalFactColumns)
+      const rows = yield* readCommittedFile(
+        processed,
+        codec,
+        "fraud signal index",
+        key,
+        fraudSignalFactColumns
+      )
       for (const row of rows) onSignal(row as TableRow as unknown as FraudSignalFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
