@@ -3,9 +3,10 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Writable } from "node:stream"
 import parquet from "@dsnp/parquetjs"
-import { DuckDBInstance, type DuckDBValue } from "@duckdb/node-api"
+import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from "@duckdb/node-api"
 import { Config, Context, Effect, Layer } from "effect"
 import { ParquetError } from "../domain/errors.js"
+import { forEachJsonLine } from "../domain/jsonLines.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
 import { quoteIdentifier, quoteLiteral } from "./DuckDb.js"
 
@@ -180,6 +181,37 @@ const withTemporaryDirectory = <A>(use: (directory: string) => Promise<A>): Prom
   )
 
 /**
+ * Writes a Parquet body to a temporary file and runs `use` with a DuckDB connection and the SELECT that
+ * reads `columns` of it (every column when not given), each timestamp column as `timestampAs` makes it.
+ */
+const withParquetSelect = <A>(
+  body: Uint8Array,
+  timestampAs: (quotedColumn: string) => string,
+  columns: ReadonlyArray<string> | undefined,
+  use: (connection: DuckDBConnection, select: string, directory: string) => Promise<A>
+): Promise<A> =>
+  withTemporaryDirectory(async (directory) => {
+    const file = NodePath.join(directory, "input.parquet")
+    await NodeFs.writeFile(file, body)
+    const connection = await connectDuckDb()
+    try {
+      const source = `read_parquet(${quoteLiteral(file)})`
+      const wanted = columns === undefined ? undefined : new Set(columns)
+      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
+        .getRows()
+        .filter((row) => wanted === undefined || wanted.has(String(row[0])))
+        .map((row) => {
+          const name = quoteIdentifier(String(row[0]))
+          return String(row[1]).startsWith("TIMESTAMP") ? `${timestampAs(name)} AS ${name}` : name
+        })
+        .join(", ")
+      return await use(connection, `SELECT ${projection || "*"} FROM ${source}`, directory)
+    } finally {
+      connection.closeSync()
+    }
+  })
+
+/**
  * Reads every row of a Parquet file with DuckDB, which understands every writer's encodings (dictionary,
  * data page v2, zstd, nested LIST types, logical timestamps in any unit). `timestampAs` turns a quoted
  * timestamp column into the SQL expression to select instead (e.g. `epoch_us(…)`).
@@ -188,24 +220,9 @@ export const readParquetRows = (
   body: Uint8Array,
   timestampAs: (quotedColumn: string) => string
 ): Promise<ReadonlyArray<Record<string, DuckDBValue>>> =>
-  withTemporaryDirectory(async (directory) => {
-    const file = NodePath.join(directory, "input.parquet")
-    await NodeFs.writeFile(file, body)
-    const connection = await connectDuckDb()
-    try {
-      const source = `read_parquet(${quoteLiteral(file)})`
-      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
-        .getRows()
-        .map((row) => {
-          const name = quoteIdentifier(String(row[0]))
-          return String(row[1]).startsWith("TIMESTAMP") ? `${timestampAs(name)} AS ${name}` : name
-        })
-        .join(", ")
-      return (await connection.runAndReadAll(`SELECT ${projection || "*"} FROM ${source}`)).getRowObjects()
-    } finally {
-      connection.closeSync()
-    }
-  })
+  withParquetSelect(body, timestampAs, undefined, async (connection, select) =>
+    (await connection.runAndReadAll(select)).getRowObjects()
+  )
 
 /**
  * Reads a file this codec wrote: DuckDB copies it to JSON Lines (timestamps as epoch microseconds) and
@@ -217,49 +234,18 @@ const readOwnParquetRows = (
   body: Uint8Array,
   columns?: ReadonlyArray<string>
 ): Promise<ReadonlyArray<TableRow>> =>
-  withTemporaryDirectory(async (directory) => {
-    const input = NodePath.join(directory, "input.parquet")
-    const output = NodePath.join(directory, "rows.jsonl")
-    await NodeFs.writeFile(input, body)
-    const connection = await connectDuckDb()
-    try {
-      const source = `read_parquet(${quoteLiteral(input)})`
-      const wanted = columns === undefined ? undefined : new Set(columns)
-      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
-        .getRows()
-        .filter((row) => wanted === undefined || wanted.has(String(row[0])))
-        .map((row) => {
-          const name = quoteIdentifier(String(row[0]))
-          return String(row[1]).startsWith("TIMESTAMP") ? `epoch_us(${name}) AS ${name}` : name
-        })
-        .join(", ")
-      await connection.run(
-        `COPY (SELECT ${projection || "*"} FROM ${source}) TO ${quoteLiteral(output)} (FORMAT json)`
-      )
-    } finally {
-      connection.closeSync()
+  withParquetSelect(
+    body,
+    (column) => `epoch_us(${column})`,
+    columns,
+    async (connection, select, directory) => {
+      const output = NodePath.join(directory, "rows.jsonl")
+      await connection.run(`COPY (${select}) TO ${quoteLiteral(output)} (FORMAT json)`)
+      const rows: Array<TableRow> = []
+      forEachJsonLine(await NodeFs.readFile(output), (row) => rows.push(row as TableRow))
+      return rows
     }
-    return parseJsonLines(await NodeFs.readFile(output))
-  })
-
-/** JSON Lines to rows, decoded a block at a time so no string comes near V8's length limit. */
-const parseJsonLines = (bytes: Buffer): Array<TableRow> => {
-  const rows: Array<TableRow> = []
-  const blockBytes = 16 << 20
-  let start = 0
-  while (start < bytes.length) {
-    let end = bytes.length
-    if (end - start > blockBytes) {
-      const lastNewline = bytes.lastIndexOf(10, start + blockBytes)
-      end = lastNewline > start ? lastNewline + 1 : bytes.indexOf(10, start + blockBytes) + 1 || bytes.length
-    }
-    for (const line of bytes.toString("utf8", start, end).split("\n")) {
-      if (line !== "") rows.push(JSON.parse(line) as TableRow)
-    }
-    start = end
-  }
-  return rows
-}
+  )
 
 /** Options of the DuckDB codec. */
 export interface DuckDbCodecOptions {

@@ -12,6 +12,7 @@ import {
   type TransactionEventFacts,
   transactionEventFactColumns
 } from "../domain/finalAggregate.js"
+import { forEachJsonLine } from "../domain/jsonLines.js"
 import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
@@ -244,19 +245,11 @@ class FactSpill {
       const events: Array<TransactionEventFacts> = []
       const signals: Array<FraudSignalFacts> = []
       const bytes = await NodeFs.readFile(this.pathOf(pass)).catch(() => Buffer.alloc(0))
-      const blockBytes = 16 << 20
-      for (let start = 0; start < bytes.length; ) {
-        const limit = Math.min(bytes.length, start + blockBytes)
-        const newline = limit === bytes.length ? bytes.length - 1 : bytes.lastIndexOf(10, limit)
-        const end = newline >= start ? newline + 1 : bytes.length
-        for (const line of bytes.toString("utf8", start, end).split("\n")) {
-          if (line === "") continue
-          const [kind, fact] = JSON.parse(line) as ["e", TransactionEventFacts] | ["s", FraudSignalFacts]
-          if (kind === "e") events.push(fact)
-          else signals.push(fact)
-        }
-        start = end
-      }
+      forEachJsonLine(bytes, (line) => {
+        const [kind, fact] = line as ["e", TransactionEventFacts] | ["s", FraudSignalFacts]
+        if (kind === "e") events.push(fact)
+        else signals.push(fact)
+      })
       return { events, signals }
     })
   }
