@@ -138,18 +138,21 @@ export const TransactionEvent = Schema.Struct(transactionEventFields).annotation
 })
 export type TransactionEvent = typeof TransactionEvent.Type
 
+/** A fraud score: finite, from 0 to 1. */
+const isScore = (score: number): boolean => Number.isFinite(score) && score >= 0 && score <= 1
+/** The most reasons one fraud signal may carry. */
+const maxReasons = 32
+
 const fraudSignalFields = {
   signal_id: SignalId,
   transaction_id: TransactionId,
   event_time: Rfc3339Micros,
   source: Enum(...fraudSignalSources),
-  score: Schema.Number.pipe(
-    Schema.filter((score) =>
-      Number.isFinite(score) && score >= 0 && score <= 1 ? true : "must be from 0 to 1"
-    )
-  ),
+  score: Schema.Number.pipe(Schema.filter((score) => (isScore(score) ? true : "must be from 0 to 1"))),
   reasons: Schema.Array(Schema.String).pipe(
-    Schema.filter((reasons) => (reasons.length <= 32 ? true : "must hold at most 32 reasons"))
+    Schema.filter((reasons) =>
+      reasons.length <= maxReasons ? true : `must hold at most ${maxReasons} reasons`
+    )
   ),
   confirmed_fraud: optional(Schema.Boolean)
 }
@@ -172,9 +175,9 @@ const fastFraudSignal = (input: Readonly<Record<string, unknown>>): FraudSignalT
     event_time === Defer ||
     source === Defer ||
     typeof score !== "number" ||
-    !(Number.isFinite(score) && score >= 0 && score <= 1) ||
+    !isScore(score) ||
     !Array.isArray(reasons) ||
-    reasons.length > 32 ||
+    reasons.length > maxReasons ||
     !reasons.every((reason) => typeof reason === "string") ||
     confirmed_fraud === Defer
   )

@@ -1,6 +1,6 @@
 import type { Schema } from "effect"
-import { isoCountryCodes } from "./country.js"
-import { isKnownCurrency } from "./currency.js"
+import { countryCodeProblem, currencyCodeProblem, digitsProblem, isNonNegativeSafeInteger } from "./fields.js"
+import { idMaxLength } from "./ids.js"
 import { parseRfc3339ToMicros, rfc3339Problem } from "./time.js"
 
 /**
@@ -26,12 +26,12 @@ export const Defer: unique symbol = Symbol.for("payment-recon-index/FastDecode/D
 export type Defer = typeof Defer
 
 export const boundedId = (value: unknown): string | Defer =>
-  typeof value === "string" && value.length >= 1 && value.length <= 128 ? value : Defer
+  typeof value === "string" && value.length >= 1 && value.length <= idMaxLength ? value : Defer
 
 export const plainString = (value: unknown): string | Defer => (typeof value === "string" ? value : Defer)
 
 export const nonNegativeInteger = (value: unknown): number | Defer =>
-  typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : Defer
+  typeof value === "number" && isNonNegativeSafeInteger(value) ? value : Defer
 
 export const rfc3339Micros = (value: unknown): number | Defer =>
   typeof value === "string" && rfc3339Problem(value) === undefined ? parseRfc3339ToMicros(value) : Defer
@@ -41,19 +41,16 @@ export const oneOf =
   (value: unknown): Values[number] | Defer =>
     typeof value === "string" && values.includes(value) ? (value as Values[number]) : Defer
 
-const upperAlpha3 = /^[A-Z]{3}$/
-const upperAlpha2 = /^[A-Z]{2}$/
-
 export const currencyCode = (value: unknown): string | Defer =>
-  typeof value === "string" && upperAlpha3.test(value) && isKnownCurrency(value) ? value : Defer
+  typeof value === "string" && currencyCodeProblem(value) === undefined ? value : Defer
 
 export const countryCode = (value: unknown): string | Defer =>
-  typeof value === "string" && upperAlpha2.test(value) && isoCountryCodes.has(value) ? value : Defer
+  typeof value === "string" && countryCodeProblem(value) === undefined ? value : Defer
 
 export const digits = (min: number, max: number) => {
-  const pattern = new RegExp(`^\\d{${min},${max}}$`)
+  const problemOf = digitsProblem(min, max)
   return (value: unknown): string | Defer =>
-    typeof value === "string" && pattern.test(value) ? value : Defer
+    typeof value === "string" && problemOf(value) === undefined ? value : Defer
 }
 
 export const booleanValue = (value: unknown): boolean | Defer => (typeof value === "boolean" ? value : Defer)

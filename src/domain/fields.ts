@@ -10,51 +10,58 @@ export const Rfc3339Micros: Schema.Schema<EpochMicros, string> = Schema.transfor
   { strict: true, decode: parseRfc3339ToMicros, encode: microsToIso }
 )
 
+/** A safe integer ≥ 0: the check behind money and sequence numbers. */
+export const isNonNegativeSafeInteger = (value: number): boolean => Number.isSafeInteger(value) && value >= 0
+
 /** Integer minor units of a currency, 0 … 2^53−1. */
 export const AmountMinor = Schema.Number.pipe(
   Schema.filter((value) =>
-    Number.isSafeInteger(value) && value >= 0 ? true : "must be an integer from 0 to 2^53-1 (minor units)"
+    isNonNegativeSafeInteger(value) ? true : "must be an integer from 0 to 2^53-1 (minor units)"
   )
 )
 
 /** A whole number ≥ 0. */
 export const NonNegativeInteger = Schema.Number.pipe(
-  Schema.filter((value) => (Number.isSafeInteger(value) && value >= 0 ? true : "must be an integer >= 0"))
+  Schema.filter((value) => (isNonNegativeSafeInteger(value) ? true : "must be an integer >= 0"))
 )
+
+const upperAlpha3 = /^[A-Z]{3}$/
+const upperAlpha2 = /^[A-Z]{2}$/
+
+/** Why a text is not a known ISO 4217 alpha-3 code in upper case, or undefined when it is one. */
+export const currencyCodeProblem = (code: string): string | undefined =>
+  !upperAlpha3.test(code)
+    ? "must be an ISO 4217 alpha-3 code in upper case"
+    : isKnownCurrency(code)
+      ? undefined
+      : "unknown ISO 4217 currency code"
 
 /** ISO 4217 alpha-3, upper case. */
-export const CurrencyCode = Schema.String.pipe(
-  Schema.filter((code) =>
-    !/^[A-Z]{3}$/.test(code)
-      ? "must be an ISO 4217 alpha-3 code in upper case"
-      : isKnownCurrency(code)
-        ? true
-        : "unknown ISO 4217 currency code"
-  )
-)
+export const CurrencyCode = Schema.String.pipe(Schema.filter((code) => currencyCodeProblem(code) ?? true))
+
+/** Why a text is not a known ISO 3166-1 alpha-2 code in upper case, or undefined when it is one. */
+export const countryCodeProblem = (code: string): string | undefined =>
+  !upperAlpha2.test(code)
+    ? "must be an ISO 3166-1 alpha-2 code in upper case"
+    : isoCountryCodes.has(code)
+      ? undefined
+      : "unknown ISO 3166-1 country code"
 
 /** ISO 3166-1 alpha-2, upper case. */
-export const CountryCode = Schema.String.pipe(
-  Schema.filter((code) =>
-    !/^[A-Z]{2}$/.test(code)
-      ? "must be an ISO 3166-1 alpha-2 code in upper case"
-      : isoCountryCodes.has(code)
-        ? true
-        : "unknown ISO 3166-1 country code"
-  )
-)
+export const CountryCode = Schema.String.pipe(Schema.filter((code) => countryCodeProblem(code) ?? true))
+
+/** Why a text is not `min` to `max` ASCII digits, or undefined when it is. */
+export const digitsProblem = (min: number, max: number) => {
+  const pattern = new RegExp(`^\\d{${min},${max}}$`)
+  const problem = min === max ? `must be exactly ${min} digits` : `must be ${min} to ${max} digits`
+  return (text: string): string | undefined => (pattern.test(text) ? undefined : problem)
+}
 
 /** A string made of a fixed range of ASCII digits. */
-export const Digits = (min: number, max: number) =>
-  Schema.String.pipe(
-    Schema.filter((text) =>
-      new RegExp(`^\\d{${min},${max}}$`).test(text)
-        ? true
-        : min === max
-          ? `must be exactly ${min} digits`
-          : `must be ${min} to ${max} digits`
-    )
-  )
+export const Digits = (min: number, max: number) => {
+  const problemOf = digitsProblem(min, max)
+  return Schema.String.pipe(Schema.filter((text) => problemOf(text) ?? true))
+}
 
 /** A string literal enum whose error lists the allowed values. */
 export const Enum = <const Values extends ReadonlyArray<string>>(...values: Values) =>

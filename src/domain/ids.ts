@@ -1,9 +1,12 @@
 import { Schema } from "effect"
 
+/** The longest id, in UTF-16 code units. */
+export const idMaxLength = 128
+
 const boundedId = <B extends string>(brand: B) =>
   Schema.String.pipe(
     Schema.minLength(1, { message: () => "must not be empty" }),
-    Schema.maxLength(128, { message: () => "must be at most 128 characters" }),
+    Schema.maxLength(idMaxLength, { message: () => `must be at most ${idMaxLength} characters` }),
     Schema.brand(brand)
   )
 
