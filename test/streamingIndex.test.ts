@@ -331,6 +331,13 @@ describe("EventTimeState", () => {
     transactions.observe("t2", 600, "p0")
     assert.strictEqual(combinedWatermark([transactions, signals]), 590, "the signal topic went idle")
     assert.strictEqual(combinedWatermark([new EventTimeState(10)]), Number.NEGATIVE_INFINITY)
+    const quietDuplicates = new EventTimeState(10, 1000)
+    quietDuplicates.advanceTo(0)
+    quietDuplicates.observe("x", 100, "p1")
+    quietDuplicates.observe("x", 100, "p2")
+    quietDuplicates.advanceTo(2000)
+    quietDuplicates.observe("y", 300, "p1")
+    assert.isTrue(quietDuplicates.active, "p1 delivered just now; p2, idle, only ever sent a duplicate")
   })
 })
 

@@ -172,7 +172,6 @@ const emptySummary: StreamingSummary = {
 export class EventTimeState {
   private readonly partitionMax = new Map<string, number>()
   private readonly lastSeenMillis = new Map<string, number>()
-  private readonly idle = new Set<string>()
   private readonly seen = new Map<string, number>()
   private nowMillis = Number.NEGATIVE_INFINITY
 
@@ -191,32 +190,35 @@ export class EventTimeState {
     let greatest = Number.NEGATIVE_INFINITY
     for (const [partition, max] of this.partitionMax) {
       if (max > greatest) greatest = max
-      if (!this.idle.has(partition) && max < least) least = max
+      if (!this.isIdle(partition) && max < least) least = max
     }
     return (least === Number.POSITIVE_INFINITY ? greatest : least) - this.latenessMicros
   }
 
   /** True when some partition delivered within the idle timeout. */
   get active(): boolean {
-    return this.partitionMax.size > this.idle.size
+    for (const partition of this.partitionMax.keys()) if (!this.isIdle(partition)) return true
+    return false
+  }
+
+  /** Silent for longer than the idle timeout, as of the processing time of the last {@link advanceTo}. */
+  private isIdle(partition: string): boolean {
+    const lastSeen = this.lastSeenMillis.get(partition)
+    return lastSeen !== undefined && this.nowMillis - lastSeen > this.idleTimeoutMillis
   }
 
   get size(): number {
     return this.seen.size
   }
 
-  /** Moves processing time to `nowMillis` and marks the partitions silent for longer than the idle timeout. */
+  /** Moves processing time to `nowMillis`: partitions silent for longer than the idle timeout are idle. */
   advanceTo(nowMillis: number): void {
     this.nowMillis = nowMillis
-    for (const [partition, lastSeen] of this.lastSeenMillis) {
-      if (nowMillis - lastSeen > this.idleTimeoutMillis) this.idle.add(partition)
-    }
   }
 
   /** Classifies one event by id and time, and records it; `partition` names its source partition. */
   observe(id: string, eventTime: number, partition = ""): "new" | "duplicate" | "late" {
     this.lastSeenMillis.set(partition, this.nowMillis)
-    this.idle.delete(partition)
     if (this.seen.has(id)) return "duplicate"
     const max = this.partitionMax.get(partition)
     if (max === undefined || eventTime > max) this.partitionMax.set(partition, eventTime)
