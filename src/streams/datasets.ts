@@ -124,6 +124,18 @@ export const groupByDt = <R extends { readonly dt: string }>(rows: Iterable<R>):
   return new Map([...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
 
+/** Rows grouped by dt (in dt order) and cut into numbered slices of at most `maxRowsPerFile`: one file each. */
+export const dtSlices = <R extends { readonly dt: string }>(
+  rows: Iterable<R>,
+  maxRowsPerFile: number
+): Array<{ readonly dt: string; readonly part: number; readonly slice: Array<R> }> =>
+  [...groupByDt(rows)].flatMap(([dt, group]) => {
+    const slices: Array<{ readonly dt: string; readonly part: number; readonly slice: Array<R> }> = []
+    for (let start = 0, part = 0; start < group.length; start += maxRowsPerFile, part++)
+      slices.push({ dt, part, slice: group.slice(start, start + maxRowsPerFile) })
+    return slices
+  })
+
 /**
  * Writes rows partitioned by dt as `<prefix>dt=<dt>/part-<tag>-<n>.parquet`, at most `maxRowsPerFile` rows
  * each. The same rows and tag always give the same keys, so a replayed write overwrites itself.
@@ -138,14 +150,11 @@ export const writePartitioned = (
   maxRowsPerFile = 1_000_000
 ): Effect.Effect<ReadonlyArray<ManifestFile>, ObjectStoreError | ParquetError> =>
   Effect.forEach(
-    [...groupByDt(rows)].flatMap(([dt, group]) => {
-      const parts: Array<{ readonly key: string; readonly dt: string; readonly slice: typeof group }> = []
-      for (let start = 0, part = 0; start < group.length; start += maxRowsPerFile, part++) {
-        const key = `${datasetPrefix}dt=${dt}/part-${tag}-${String(part).padStart(5, "0")}.parquet`
-        parts.push({ key, dt, slice: group.slice(start, start + maxRowsPerFile) })
-      }
-      return parts
-    }),
+    dtSlices(rows, maxRowsPerFile).map(({ dt, part, slice }) => ({
+      key: `${datasetPrefix}dt=${dt}/part-${tag}-${String(part).padStart(5, "0")}.parquet`,
+      dt,
+      slice
+    })),
     ({ key, dt, slice }) =>
       Effect.as(
         Effect.flatMap(codec.encode(schema, slice), (body) => store.put(key, body)),

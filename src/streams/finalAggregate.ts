@@ -20,7 +20,7 @@ import { Parquet } from "../layers/ParquetCodec.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
   contentTag,
-  groupByDt,
+  dtSlices,
   ManifestFile,
   prefixes,
   publishSnapshot,
@@ -141,20 +141,15 @@ const writeContentAddressed = (
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
-    const parts: Array<{
-      readonly key: string
-      readonly dt: string
-      readonly slice: Array<FinalAggregateRow>
-    }> = []
-    for (const [dt, group] of groupByDt(rows)) {
-      for (let start = 0; start < group.length; start += maxRowsPerFile) {
-        const slice = group.slice(start, start + maxRowsPerFile)
-        const hash = createHash("sha256")
-        for (const row of slice) hash.update(JSON.stringify(row)).update("\n")
-        const key = `${prefixes.finalAggregate}dt=${dt}/part-${hash.digest("hex").slice(0, 24)}.parquet`
-        parts.push({ key, dt, slice })
+    const parts = dtSlices(rows, maxRowsPerFile).map(({ dt, slice }) => {
+      const hash = createHash("sha256")
+      for (const row of slice) hash.update(JSON.stringify(row)).update("\n")
+      return {
+        key: `${prefixes.finalAggregate}dt=${dt}/part-${hash.digest("hex").slice(0, 24)}.parquet`,
+        dt,
+        slice
       }
-    }
+    })
     let written = 0
     const files = yield* Effect.forEach(
       parts,
