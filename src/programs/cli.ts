@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import * as NodePath from "node:path"
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option } from "effect"
+import { mintApiKey } from "../domain/apiAuth.js"
 import { DuckDb } from "../layers/DuckDb.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
@@ -225,9 +226,26 @@ const all = Command.make(
   )
 )
 
+const apiKey = Command.make(
+  "api-key",
+  {
+    client: Args.text({ name: "client" }).pipe(
+      Args.withDescription("Client id the key identifies ([A-Za-z0-9_.-])")
+    )
+  },
+  ({ client }) =>
+    Effect.sync(() => {
+      const minted = mintApiKey(client)
+      process.stdout.write(
+        `API key for ${client} (shown once; give it to the client):\n${minted.key}\n` +
+          `Add to RECON_API_KEYS (comma-separated; only the hash is stored):\n${minted.entry}\n`
+      )
+    })
+).pipe(Command.withDescription("Mint an API key for the ingestion API: prints the key and its hashed entry"))
+
 const recon = Command.make("recon").pipe(
   Command.withDescription("Payment reconciliation index"),
-  Command.withSubcommands([all, generate, ingest, streaming, batch, final, sql, aggregate, train])
+  Command.withSubcommands([all, generate, ingest, streaming, batch, final, sql, aggregate, train, apiKey])
 )
 
 const cli = Command.run(recon, { name: "recon", version: "0.1.0" })

@@ -1,0 +1,53 @@
+import { createServer } from "node:http"
+import { HttpServer } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Config, Effect, Layer, Logger } from "effect"
+import { EventLogService } from "../layers/EventLog.js"
+import { IdempotencyStoreService } from "../layers/IdempotencyStore.js"
+import { RecordPublisherService } from "../layers/RecordPublisher.js"
+import { IngestionApiConfig, IngestionServerLive, ingestionApiConfig } from "../streams/ingestionApi.js"
+import { deadLetterTopic } from "../streams/streamingIndex.js"
+import { eventLogLayer } from "./layers.js"
+
+/**
+ * The ingestion API (`POST /v1/transactions`, `POST /v1/fraud-signals`, `GET /openapi.json`) on
+ * `RECON_API_HOST`:`RECON_API_PORT` (default 127.0.0.1:8080). Kafka when `RECON_KAFKA_BROKERS` is set,
+ * idempotency in Redis when `RECON_REDIS_URL` is set; credentials and limits: see `ingestionApiConfig`.
+ * `RECON_API_MAX_PENDING_RECORDS` (default 50000) records may wait for Kafka before requests get 429.
+ */
+const ensureTopics = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const log = yield* EventLogService
+    const settings = yield* IngestionApiConfig
+    for (const topic of [settings.topics.transactions, settings.topics.fraudSignals]) {
+      yield* log.ensureTopic(topic, 4)
+      yield* log.ensureTopic(deadLetterTopic(topic), 1)
+    }
+  })
+)
+
+const publisherLayer = Layer.unwrapEffect(
+  Effect.map(
+    Config.integer("RECON_API_MAX_PENDING_RECORDS").pipe(Config.withDefault(50_000)),
+    (maxPendingRecords) => RecordPublisherService.layer({ maxPendingRecords, maxRecordsPerSend: 5_000 })
+  )
+)
+
+const httpServerLayer = NodeHttpServer.layerConfig(createServer, {
+  port: Config.integer("RECON_API_PORT").pipe(Config.withDefault(8080)),
+  host: Config.string("RECON_API_HOST").pipe(Config.withDefault("127.0.0.1"))
+})
+
+const settingsLayer = Layer.effect(IngestionApiConfig, ingestionApiConfig)
+
+const apiLayer = Layer.mergeAll(HttpServer.withLogAddress(IngestionServerLive), ensureTopics).pipe(
+  Layer.provide(httpServerLayer),
+  Layer.provide(Layer.mergeAll(publisherLayer, IdempotencyStoreService.layerConfig, settingsLayer)),
+  Layer.provide(Layer.merge(eventLogLayer, settingsLayer))
+)
+
+Layer.launch(apiLayer).pipe(
+  Effect.zipLeft(Effect.logInfo("ingestion API stopped")),
+  Effect.provide(Logger.logFmt),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)
