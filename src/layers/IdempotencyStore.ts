@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { Clock, Config, Context, Data, Effect, Layer, Redacted } from "effect"
 import type { Redis } from "ioredis"
 import { acquireRedisClient } from "./RedisKeyValueStore.js"
@@ -152,6 +153,21 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray
   return chunks
 }
 
+/** Runs a script by its SHA-1 (EVALSHA), sending its text only when Redis does not know it yet. */
+const evalCached = async (
+  client: Redis,
+  script: string,
+  [keyCount, ...keysAndArgs]: [number, ...Array<string>]
+): Promise<unknown> => {
+  const sha = createHash("sha1").update(script).digest("hex")
+  try {
+    return await client.evalsha(sha, keyCount, ...keysAndArgs)
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error
+    return await client.eval(script, keyCount, ...keysAndArgs)
+  }
+}
+
 /**
  * Redis: each key is one string `p:<fingerprint>` (pending, PX the pending TTL) or `d:<fingerprint>`
  * (done); claims, completions and releases are Lua scripts, so two API instances racing for one key see
@@ -167,13 +183,12 @@ export const makeRedisIdempotencyStore = (client: Redis, prefix: string): Idempo
     Effect.forEach(chunksOf(entries, keysPerCall), (chunk) =>
       Effect.tryPromise({
         try: () =>
-          client.eval(
-            script,
+          evalCached(client, script, [
             chunk.length,
             ...chunk.map((entry) => prefix + entry.key),
             ...head,
             ...chunk.map((entry) => entry.fingerprint)
-          ),
+          ]),
         catch: (cause) => new IdempotencyStoreError({ operation, cause })
       })
     )

@@ -77,8 +77,9 @@ export const makeRecordPublisher = (
   const sendAllWaiting = Effect.gen(function* () {
     while (waiting.length > 0) {
       const sends = takeNextSends()
+      const groups = [...sendGroups(sends)]
       yield* Effect.forEach(
-        sendGroups(sends),
+        groups,
         ([topic, group]) =>
           Effect.flatMap(
             Effect.exit(
@@ -90,7 +91,8 @@ export const makeRecordPublisher = (
             (exit) =>
               Effect.forEach(group, (send) => Deferred.done(send.done, Exit.asVoid(exit)), { discard: true })
           ),
-        { concurrency: "unbounded", discard: true }
+        // One topic (the usual case) needs no forked fiber.
+        { concurrency: groups.length > 1 ? "unbounded" : 1, discard: true }
       )
     }
   }).pipe(

@@ -93,7 +93,9 @@ export const acquireRedisClient = (url: string | Redacted.Redacted) =>
         const client = new Redis(Redacted.isRedacted(url) ? Redacted.value(url) : url, {
           lazyConnect: true,
           maxRetriesPerRequest: 5,
-          enableOfflineQueue: true
+          enableOfflineQueue: true,
+          // Commands issued in the same tick (concurrent requests) go out in one write.
+          enableAutoPipelining: true
         })
         // Failures reach the caller through the rejected command; without a listener ioredis also
         // prints every connection error to stderr.

@@ -1,5 +1,5 @@
 import { createServer } from "node:http"
-import { HttpServer } from "@effect/platform"
+import { HttpMiddleware, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Logger } from "effect"
 import { EventLogService } from "../layers/EventLog.js"
@@ -40,7 +40,10 @@ const httpServerLayer = NodeHttpServer.layerConfig(createServer, {
 
 const settingsLayer = Layer.effect(IngestionApiConfig, ingestionApiConfig)
 
-const apiLayer = Layer.mergeAll(HttpServer.withLogAddress(IngestionServerLive), ensureTopics).pipe(
+const apiLayer = Layer.mergeAll(
+  HttpServer.withLogAddress(IngestionServerLive).pipe(HttpMiddleware.withTracerDisabledWhen(() => true)),
+  ensureTopics
+).pipe(
   Layer.provide(httpServerLayer),
   Layer.provide(Layer.mergeAll(publisherLayer, IdempotencyStoreService.layerConfig, settingsLayer)),
   Layer.provide(Layer.merge(eventLogLayer, settingsLayer))

@@ -249,14 +249,21 @@ export class IngestionApi extends HttpApi.make("ingestion")
     "Send one record or an array of records. A request is accepted whole (202, every record acknowledged by Kafka) or refused whole (4xx or 503, nothing sent). Idempotent on event_id / signal_id. Authenticate with an API key (Authorization: Bearer <key> or X-Api-Key) or, for partners, X-Partner-Id and X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of `t.path.body`>."
   ) {}
 
-const records = Metric.counter("ingest_records_total", {
+const recordsCounter = Metric.counter("ingest_records_total", {
   description: "records received over HTTP, by topic and outcome",
   incremental: true
 })
-const observeRecords = (topic: string, outcome: string, count: number) =>
-  count === 0
-    ? Effect.void
-    : Metric.incrementBy(Metric.tagged(Metric.tagged(records, "topic", topic), "outcome", outcome), count)
+const taggedCounters = new Map<string, Metric.Metric.Counter<number>>()
+const observeRecords = (topic: string, outcome: string, count: number) => {
+  if (count === 0) return Effect.void
+  const key = `${topic}\u0000${outcome}`
+  let counter = taggedCounters.get(key)
+  if (counter === undefined) {
+    counter = recordsCounter.pipe(Metric.tagged("topic", topic), Metric.tagged("outcome", outcome))
+    taggedCounters.set(key, counter)
+  }
+  return Metric.incrementBy(counter, count)
+}
 
 const readBody = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
   request.text.pipe(
@@ -340,12 +347,32 @@ export const AuthenticationLive = Layer.effect(
   })
 )
 
+/** Every field name of a schema's records, sorted: the key order of a record's fingerprint. */
+const sortedFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlyArray<string> => {
+  const ast = Schema.typeSchema(schema).ast
+  return ast._tag === "TypeLiteral" ? ast.propertySignatures.map((field) => String(field.name)).sort() : []
+}
+
+/** The same record gives the same fingerprint whatever order its fields came in (unknown fields dropped). */
+const fingerprintOf = (
+  record: Readonly<Record<string, unknown>>,
+  sortedFields: ReadonlyArray<string>
+): string => {
+  let text = ""
+  for (const field of sortedFields) {
+    const value = record[field]
+    if (value !== undefined) text += `${field}:${JSON.stringify(value)};`
+  }
+  return createHash("sha256").update(text).digest("base64url")
+}
+
 interface RecordKind<A, I> {
   readonly topic: (topics: TopicNames) => string
   readonly schema: Schema.Schema<A, I>
   readonly idField: "event_id" | "signal_id"
   readonly idOf: (record: A) => string
   readonly keyOf: (record: A) => string
+  readonly sortedFields: ReadonlyArray<string>
 }
 
 const transactionKind: RecordKind<TransactionEvent, typeof TransactionEvent.Encoded> = {
@@ -353,7 +380,8 @@ const transactionKind: RecordKind<TransactionEvent, typeof TransactionEvent.Enco
   schema: TransactionEvent,
   idField: "event_id",
   idOf: (event) => event.event_id,
-  keyOf: (event) => event.transaction_id
+  keyOf: (event) => event.transaction_id,
+  sortedFields: sortedFieldsOf(TransactionEvent)
 }
 
 const fraudSignalKind: RecordKind<FraudSignal, typeof FraudSignal.Encoded> = {
@@ -361,19 +389,9 @@ const fraudSignalKind: RecordKind<FraudSignal, typeof FraudSignal.Encoded> = {
   schema: FraudSignal,
   idField: "signal_id",
   idOf: (signal) => signal.signal_id,
-  keyOf: (signal) => signal.transaction_id
+  keyOf: (signal) => signal.transaction_id,
+  sortedFields: sortedFieldsOf(FraudSignal)
 }
-
-/** JSON with object keys sorted: the same record gives the same text whatever order its fields came in. */
-const canonicalJson = (value: unknown): string =>
-  JSON.stringify(value, (_key, item: unknown) =>
-    item !== null && typeof item === "object" && !Array.isArray(item)
-      ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : item
-  )
-
-const fingerprintOf = (record: unknown): string =>
-  createHash("sha256").update(canonicalJson(record)).digest("base64url")
 
 const prefixed = (index: number, isBatch: boolean, problems: ReadonlyArray<RecordProblem>) =>
   problems.map((problem) => ({
@@ -385,6 +403,8 @@ const prefixed = (index: number, isBatch: boolean, problems: ReadonlyArray<Recor
 
 const isJsonContentType = (contentType: string | undefined) =>
   contentType === undefined || /^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType.trim())
+
+const utf8 = new TextEncoder()
 
 const withRetryAfter = (status: number, seconds: number, body: unknown) =>
   HttpServerResponse.unsafeJson(body, { status, headers: { "retry-after": String(seconds) } })
@@ -445,7 +465,7 @@ const ingest = <A, I>(kind: RecordKind<A, I>) =>
           outcome.left.problems,
           outcome.left.redactedPayload
         )
-        deadLetters.push({ key: "", value: new TextEncoder().encode(JSON.stringify(entry)) })
+        deadLetters.push({ key: "", value: utf8.encode(JSON.stringify(entry)) })
       }
       yield* publisher
         .publish(deadLetterTopic(topic), deadLetters)
@@ -465,7 +485,9 @@ const ingest = <A, I>(kind: RecordKind<A, I>) =>
     }
     const events = decoded.map((outcome) => (outcome as Either.Right<never, A>).right)
     const ids = events.map(kind.idOf)
-    const fingerprints = events.map(fingerprintOf)
+    const fingerprints = events.map((event) =>
+      fingerprintOf(event as Readonly<Record<string, unknown>>, kind.sortedFields)
+    )
     const results: Array<RecordResult> = ids.map((id, index) => ({ index, id, status: "accepted" }))
     const firstIndexOf = new Map<string, number>()
     const claims: Array<IdempotencyEntry> = []
@@ -499,7 +521,7 @@ const ingest = <A, I>(kind: RecordKind<A, I>) =>
         claimed.push(claim)
         toSend.push({
           key: kind.keyOf(events[index] as A),
-          value: new TextEncoder().encode(JSON.stringify(items[index]))
+          value: utf8.encode(JSON.stringify(items[index]))
         })
       } else if (outcome !== "claimed") {
         results[index] = { index, id, status: outcome === "done" ? "duplicate" : outcome }
