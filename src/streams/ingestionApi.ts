@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto"
 import {
   FileSystem,
   HttpApi,
@@ -35,6 +34,7 @@ import {
 } from "../domain/apiAuth.js"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
+import { recordFingerprint, sortedFieldsOf } from "../domain/fingerprint.js"
 import { decodeValue, type RecordProblem } from "../domain/validation.js"
 import type { LogMessage } from "../layers/EventLog.js"
 import { type IdempotencyEntry, IdempotencyStoreService } from "../layers/IdempotencyStore.js"
@@ -347,25 +347,6 @@ export const AuthenticationLive = Layer.effect(
   })
 )
 
-/** Every field name of a schema's records, sorted: the key order of a record's fingerprint. */
-const sortedFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlyArray<string> => {
-  const ast = Schema.typeSchema(schema).ast
-  return ast._tag === "TypeLiteral" ? ast.propertySignatures.map((field) => String(field.name)).sort() : []
-}
-
-/** The same record gives the same fingerprint whatever order its fields came in (unknown fields dropped). */
-const fingerprintOf = (
-  record: Readonly<Record<string, unknown>>,
-  sortedFields: ReadonlyArray<string>
-): string => {
-  let text = ""
-  for (const field of sortedFields) {
-    const value = record[field]
-    if (value !== undefined) text += `${field}:${JSON.stringify(value)};`
-  }
-  return createHash("sha256").update(text).digest("base64url")
-}
-
 interface RecordKind<A, I> {
   readonly topic: (topics: TopicNames) => string
   readonly schema: Schema.Schema<A, I>
@@ -486,7 +467,7 @@ const ingest = <A, I>(kind: RecordKind<A, I>) =>
     const events = decoded.map((outcome) => (outcome as Either.Right<never, A>).right)
     const ids = events.map(kind.idOf)
     const fingerprints = events.map((event) =>
-      fingerprintOf(event as Readonly<Record<string, unknown>>, kind.sortedFields)
+      recordFingerprint(event as Readonly<Record<string, unknown>>, kind.sortedFields)
     )
     const results: Array<RecordResult> = ids.map((id, index) => ({ index, id, status: "accepted" }))
     const firstIndexOf = new Map<string, number>()
