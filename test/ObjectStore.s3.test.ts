@@ -1,3 +1,6 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { DeleteBucketCommand, type S3Client } from "@aws-sdk/client-s3"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Option } from "effect"
@@ -137,6 +140,33 @@ describe.skipIf(endpoint === undefined)("S3 object store", () => {
       const before = requests.length
       yield* store.put("big/small.bin", small)
       assert.strictEqual(requests.length - before, 1, "a small body is a single PutObject")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("putFile sends a file above the threshold as a multipart upload read part by part", () =>
+    Effect.gen(function* () {
+      const bucket = yield* freshBucket
+      const { proxy, requests } = yield* Effect.promise(() => recordingProxy(noFaults))
+      yield* Effect.addFinalizer(() => Effect.promise(() => proxy.stop()))
+      const partSize = 5 * 1024 * 1024
+      const store = makeS3ObjectStore(clientFor({ endpoint: proxy.url }), bucket, {
+        multipartThreshold: 1024 * 1024,
+        partSize,
+        partConcurrency: 2
+      })
+      const body = seededBytes(2 * partSize + 777, 11)
+      const file = NodePath.join(
+        NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "s3-put-file-")),
+        "big.bin"
+      )
+      NodeFs.writeFileSync(file, body)
+      yield* store.putFile("big/from-file.bin", file)
+      const read = yield* store.get("big/from-file.bin")
+      assert.isTrue(Option.isSome(read) && bytesEqual(read.value, body), "multipart body from file differs")
+      assert.strictEqual(
+        requests.filter((request) => request.method === "PUT" && request.url.includes("partNumber=")).length,
+        3
+      )
     }).pipe(Effect.scoped)
   )
 

@@ -15,6 +15,11 @@ export interface ObjectInfo {
  */
 export interface ObjectStore {
   readonly put: (key: string, body: Uint8Array) => Effect.Effect<void, ObjectStoreError>
+  /**
+   * Stores a local file's bytes under `key`, atomically like `put`, without holding a large file in
+   * memory (S3: a multipart upload read part by part).
+   */
+  readonly putFile: (key: string, path: string) => Effect.Effect<void, ObjectStoreError>
   readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, ObjectStoreError>
   /** Every object whose key starts with `prefix`, sorted by key. */
   readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<ObjectInfo>, ObjectStoreError>
@@ -43,6 +48,11 @@ export const makeMemoryObjectStore = (): ObjectStore => {
   return {
     describe: "memory:",
     put: (key, body) => Effect.sync(() => void objects.set(key, Uint8Array.from(body))),
+    putFile: (key, path) =>
+      Effect.tryPromise({
+        try: async () => void objects.set(key, new Uint8Array(await NodeFs.readFile(path))),
+        catch: fail("putFile", key)
+      }),
     get: (key) => Effect.sync(() => Option.fromNullable(objects.get(key))),
     list: (prefix) =>
       Effect.sync(() =>
@@ -85,21 +95,33 @@ export const makeLocalObjectStore = (root: string): ObjectStore => {
       }
     }
   }
+  /** Writes a temporary file beside the target and renames it into place. */
+  const writeAtomically = async (key: string, write: (temporary: string) => Promise<void>) => {
+    const target = pathOf(key)
+    await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
+    const temporary = NodePath.join(
+      NodePath.dirname(target),
+      `.tmp-${process.pid}-${++temporarySequence}-${NodePath.basename(target)}`
+    )
+    try {
+      await write(temporary)
+      await NodeFs.rename(temporary, target)
+    } catch (error) {
+      await NodeFs.rm(temporary, { force: true })
+      throw error
+    }
+  }
   return {
     describe: `file://${absoluteRoot}`,
     put: (key, body) =>
       Effect.tryPromise({
-        try: async () => {
-          const target = pathOf(key)
-          await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
-          const temporary = NodePath.join(
-            NodePath.dirname(target),
-            `.tmp-${process.pid}-${++temporarySequence}-${NodePath.basename(target)}`
-          )
-          await NodeFs.writeFile(temporary, body)
-          await NodeFs.rename(temporary, target)
-        },
+        try: () => writeAtomically(key, (temporary) => NodeFs.writeFile(temporary, body)),
         catch: fail("put", key)
+      }),
+    putFile: (key, path) =>
+      Effect.tryPromise({
+        try: () => writeAtomically(key, (temporary) => NodeFs.copyFile(path, temporary)),
+        catch: fail("putFile", key)
       }),
     get: (key) =>
       Effect.tryPromise({

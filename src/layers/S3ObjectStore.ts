@@ -1,4 +1,5 @@
 import * as NodeCrypto from "node:crypto"
+import * as NodeFs from "node:fs/promises"
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -186,7 +187,12 @@ export const makeS3ObjectStore = (
       )
     )
 
-  const putMultipart = (key: string, body: Uint8Array) =>
+  /** A multipart upload of `size` bytes whose parts `readPart(offset, length)` supplies as they go up. */
+  const putMultipart = (
+    key: string,
+    size: number,
+    readPart: (offset: number, length: number) => Effect.Effect<Uint8Array, S3CallFailed>
+  ) =>
     Effect.gen(function* () {
       const created = yield* call((abortSignal) =>
         client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), { abortSignal })
@@ -195,36 +201,35 @@ export const makeS3ObjectStore = (
       if (uploadId === undefined) {
         return yield* new S3CallFailed({ cause: "CreateMultipartUpload answered without an UploadId" })
       }
-      const partCount = Math.ceil(body.byteLength / partSize)
+      const partCount = Math.ceil(size / partSize)
       const partNumbers = Array.from({ length: partCount }, (_, index) => index + 1)
       const upload = Effect.gen(function* () {
         const parts = yield* Effect.forEach(
           partNumbers,
           (partNumber) => {
-            const part = body.subarray(
-              (partNumber - 1) * partSize,
-              Math.min(body.byteLength, partNumber * partSize)
-            )
-            return call((abortSignal) =>
-              client.send(
-                new UploadPartCommand({
-                  Bucket: bucket,
-                  Key: key,
-                  UploadId: uploadId,
-                  PartNumber: partNumber,
-                  Body: part,
-                  ContentLength: part.byteLength,
-                  ...md5Of(part)
-                }),
-                { abortSignal }
-              )
-            ).pipe(
-              Effect.flatMap((answer) =>
-                answer.ETag === undefined
-                  ? Effect.fail(
-                      new S3CallFailed({ cause: `UploadPart ${partNumber} answered without an ETag` })
-                    )
-                  : Effect.succeed({ PartNumber: partNumber, ETag: answer.ETag })
+            const offset = (partNumber - 1) * partSize
+            return Effect.flatMap(readPart(offset, Math.min(size, offset + partSize) - offset), (part) =>
+              call((abortSignal) =>
+                client.send(
+                  new UploadPartCommand({
+                    Bucket: bucket,
+                    Key: key,
+                    UploadId: uploadId,
+                    PartNumber: partNumber,
+                    Body: part,
+                    ContentLength: part.byteLength,
+                    ...md5Of(part)
+                  }),
+                  { abortSignal }
+                )
+              ).pipe(
+                Effect.flatMap((answer) =>
+                  answer.ETag === undefined
+                    ? Effect.fail(
+                        new S3CallFailed({ cause: `UploadPart ${partNumber} answered without an ETag` })
+                      )
+                    : Effect.succeed({ PartNumber: partNumber, ETag: answer.ETag })
+                )
               )
             )
           },
@@ -268,10 +273,53 @@ export const makeS3ObjectStore = (
   return {
     describe: `s3://${bucket}`,
     put: (key, body) =>
-      (body.byteLength > multipartThreshold ? putMultipart(key, body) : putSingle(key, body)).pipe(
+      (body.byteLength > multipartThreshold
+        ? putMultipart(key, body.byteLength, (offset, length) =>
+            Effect.succeed(body.subarray(offset, offset + length))
+          )
+        : putSingle(key, body)
+      ).pipe(
         Effect.asVoid,
         Effect.mapError(toStoreError("put", key)),
         Effect.withSpan("S3ObjectStore.put", { attributes: { bucket, key, size: body.byteLength } })
+      ),
+    putFile: (key, path) =>
+      Effect.gen(function* () {
+        const size = (yield* Effect.tryPromise({
+          try: () => NodeFs.stat(path),
+          catch: (cause) => new S3CallFailed({ cause })
+        })).size
+        if (size <= multipartThreshold) {
+          const body = yield* Effect.tryPromise({
+            try: async () => new Uint8Array(await NodeFs.readFile(path)),
+            catch: (cause) => new S3CallFailed({ cause })
+          })
+          return yield* putSingle(key, body)
+        }
+        const file = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => NodeFs.open(path, "r"),
+            catch: (cause) => new S3CallFailed({ cause })
+          }),
+          (handle) => Effect.promise(() => handle.close())
+        )
+        return yield* putMultipart(key, size, (offset, length) =>
+          Effect.tryPromise({
+            try: async () => {
+              const part = new Uint8Array(length)
+              const { bytesRead } = await file.read(part, 0, length, offset)
+              if (bytesRead !== length)
+                throw new Error(`${path} changed while uploading (short read at ${offset})`)
+              return part
+            },
+            catch: (cause) => new S3CallFailed({ cause })
+          })
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.asVoid,
+        Effect.mapError(toStoreError("putFile", key)),
+        Effect.withSpan("S3ObjectStore.putFile", { attributes: { bucket, key, path } })
       ),
     get: (key) =>
       call(async (abortSignal) => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import * as NodePath from "node:path"
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { FetchHttpClient } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option } from "effect"
 import { mintApiKey } from "../domain/apiAuth.js"
@@ -11,7 +12,7 @@ import { runBatchIndex } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
-import { runBatchIngest } from "../streams/ingest.js"
+import { runBatchIngest, runUpload } from "../streams/ingest.js"
 import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from "../streams/sql.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
@@ -89,6 +90,46 @@ const ingest = Command.make(
       Effect.provide(storageLayer(directoriesOf(input, Option.none())))
     )
 ).pipe(Command.withDescription("Upload producer files into raw/ of the raw bucket (same bytes: no-op)"))
+
+const upload = Command.make(
+  "upload",
+  {
+    source: Args.text({ name: "source" }).pipe(
+      Args.withDescription(
+        "A .jsonl, .jsonl.gz or .parquet file, a directory of them, or an http(s) URL of an export"
+      )
+    ),
+    dataset: Options.choice("dataset", [
+      "transactions",
+      "fraud_signals",
+      "dimensions/users",
+      "dimensions/merchants"
+    ]),
+    dt: Options.text("dt").pipe(
+      Options.withDescription("Partition date YYYY-MM-DD (default: dt= in the source path, else today UTC)"),
+      Options.optional
+    ),
+    snapshot: Options.text("snapshot").pipe(
+      Options.withDescription("Dimension snapshot YYYYMMDDTHHMMSSZ (default: now UTC)"),
+      Options.optional
+    ),
+    input: inputOption
+  },
+  ({ source, dataset, dt, snapshot, input }) =>
+    runUpload({
+      source,
+      dataset,
+      dt: Option.getOrUndefined(dt),
+      snapshot: Option.getOrUndefined(snapshot)
+    }).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(Layer.merge(storageLayer(directoriesOf(input, Option.none())), FetchHttpClient.layer))
+    )
+).pipe(
+  Command.withDescription(
+    "Upload producer files into raw/<dataset>/dt=…/ (or a dimension snapshot) with SHA-256 checks; same bytes: no-op"
+  )
+)
 
 const batch = Command.make(
   "batch",
@@ -245,7 +286,19 @@ const apiKey = Command.make(
 
 const recon = Command.make("recon").pipe(
   Command.withDescription("Payment reconciliation index"),
-  Command.withSubcommands([all, generate, ingest, streaming, batch, final, sql, aggregate, train, apiKey])
+  Command.withSubcommands([
+    all,
+    generate,
+    ingest,
+    upload,
+    streaming,
+    batch,
+    final,
+    sql,
+    aggregate,
+    train,
+    apiKey
+  ])
 )
 
 const cli = Command.run(recon, { name: "recon", version: "0.1.0" })

@@ -1,3 +1,6 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { assert, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import type { ObjectStore } from "../../src/layers/ObjectStore.js"
@@ -15,6 +18,27 @@ export const objectStoreContract = (name: string, makeStore: () => Effect.Effect
       assert.strictEqual(text(yield* store.get("raw/transactions/dt=2026-11-24/part-0.jsonl")), "héllo\n")
       assert.isTrue(Option.isNone(yield* store.get("raw/transactions/missing")))
       assert.isTrue(Option.isNone(yield* store.get("raw/transactions")), "a prefix is not an object")
+    })
+  )
+
+  it.effect(`${name}: putFile stores a file's bytes; a missing file fails and leaves no object`, () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore()
+      const directory = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "put-file-"))
+      const file = NodePath.join(directory, "export.jsonl")
+      NodeFs.writeFileSync(file, "line 1\nline 2\n")
+      yield* store.putFile("raw/transactions/dt=2026-11-24/export.jsonl", file)
+      assert.strictEqual(
+        text(yield* store.get("raw/transactions/dt=2026-11-24/export.jsonl")),
+        "line 1\nline 2\n"
+      )
+      const missing = yield* Effect.exit(store.putFile("raw/missing.jsonl", NodePath.join(directory, "nope")))
+      assert.isTrue(missing._tag === "Failure")
+      assert.isTrue(Option.isNone(yield* store.get("raw/missing.jsonl")))
+      assert.deepStrictEqual(
+        (yield* store.list("raw/")).map((info) => info.key),
+        ["raw/transactions/dt=2026-11-24/export.jsonl"]
+      )
     })
   )
 
