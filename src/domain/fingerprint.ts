@@ -8,17 +8,14 @@ export const sortedFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlyArray
 }
 
 /**
- * SHA-256 (base64url) of a decoded record's fields in `sortedFields` order: the same record gives the same
- * fingerprint whatever order its fields came in; fields outside the list (unknown ones) do not count.
+ * SHA-256 (base64url) of a decoded record's field values in `sortedFields` order: the same record gives the
+ * same fingerprint whatever order its fields came in; fields outside the list (unknown ones) do not count,
+ * and an absent optional field counts as null (the contract treats them alike).
  */
 export const recordFingerprint = (
   record: Readonly<Record<string, unknown>>,
   sortedFields: ReadonlyArray<string>
-): string => {
-  let text = ""
-  for (const field of sortedFields) {
-    const value = record[field]
-    if (value !== undefined) text += `${field}:${JSON.stringify(value)};`
-  }
-  return createHash("sha256").update(text).digest("base64url")
-}
+): string =>
+  createHash("sha256")
+    .update(JSON.stringify(sortedFields.map((field) => record[field] ?? null)))
+    .digest("base64url")
