@@ -8,6 +8,7 @@ import { mintApiKey } from "../domain/apiAuth.js"
 import { DuckDb } from "../layers/DuckDb.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
+import { athenaDdl, athenaDdlOptionsConfig } from "../streams/athena.js"
 import { runBatchIndex } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
@@ -284,6 +285,14 @@ const apiKey = Command.make(
     })
 ).pipe(Command.withDescription("Mint an API key for the ingestion API: prints the key and its hashed entry"))
 
+const athena = Command.make("athena-ddl", {}, () =>
+  Effect.flatMap(athenaDdlOptionsConfig, (options) => Console.log(athenaDdl(options)))
+).pipe(
+  Command.withDescription(
+    "Print Athena DDL for final_aggregate, batch_index and streaming_index (RECON_ATHENA_DATABASE, RECON_ATHENA_LOCATION)"
+  )
+)
+
 const recon = Command.make("recon").pipe(
   Command.withDescription("Payment reconciliation index"),
   Command.withSubcommands([
@@ -295,6 +304,7 @@ const recon = Command.make("recon").pipe(
     batch,
     final,
     sql,
+    athena,
     aggregate,
     train,
     apiKey

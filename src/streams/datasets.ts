@@ -167,8 +167,24 @@ export const writePartitioned = (
     { concurrency: 4 }
   )
 
+/** Where a dataset keeps its Hive symlink manifests (for Athena, Presto, Trino): one per dt. */
+export const symlinkManifestKey = (datasetPrefix: string, dt: string): string =>
+  `${datasetPrefix}_symlink_format_manifest/dt=${dt}/manifest`
+
+const filesByDt = (files: ReadonlyArray<ManifestFile>): Map<string, Array<string>> => {
+  const byDt = new Map<string, Array<string>>()
+  for (const file of files) {
+    const keys = byDt.get(file.dt) ?? []
+    keys.push(file.key)
+    byDt.set(file.dt, keys)
+  }
+  return byDt
+}
+
 /**
- * Publishes a new snapshot of a dataset: the manifest is written, then files of the previous snapshot that
+ * Publishes a new snapshot of a dataset: the manifest is written, then the Hive symlink manifest of each dt
+ * whose files changed (absolute object URIs, one per line: what Athena's SymlinkTextInputFormat reads, so
+ * SQL engines see committed files only), then files and symlink manifests of the previous snapshot that
  * the new one does not list are deleted. A crash before the manifest leaves the old snapshot current.
  */
 export const publishSnapshot = (
@@ -179,11 +195,24 @@ export const publishSnapshot = (
   Effect.gen(function* () {
     const previous = yield* readManifest(store, datasetPrefix)
     yield* writeManifest(store, datasetPrefix, manifest)
+    const before = filesByDt(Option.match(previous, { onNone: () => [], onSome: (old) => old.files }))
+    const after = filesByDt(manifest.files)
+    yield* Effect.forEach(
+      [...after].filter(([dt, keys]) => before.get(dt)?.join("\n") !== keys.join("\n")),
+      ([dt, keys]) =>
+        store.put(
+          symlinkManifestKey(datasetPrefix, dt),
+          new TextEncoder().encode(keys.map((key) => `${store.describe}/${key}\n`).join(""))
+        ),
+      { concurrency: 8, discard: true }
+    )
+    yield* Effect.forEach(
+      [...before.keys()].filter((dt) => !after.has(dt)),
+      (dt) => store.delete(symlinkManifestKey(datasetPrefix, dt)),
+      { concurrency: 8, discard: true }
+    )
     const kept = new Set(manifest.files.map((file) => file.key))
-    const stale = Option.match(previous, {
-      onNone: () => [],
-      onSome: (old) => old.files.map((file) => file.key).filter((key) => !kept.has(key))
-    })
+    const stale = [...before.values()].flat().filter((key) => !kept.has(key))
     yield* Effect.forEach(stale, (key) => store.delete(key), { discard: true })
     return { removed: stale.length }
   })

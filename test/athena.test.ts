@@ -1,0 +1,126 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import { DuckDBInstance } from "@duckdb/node-api"
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { EventLogService } from "../src/layers/EventLog.js"
+import { makeLocalObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
+import { athenaDdl, athenaTableDdl, athenaTables, athenaType } from "../src/streams/athena.js"
+import { runBatchIndex } from "../src/streams/batchIndex.js"
+import { prefixes, readManifest, symlinkManifestKey } from "../src/streams/datasets.js"
+import { runFinalAggregate } from "../src/streams/finalAggregate.js"
+import { generateDataset } from "../src/streams/generate.js"
+import { runBatchIngest, runStreamIngest } from "../src/streams/ingest.js"
+import { runStreamingIndex } from "../src/streams/streamingIndex.js"
+
+const options = { database: "recon", location: "s3://recon-processed/", projectionStart: "2024-01-01" }
+
+describe("Athena DDL", () => {
+  it("declares every column of each dataset with its Athena type, dt by partition projection", () => {
+    for (const table of athenaTables) {
+      const ddl = athenaTableDdl(table, options)
+      const declared = [...ddl.matchAll(/^ {2}`([^`]+)` (\S+?),?$/gm)].map((match) => [match[1], match[2]])
+      assert.deepStrictEqual(
+        declared,
+        table.schema.map((column) => [column.name, athenaType(column.type)]),
+        table.name
+      )
+      expect(ddl).toContain("PARTITIONED BY (`dt` string)")
+      expect(ddl).toContain("'projection.dt.range' = '2024-01-01,NOW'")
+      const root =
+        table.source === "symlink"
+          ? `s3://recon-processed/${table.prefix}_symlink_format_manifest/`
+          : `s3://recon-processed/${table.prefix}`
+      expect(ddl).toContain(`LOCATION '${root}'`)
+      expect(ddl).toContain(`'storage.location.template' = '${root}dt=\${dt}/'`)
+      expect(ddl.includes("SymlinkTextInputFormat")).toBe(table.source === "symlink")
+    }
+    expect(athenaDdl(options).startsWith("CREATE DATABASE IF NOT EXISTS `recon`;")).toBe(true)
+  })
+
+  it.live(
+    "matches the Parquet files the pipelines write, and symlink manifests list exactly the committed files",
+    () =>
+      Effect.gen(function* () {
+        const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "athena-"))
+        const processedRoot = NodePath.join(root, "processed")
+        const processed = makeLocalObjectStore(processedRoot)
+        yield* Effect.gen(function* () {
+          yield* generateDataset({ outDir: NodePath.join(root, "generated"), transactions: 300, seed: 11 })
+          yield* runBatchIngest(NodePath.join(root, "generated"))
+          yield* runStreamIngest(NodePath.join(root, "generated"))
+          yield* runStreamingIndex({ stopAtEnd: true })
+          yield* runBatchIndex
+          yield* runFinalAggregate
+        }).pipe(
+          Effect.provide(
+            Layer.mergeAll(
+              RawBucket.layerLocal(NodePath.join(root, "raw")),
+              Layer.succeed(ProcessedBucket, processed),
+              EventLogService.layerMemory(2),
+              Parquet.layer()
+            )
+          )
+        )
+        const duckdb = yield* Effect.promise(() => DuckDBInstance.create(":memory:"))
+        const connection = yield* Effect.promise(() => duckdb.connect())
+        const duckToAthena: Record<string, string> = {
+          VARCHAR: "string",
+          BIGINT: "bigint",
+          DOUBLE: "double",
+          BOOLEAN: "boolean",
+          "TIMESTAMP WITH TIME ZONE": "timestamp",
+          "VARCHAR[]": "array<string>"
+        }
+        for (const table of athenaTables) {
+          const files = (yield* processed.list(table.prefix))
+            .map((info) => info.key)
+            .filter((key) => key.endsWith(".parquet"))
+          assert.isAbove(files.length, 0, `${table.name} has files`)
+          const reader = yield* Effect.promise(() =>
+            connection.runAndReadAll(
+              `DESCRIBE SELECT * FROM read_parquet('${NodePath.join(processedRoot, files[0] ?? "")}', hive_partitioning = false)`
+            )
+          )
+          const described = reader
+            .getRowObjects()
+            .map((row) => [
+              String(row["column_name"]),
+              duckToAthena[String(row["column_type"])] ?? String(row["column_type"])
+            ])
+          assert.deepStrictEqual(
+            described,
+            table.schema.map((column) => [column.name, athenaType(column.type)]),
+            `${table.name} (${files[0]})`
+          )
+        }
+        connection.closeSync()
+        for (const prefix of [prefixes.finalAggregate]) {
+          const manifest = Option.getOrThrow(yield* readManifest(processed, prefix))
+          const dts = [...new Set(manifest.files.map((file) => file.dt))].sort()
+          const symlinks = (yield* processed.list(`${prefix}_symlink_format_manifest/`)).map(
+            (info) => info.key
+          )
+          assert.deepStrictEqual(symlinks, dts.map((dt) => symlinkManifestKey(prefix, dt)).sort())
+          for (const dt of dts) {
+            const listed = NodeFs.readFileSync(
+              NodePath.join(processedRoot, symlinkManifestKey(prefix, dt)),
+              "utf8"
+            )
+              .split("\n")
+              .filter(Boolean)
+            assert.deepStrictEqual(
+              listed.map((uri) =>
+                NodePath.relative(processedRoot, fileURLToPath(uri)).split(NodePath.sep).join("/")
+              ),
+              manifest.files.filter((file) => file.dt === dt).map((file) => file.key)
+            )
+          }
+        }
+      }),
+    120_000
+  )
+})
