@@ -13,6 +13,7 @@ import {
   AggregationError,
   aggregateMerchantTotals,
   aggregationKeys,
+  hourlyWindow,
   computeAggregation,
   readCurrentAggregation,
   saltOf
@@ -99,7 +100,17 @@ const figuresBySql = Effect.gen(function* () {
     FROM final_aggregate GROUP BY currency`)
   const statusCounts = yield* runSql("SELECT status, count(*) AS n FROM final_aggregate GROUP BY status")
   const overall = yield* runSql(
-    "SELECT count(*) AS n, count(DISTINCT merchant_id) AS merchants, epoch_us(max(last_event_time)) AS freshest FROM final_aggregate"
+    `SELECT count(*) AS n, count(DISTINCT merchant_id) AS merchants, epoch_us(max(last_event_time)) AS freshest,
+      count(refunded_at) / count(*) AS refund_rate, count(chargeback_at) / count(*) AS chargeback_rate,
+      count_if(confirmed_fraud) / count(*) AS confirmed_fraud_rate FROM final_aggregate`
+  )
+  const hours = yield* runSql(
+    `SELECT strftime(date_trunc('hour', first_event_time AT TIME ZONE 'UTC'), '%Y-%m-%dT%H:00:00.000Z') AS hour,
+      count(*) AS n, count_if(confirmed_fraud) AS fraud FROM final_aggregate GROUP BY 1 ORDER BY 1`
+  )
+  const hourVolumes = yield* runSql(
+    `SELECT strftime(date_trunc('hour', first_event_time AT TIME ZONE 'UTC'), '%Y-%m-%dT%H:00:00.000Z') AS hour,
+      currency, sum(amount_minor) AS volume FROM final_aggregate GROUP BY 1, 2`
   )
   return {
     merchants,
@@ -113,7 +124,21 @@ const figuresBySql = Effect.gen(function* () {
           .map((row) => [row["currency"], row["captured"]])
       ),
       status_counts: Object.fromEntries(statusCounts.map((row) => [row["status"], Number(row["n"])])),
-      max_last_event_time: Number(overall[0]?.["freshest"])
+      max_last_event_time: Number(overall[0]?.["freshest"]),
+      refund_rate: Number(overall[0]?.["refund_rate"]),
+      chargeback_rate: Number(overall[0]?.["chargeback_rate"]),
+      confirmed_fraud_rate: Number(overall[0]?.["confirmed_fraud_rate"]),
+      hourly: hours.slice(-hourlyWindow).map((row) => ({
+        hour: String(row["hour"]),
+        transaction_count: Number(row["n"]),
+        volume_minor: Object.fromEntries(
+          hourVolumes
+            .filter((volume) => volume["hour"] === row["hour"])
+            .sort((a, b) => String(a["currency"]).localeCompare(String(b["currency"])))
+            .map((volume) => [volume["currency"], volume["volume"]])
+        ),
+        confirmed_fraud_count: Number(row["fraud"])
+      }))
     }
   }
 })

@@ -41,6 +41,19 @@ export const MerchantTotals = Schema.Struct({
 })
 export type MerchantTotals = typeof MerchantTotals.Type
 
+/** Transactions whose first event fell in one UTC hour. */
+export const HourlyVolume = Schema.Struct({
+  /** Start of the hour, ISO 8601 UTC (`2026-11-24T10:00:00.000Z`). */
+  hour: Schema.String,
+  transaction_count: Schema.Int,
+  volume_minor: AmountByCurrency,
+  confirmed_fraud_count: Schema.Int
+})
+export type HourlyVolume = typeof HourlyVolume.Type
+
+/** Hours kept in `hourly`: one week. */
+export const hourlyWindow = 168
+
 /** Figures over every merchant, stored under `agg:v:<version>:global`. */
 export const GlobalTotals = Schema.Struct({
   version: Schema.String,
@@ -52,7 +65,13 @@ export const GlobalTotals = Schema.Struct({
   status_counts: Schema.Record({ key: Schema.String, value: Schema.Int }),
   /** Newest last_event_time in the aggregate (epoch micros), null when it is empty. */
   max_last_event_time: Schema.NullOr(Schema.Int),
-  max_last_event_time_iso: Schema.NullOr(Schema.String)
+  max_last_event_time_iso: Schema.NullOr(Schema.String),
+  /** Transactions with refunded_at / chargeback_at set, confirmed fraud: over all transactions (0 when none). */
+  refund_rate: Schema.Number,
+  chargeback_rate: Schema.Number,
+  confirmed_fraud_rate: Schema.Number,
+  /** Transactions by the UTC hour of their first event, the newest `hourlyWindow` hours that have any. */
+  hourly: Schema.Array(HourlyVolume)
 })
 export type GlobalTotals = typeof GlobalTotals.Type
 
@@ -123,6 +142,7 @@ interface Accumulator {
 }
 
 const capturedStatuses = new Set(["captured", "settled"])
+const microsPerHour = 3_600_000_000
 
 const addAmount = (into: Map<string, bigint>, currency: string, amount: bigint) =>
   into.set(currency, (into.get(currency) ?? 0n) + amount)
@@ -242,7 +262,37 @@ export const computeAggregation = (
       maxLastEventTime = total.lastEventTime
   }
   const statusCounts = new Map<string, number>()
-  for (const row of rows) statusCounts.set(row.status, (statusCounts.get(row.status) ?? 0) + 1)
+  const hours = new Map<number, { count: number; readonly volume: Map<string, bigint>; fraud: number }>()
+  let refunded = 0
+  let chargebacks = 0
+  let confirmedFraud = 0
+  for (const row of rows) {
+    statusCounts.set(row.status, (statusCounts.get(row.status) ?? 0) + 1)
+    if (row.refunded_at !== null) refunded++
+    if (row.chargeback_at !== null) chargebacks++
+    if (row.confirmed_fraud) confirmedFraud++
+    const hour = Math.floor(row.first_event_time / microsPerHour)
+    let bucket = hours.get(hour)
+    if (bucket === undefined) {
+      bucket = { count: 0, volume: new Map(), fraud: 0 }
+      hours.set(hour, bucket)
+    }
+    bucket.count++
+    addAmount(bucket.volume, row.currency, BigInt(row.amount_minor))
+    if (row.confirmed_fraud) bucket.fraud++
+  }
+  const hourly = [...hours]
+    .sort(([a], [b]) => a - b)
+    .slice(-hourlyWindow)
+    .map(
+      ([hour, bucket]): HourlyVolume => ({
+        hour: new Date(hour * 3_600_000).toISOString(),
+        transaction_count: bucket.count,
+        volume_minor: amountsRecord(bucket.volume),
+        confirmed_fraud_count: bucket.fraud
+      })
+    )
+  const rate = (count: number) => (rows.length === 0 ? 0 : count / rows.length)
   return {
     merchants,
     global: {
@@ -252,7 +302,11 @@ export const computeAggregation = (
       captured_volume_minor: amountsRecord(captured),
       status_counts: sortedRecord(statusCounts),
       max_last_event_time: maxLastEventTime,
-      max_last_event_time_iso: maxLastEventTime === null ? null : microsToIso(maxLastEventTime)
+      max_last_event_time_iso: maxLastEventTime === null ? null : microsToIso(maxLastEventTime),
+      refund_rate: rate(refunded),
+      chargeback_rate: rate(chargebacks),
+      confirmed_fraud_rate: rate(confirmedFraud),
+      hourly
     },
     partialAggregates: partials.size
   }
