@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local services for the tests that talk to real backends, all bound to 127.0.0.1:
 #   Kafka (Apache Kafka 4.x broker jars from Maven Central, KRaft combined mode), an S3 server
-#   (s3rver), Redis (Debian redis-server, installed when missing) and DynamoDB (dynalite, in memory).
+#   (s3rver), Redis (Debian redis-server, installed when missing) and DynamoDB (dynalite, in memory);
+#   also installs Debian's chromium when missing, for the dashboard's browser test.
 #
 #   scripts/services.sh up              start whatever is not running, wait until each answers,
 #                                       write .services/env (export lines for the real layers)
@@ -108,6 +109,8 @@ require_tools() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || packages+=(redis-server)
   command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || packages+=(maven)
+  # Headless Chromium for the dashboard's browser test (playwright-core drives it; no browser download).
+  command -v chromium >/dev/null || packages+=(chromium)
   ((${#packages[@]} == 0)) || apt_install "${packages[@]}"
 }
 
@@ -250,6 +253,7 @@ export RECON_S3_ACCESS_KEY_ID=S3RVER
 export RECON_S3_SECRET_ACCESS_KEY=S3RVER
 export RECON_REDIS_URL=redis://$HOST:$REDIS_PORT
 export RECON_DYNAMODB_ENDPOINT=http://$HOST:$DYNAMODB_PORT
+export RECON_CHROMIUM_PATH=$(command -v chromium)
 export RECON_REQUIRE_SERVICES=1
 EOF
   mv "$tmp" "$STATE/env"

@@ -13,8 +13,8 @@ import {
   AggregationError,
   aggregateMerchantTotals,
   aggregationKeys,
-  hourlyWindow,
   computeAggregation,
+  hourlyWindow,
   readCurrentAggregation,
   saltOf
 } from "../src/streams/aggregate.js"
