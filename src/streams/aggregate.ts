@@ -9,7 +9,7 @@ import { type EpochMicros, microsToIso } from "../domain/time.js"
 import { KeyValueStore } from "../layers/KeyValueStore.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
-import { readFinalAggregate } from "./datasets.js"
+import { prefixes, readCommittedFile, readManifest } from "./datasets.js"
 
 /** Integer minor units as a decimal string: exact at any size. */
 export const MinorUnits = Schema.String.pipe(Schema.pattern(/^-?\d+$/))
@@ -152,7 +152,7 @@ const newerThan = (a: Accumulator, b: Accumulator): boolean =>
     ? a.lastEventTime > b.lastEventTime
     : compareCodePoints(a.latest.transactionId, b.latest.transactionId) > 0
 
-const accumulatorOf = (row: FinalAggregateRow): Accumulator => {
+const accumulatorOf = (row: AggregatedRow): Accumulator => {
   const amount = BigInt(row.amount_minor)
   return {
     count: 1,
@@ -205,111 +205,151 @@ export interface ComputedAggregation {
   readonly partialAggregates: number
 }
 
+/** The final_aggregate columns the aggregation reads (the others are not decoded). */
+export const aggregationColumns = [
+  "transaction_id",
+  "status",
+  "amount_minor",
+  "currency",
+  "merchant_id",
+  "first_event_time",
+  "last_event_time",
+  "refunded_at",
+  "chargeback_at",
+  "fraud_max_score",
+  "confirmed_fraud",
+  "merchant_name",
+  "merchant_risk_level"
+] as const
+
+/** The columns of a final_aggregate row the aggregation uses. */
+export type AggregatedRow = Pick<FinalAggregateRow, (typeof aggregationColumns)[number]>
+
+/** Accumulates rows batch by batch (a file at a time), so memory holds partials, not rows. */
+export interface Aggregator {
+  readonly add: (rows: Iterable<AggregatedRow>) => void
+  readonly result: () => ComputedAggregation
+}
+
 /**
  * Aggregates final_aggregate rows per merchant in two phases: first one accumulator per (merchant, salt),
  * the salt hashed from transaction_id, so a hot merchant's rows spread over `salts` accumulators; then the
  * partials of each merchant are combined. Money is summed as BigInt.
  */
-export const computeAggregation = (
-  rows: ReadonlyArray<FinalAggregateRow>,
-  salts: number
-): ComputedAggregation => {
+export const makeAggregator = (salts: number): Aggregator => {
   const partials = new Map<string, { readonly merchantId: string; readonly accumulator: Accumulator }>()
-  for (const row of rows) {
-    const key = `${saltOf(row.transaction_id, salts)}:${row.merchant_id}`
-    const partial = partials.get(key)
-    if (partial === undefined)
-      partials.set(key, { merchantId: row.merchant_id, accumulator: accumulatorOf(row) })
-    else mergeInto(partial.accumulator, accumulatorOf(row))
-  }
-  const perMerchant = new Map<string, Accumulator>()
-  for (const { merchantId, accumulator } of partials.values()) {
-    const combined = perMerchant.get(merchantId)
-    if (combined === undefined) perMerchant.set(merchantId, accumulator)
-    else mergeInto(combined, accumulator)
-  }
-  const ranked = [...perMerchant].sort(([idA, a], [idB, b]) => {
-    const volumeA = rankingVolume(a.captured)
-    const volumeB = rankingVolume(b.captured)
-    if (volumeA !== volumeB) return volumeA > volumeB ? -1 : 1
-    return b.count - a.count || compareCodePoints(idA, idB)
-  })
-  const merchants = ranked.map(
-    ([merchantId, total]): MerchantTotals => ({
-      merchant_id: merchantId,
-      merchant_name: total.latest.name,
-      merchant_risk_level: total.latest.riskLevel,
-      transaction_count: total.count,
-      volume_minor: amountsRecord(total.volume),
-      captured_volume_minor: amountsRecord(total.captured),
-      refunded_count: total.refunded,
-      chargeback_count: total.chargebacks,
-      confirmed_fraud_count: total.confirmedFraud,
-      refund_rate: total.refunded / total.count,
-      chargeback_rate: total.chargebacks / total.count,
-      confirmed_fraud_rate: total.confirmedFraud / total.count,
-      max_fraud_score: total.maxFraudScore,
-      last_event_time: total.lastEventTime
-    })
-  )
-  const volume = new Map<string, bigint>()
-  const captured = new Map<string, bigint>()
-  let maxLastEventTime: EpochMicros | null = null
-  for (const total of perMerchant.values()) {
-    for (const [currency, amount] of total.volume) addAmount(volume, currency, amount)
-    for (const [currency, amount] of total.captured) addAmount(captured, currency, amount)
-    if (maxLastEventTime === null || total.lastEventTime > maxLastEventTime)
-      maxLastEventTime = total.lastEventTime
-  }
   const statusCounts = new Map<string, number>()
   const hours = new Map<number, { count: number; readonly volume: Map<string, bigint>; fraud: number }>()
+  let rowCount = 0
   let refunded = 0
   let chargebacks = 0
   let confirmedFraud = 0
-  for (const row of rows) {
-    statusCounts.set(row.status, (statusCounts.get(row.status) ?? 0) + 1)
-    if (row.refunded_at !== null) refunded++
-    if (row.chargeback_at !== null) chargebacks++
-    if (row.confirmed_fraud) confirmedFraud++
-    const hour = Math.floor(row.first_event_time / microsPerHour)
-    let bucket = hours.get(hour)
-    if (bucket === undefined) {
-      bucket = { count: 0, volume: new Map(), fraud: 0 }
-      hours.set(hour, bucket)
+  const add = (rows: Iterable<AggregatedRow>) => {
+    for (const row of rows) {
+      rowCount++
+      const key = `${saltOf(row.transaction_id, salts)}:${row.merchant_id}`
+      const partial = partials.get(key)
+      if (partial === undefined)
+        partials.set(key, { merchantId: row.merchant_id, accumulator: accumulatorOf(row) })
+      else mergeInto(partial.accumulator, accumulatorOf(row))
+      statusCounts.set(row.status, (statusCounts.get(row.status) ?? 0) + 1)
+      if (row.refunded_at !== null) refunded++
+      if (row.chargeback_at !== null) chargebacks++
+      if (row.confirmed_fraud) confirmedFraud++
+      const hour = Math.floor(row.first_event_time / microsPerHour)
+      let bucket = hours.get(hour)
+      if (bucket === undefined) {
+        bucket = { count: 0, volume: new Map(), fraud: 0 }
+        hours.set(hour, bucket)
+      }
+      bucket.count++
+      addAmount(bucket.volume, row.currency, BigInt(row.amount_minor))
+      if (row.confirmed_fraud) bucket.fraud++
     }
-    bucket.count++
-    addAmount(bucket.volume, row.currency, BigInt(row.amount_minor))
-    if (row.confirmed_fraud) bucket.fraud++
   }
-  const hourly = [...hours]
-    .sort(([a], [b]) => a - b)
-    .slice(-hourlyWindow)
-    .map(
-      ([hour, bucket]): HourlyVolume => ({
-        hour: new Date(hour * 3_600_000).toISOString(),
-        transaction_count: bucket.count,
-        volume_minor: amountsRecord(bucket.volume),
-        confirmed_fraud_count: bucket.fraud
+  const result = (): ComputedAggregation => {
+    const perMerchant = new Map<string, Accumulator>()
+    for (const { merchantId, accumulator } of partials.values()) {
+      const combined = perMerchant.get(merchantId)
+      if (combined === undefined)
+        perMerchant.set(merchantId, {
+          ...accumulator,
+          volume: new Map(accumulator.volume),
+          captured: new Map(accumulator.captured)
+        })
+      else mergeInto(combined, accumulator)
+    }
+    const ranked = [...perMerchant].sort(([idA, a], [idB, b]) => {
+      const volumeA = rankingVolume(a.captured)
+      const volumeB = rankingVolume(b.captured)
+      if (volumeA !== volumeB) return volumeA > volumeB ? -1 : 1
+      return b.count - a.count || compareCodePoints(idA, idB)
+    })
+    const merchants = ranked.map(
+      ([merchantId, total]): MerchantTotals => ({
+        merchant_id: merchantId,
+        merchant_name: total.latest.name,
+        merchant_risk_level: total.latest.riskLevel,
+        transaction_count: total.count,
+        volume_minor: amountsRecord(total.volume),
+        captured_volume_minor: amountsRecord(total.captured),
+        refunded_count: total.refunded,
+        chargeback_count: total.chargebacks,
+        confirmed_fraud_count: total.confirmedFraud,
+        refund_rate: total.refunded / total.count,
+        chargeback_rate: total.chargebacks / total.count,
+        confirmed_fraud_rate: total.confirmedFraud / total.count,
+        max_fraud_score: total.maxFraudScore,
+        last_event_time: total.lastEventTime
       })
     )
-  const rate = (count: number) => (rows.length === 0 ? 0 : count / rows.length)
-  return {
-    merchants,
-    global: {
-      transaction_count: rows.length,
-      merchant_count: merchants.length,
-      volume_minor: amountsRecord(volume),
-      captured_volume_minor: amountsRecord(captured),
-      status_counts: sortedRecord(statusCounts),
-      max_last_event_time: maxLastEventTime,
-      max_last_event_time_iso: maxLastEventTime === null ? null : microsToIso(maxLastEventTime),
-      refund_rate: rate(refunded),
-      chargeback_rate: rate(chargebacks),
-      confirmed_fraud_rate: rate(confirmedFraud),
-      hourly
-    },
-    partialAggregates: partials.size
+    const volume = new Map<string, bigint>()
+    const captured = new Map<string, bigint>()
+    let maxLastEventTime: EpochMicros | null = null
+    for (const total of perMerchant.values()) {
+      for (const [currency, amount] of total.volume) addAmount(volume, currency, amount)
+      for (const [currency, amount] of total.captured) addAmount(captured, currency, amount)
+      if (maxLastEventTime === null || total.lastEventTime > maxLastEventTime)
+        maxLastEventTime = total.lastEventTime
+    }
+    const hourly = [...hours]
+      .sort(([a], [b]) => a - b)
+      .slice(-hourlyWindow)
+      .map(
+        ([hour, bucket]): HourlyVolume => ({
+          hour: new Date(hour * 3_600_000).toISOString(),
+          transaction_count: bucket.count,
+          volume_minor: amountsRecord(bucket.volume),
+          confirmed_fraud_count: bucket.fraud
+        })
+      )
+    const rate = (count: number) => (rowCount === 0 ? 0 : count / rowCount)
+    return {
+      merchants,
+      global: {
+        transaction_count: rowCount,
+        merchant_count: merchants.length,
+        volume_minor: amountsRecord(volume),
+        captured_volume_minor: amountsRecord(captured),
+        status_counts: sortedRecord(statusCounts),
+        max_last_event_time: maxLastEventTime,
+        max_last_event_time_iso: maxLastEventTime === null ? null : microsToIso(maxLastEventTime),
+        refund_rate: rate(refunded),
+        chargeback_rate: rate(chargebacks),
+        confirmed_fraud_rate: rate(confirmedFraud),
+        hourly
+      },
+      partialAggregates: partials.size
+    }
   }
+  return { add, result }
+}
+
+/** {@link makeAggregator} over rows already in memory. */
+export const computeAggregation = (rows: ReadonlyArray<AggregatedRow>, salts: number): ComputedAggregation => {
+  const aggregator = makeAggregator(salts)
+  aggregator.add(rows)
+  return aggregator.result()
 }
 
 const clockVersion = Effect.map(Clock.currentTimeMillis, (millis) =>
@@ -390,8 +430,15 @@ export const aggregateMerchantTotals = (
     const concurrency = options.concurrency ?? 16
     if (!Number.isInteger(salts) || salts < 1)
       return yield* new AggregationError({ reason: `salts must be a positive integer, got ${salts}` })
-    const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
-    const computed = computeAggregation(rows, salts)
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const aggregator = makeAggregator(salts)
+    const manifest = yield* readManifest(processed, prefixes.finalAggregate)
+    for (const file of Option.match(manifest, { onNone: () => [], onSome: (committed) => committed.files })) {
+      const rows = yield* readCommittedFile(processed, codec, "final_aggregate", file.key, aggregationColumns)
+      aggregator.add(rows as unknown as ReadonlyArray<AggregatedRow>)
+    }
+    const computed = aggregator.result()
     const store = yield* KeyValueStore.KeyValueStore
     const previousVersion = Option.getOrNull(yield* store.get(aggregationKeys.current))
     const version = yield* chooseVersion(options.version, previousVersion)
@@ -418,7 +465,7 @@ export const aggregateMerchantTotals = (
     return {
       version,
       previousVersion,
-      transactions: rows.length,
+      transactions: computed.global.transaction_count,
       merchants: computed.merchants.length,
       partialAggregates: computed.partialAggregates,
       keysWritten: computed.merchants.length + 3,
