@@ -60,7 +60,12 @@ COPY (
   })
   NodeFs.writeFileSync(
     NodePath.join(datasetDir, "_manifest.json"),
-    JSON.stringify({ dataset: "final_aggregate", version: `bench-${rows}`, committed_at: new Date().toISOString(), files })
+    JSON.stringify({
+      dataset: "final_aggregate",
+      version: `bench-${rows}`,
+      committed_at: new Date().toISOString(),
+      files
+    })
   )
   connection.closeSync()
   return files.length
@@ -82,19 +87,24 @@ const measure = (label, args, env = {}) => {
   return { label, seconds, peakRssMb: Math.max(...rss) / 1024 }
 }
 
-const reuse = process.env.BENCH_DIR !== undefined && NodeFs.existsSync(NodePath.join(datasetDir, "_manifest.json"))
+const reuse =
+  process.env.BENCH_DIR !== undefined && NodeFs.existsSync(NodePath.join(datasetDir, "_manifest.json"))
 const synthStarted = process.hrtime.bigint()
 const fileCount = reuse ? "reused" : await synthesize()
 const synthSeconds = Number(process.hrtime.bigint() - synthStarted) / 1e9
 
 const kvDir = NodePath.join(root, "kv")
 NodeFs.rmSync(kvDir, { recursive: true, force: true })
-const project = measure("aggregation refresh (this project)", [NodePath.join(here, "..", "dist", "programs", "aggregation.js")], {
-  RECON_PROCESSED_DIR: processed,
-  RECON_RAW_DIR: NodePath.join(root, "raw"),
-  RECON_KV_BACKEND: "directory",
-  RECON_KV_DIR: kvDir
-})
+const project = measure(
+  "aggregation refresh (this project)",
+  [NodePath.join(here, "..", "dist", "programs", "aggregation.js")],
+  {
+    RECON_PROCESSED_DIR: processed,
+    RECON_RAW_DIR: NodePath.join(root, "raw"),
+    RECON_KV_BACKEND: "directory",
+    RECON_KV_DIR: kvDir
+  }
+)
 const baselineScript = `
 const { DuckDBInstance } = require("@duckdb/node-api")
 ;(async () => {
@@ -110,7 +120,9 @@ const baseline = measure("same figures by DuckDB SQL (baseline)", ["-e", baselin
   NODE_PATH: NodePath.join(here, "..", "node_modules")
 })
 
-console.log(`final_aggregate: ${rows.toLocaleString("en")} rows in ${fileCount} files (synthesised in ${synthSeconds.toFixed(1)} s) under ${root}`)
+console.log(
+  `final_aggregate: ${rows.toLocaleString("en")} rows in ${fileCount} files (synthesised in ${synthSeconds.toFixed(1)} s) under ${root}`
+)
 console.table(
   [project, baseline].map((result) => ({
     run: result.label,

@@ -1,20 +1,12 @@
 import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
-import { EventLogService } from "../src/layers/EventLog.js"
-import { makeLocalObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
-import { Parquet } from "../src/layers/ParquetCodec.js"
+import { Effect, Option } from "effect"
 import { athenaDdl, athenaTableDdl, athenaTables, athenaType } from "../src/streams/athena.js"
-import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { prefixes, readManifest, symlinkManifestKey } from "../src/streams/datasets.js"
-import { runFinalAggregate } from "../src/streams/finalAggregate.js"
-import { generateDataset } from "../src/streams/generate.js"
-import { runBatchIngest, runStreamIngest } from "../src/streams/ingest.js"
-import { runStreamingIndex } from "../src/streams/streamingIndex.js"
+import { runSmallPipeline } from "./support/smallPipeline.js"
 
 const options = { database: "recon", location: "s3://recon-processed/", projectionStart: "2024-01-01" }
 
@@ -45,26 +37,7 @@ describe("Athena DDL", () => {
     "matches the Parquet files the pipelines write, and symlink manifests list exactly the committed files",
     () =>
       Effect.gen(function* () {
-        const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "athena-"))
-        const processedRoot = NodePath.join(root, "processed")
-        const processed = makeLocalObjectStore(processedRoot)
-        yield* Effect.gen(function* () {
-          yield* generateDataset({ outDir: NodePath.join(root, "generated"), transactions: 300, seed: 11 })
-          yield* runBatchIngest(NodePath.join(root, "generated"))
-          yield* runStreamIngest(NodePath.join(root, "generated"))
-          yield* runStreamingIndex({ stopAtEnd: true })
-          yield* runBatchIndex
-          yield* runFinalAggregate
-        }).pipe(
-          Effect.provide(
-            Layer.mergeAll(
-              RawBucket.layerLocal(NodePath.join(root, "raw")),
-              Layer.succeed(ProcessedBucket, processed),
-              EventLogService.layerMemory(2),
-              Parquet.layer()
-            )
-          )
-        )
+        const { processed, processedRoot } = yield* runSmallPipeline("athena", 300, 11)
         const duckdb = yield* Effect.promise(() => DuckDBInstance.create(":memory:"))
         const connection = yield* Effect.promise(() => duckdb.connect())
         const duckToAthena: Record<string, string> = {

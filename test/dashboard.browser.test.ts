@@ -3,7 +3,6 @@
 
 import * as NodeFs from "node:fs"
 import { createServer } from "node:http"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -12,18 +11,13 @@ import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { chromium } from "playwright-core"
 import { currencyExponent } from "../src/domain/currency.js"
-import { EventLogService } from "../src/layers/EventLog.js"
-import { makeLocalObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { ProcessedBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import * as RedisKeyValueStore from "../src/layers/RedisKeyValueStore.js"
 import { readCurrentAggregation } from "../src/streams/aggregate.js"
 import { aggregationServiceLayer } from "../src/streams/aggregationService.js"
-import { runBatchIndex } from "../src/streams/batchIndex.js"
-import { runFinalAggregate } from "../src/streams/finalAggregate.js"
-import { generateDataset } from "../src/streams/generate.js"
-import { runBatchIngest, runStreamIngest } from "../src/streams/ingest.js"
-import { runStreamingIndex } from "../src/streams/streamingIndex.js"
 import { requireService } from "./support/services.js"
+import { runSmallPipeline } from "./support/smallPipeline.js"
 
 const redisUrl = requireService("Redis", "RECON_REDIS_URL")
 const chromiumPath = requireService("Chromium", "RECON_CHROMIUM_PATH")
@@ -54,25 +48,7 @@ describe.skipIf(redisUrl === undefined || chromiumPath === undefined)(
       "shows the published figures from Redis: totals, rates, currencies, leaderboard and the hourly chart",
       () =>
         Effect.gen(function* () {
-          const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "dashboard-"))
-          const processed = makeLocalObjectStore(NodePath.join(root, "processed"))
-          yield* Effect.gen(function* () {
-            yield* generateDataset({ outDir: NodePath.join(root, "generated"), transactions: 400, seed: 5 })
-            yield* runBatchIngest(NodePath.join(root, "generated"))
-            yield* runStreamIngest(NodePath.join(root, "generated"))
-            yield* runStreamingIndex({ stopAtEnd: true })
-            yield* runBatchIndex
-            yield* runFinalAggregate
-          }).pipe(
-            Effect.provide(
-              Layer.mergeAll(
-                RawBucket.layerLocal(NodePath.join(root, "raw")),
-                Layer.succeed(ProcessedBucket, processed),
-                EventLogService.layerMemory(2),
-                Parquet.layer()
-              )
-            )
-          )
+          const { processed } = yield* runSmallPipeline("dashboard", 400, 5)
           const kv = RedisKeyValueStore.layer({ url: Redacted.make(redisUrl ?? ""), prefix })
           const server = aggregationServiceLayer({ interval: Duration.minutes(10) }).pipe(
             Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),

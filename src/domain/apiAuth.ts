@@ -27,17 +27,20 @@ export const mintApiKey = (clientId: string): { readonly key: string; readonly e
 
 const clientIdPattern = /^[A-Za-z0-9_.-]{1,64}$/
 
+/** The non-empty, trimmed entries of a comma-separated setting. */
+const listEntries = (text: string): ReadonlyArray<string> =>
+  text
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "")
+
 /**
  * Parses `RECON_API_KEYS`: comma-separated `client_id:sha256-hex` entries. Refuses with the entry's
  * position and the reason; never echoes a value, which could be a key pasted by mistake.
  */
 export const parseApiKeyEntries = (text: string): Either.Either<ReadonlyArray<ApiKeyEntry>, string> => {
   const entries: Array<ApiKeyEntry> = []
-  const parts = text
-    .split(",")
-    .map((part) => part.trim())
-    .filter((part) => part !== "")
-  for (const [index, part] of parts.entries()) {
+  for (const [index, part] of listEntries(text).entries()) {
     const separator = part.lastIndexOf(":")
     const clientId = part.slice(0, separator)
     const hash = part.slice(separator + 1)
@@ -62,11 +65,7 @@ export const parseApiKeyEntries = (text: string): Either.Either<ReadonlyArray<Ap
  */
 export const parsePartnerSecrets = (text: string): Either.Either<ReadonlyArray<PartnerSecret>, string> => {
   const secrets: Array<PartnerSecret> = []
-  const parts = text
-    .split(",")
-    .map((part) => part.trim())
-    .filter((part) => part !== "")
-  for (const [index, part] of parts.entries()) {
+  for (const [index, part] of listEntries(text).entries()) {
     const separator = part.indexOf(":")
     const partnerId = part.slice(0, separator)
     const secret = part.slice(separator + 1)

@@ -346,7 +346,10 @@ export const makeAggregator = (salts: number): Aggregator => {
 }
 
 /** {@link makeAggregator} over rows already in memory. */
-export const computeAggregation = (rows: ReadonlyArray<AggregatedRow>, salts: number): ComputedAggregation => {
+export const computeAggregation = (
+  rows: ReadonlyArray<AggregatedRow>,
+  salts: number
+): ComputedAggregation => {
   const aggregator = makeAggregator(salts)
   aggregator.add(rows)
   return aggregator.result()
