@@ -137,6 +137,12 @@ describe("findCardNumberPaths", () => {
     expect(findCardNumberPaths({ amount: 4111111111111111, ok: 12 })).toEqual(["amount"])
   })
 
+  it("finds a PAN used as a field name, naming the place but not the number", () => {
+    const paths = findCardNumberPaths({ extra: { [visa]: "x" }, [amex]: 1 })
+    expect(paths).toEqual(["extra.(field name)", "(field name)"])
+    expect(paths.join()).not.toContain(visa.slice(0, 6))
+  })
+
   it("names a bare string value as the root", () => {
     expect(findCardNumberPaths(visa)).toEqual(["(root)"])
   })
@@ -156,6 +162,13 @@ describe("redaction", () => {
   it("removes a PAN that is followed by other digit groups and keeps those groups", () => {
     const redacted = redactCardNumbersInText("4111 1111 1111 1111 12 25")
     expect(redacted).toBe("[REDACTED-PAN] 12 25")
+  })
+
+  it("redacts a PAN used as a field name", () => {
+    expect(redactCardNumbers({ [visa]: "x", [`id-${amex}`]: { ok: 1 } })).toEqual({
+      "[REDACTED-PAN]": "x",
+      "id-[REDACTED-PAN]": { ok: 1 }
+    })
   })
 
   it("redacts nested values in a document", () => {

@@ -233,6 +233,24 @@ describe("ingestion API validation", () => {
     expect(JSON.parse(entry ?? "{}")).toMatchObject({ dataset: "transactions", source: "http:ops:[0]" })
   })
 
+  it("refuses a record with a card number as a field name and forwards it nowhere", async () => {
+    const pan = "5555555555554444"
+    const response = await postWithKey(transactionsUrl(), {
+      ...transactionJson({ event_id: "pan-key" }),
+      [pan]: "x"
+    })
+    expect(response.status).toBe(422)
+    const text = await response.text()
+    expect(text).toContain("(field name)")
+    expect(text).not.toContain(pan)
+    const everything = [
+      ...(await topicTexts(api.log, "transactions")),
+      ...(await topicTexts(api.log, "transactions.dlq"))
+    ].join("\n")
+    expect(everything).toContain("pan-key")
+    expect(everything).not.toContain(pan)
+  })
+
   it("refuses non-JSON, an empty array, a non-object, a wrong content type, too many records, a too large body", async () => {
     const notJson = await postWithKey(transactionsUrl(), "{not json")
     expect(notJson.status).toBe(422)

@@ -85,6 +85,11 @@ const collectCardNumberPaths = (value: unknown, path: string, found: Array<strin
   } else if (value !== null && typeof value === "object") {
     for (const key in value) {
       if (!Object.hasOwn(value, key)) continue
+      // A field name can hold one too; the path names where, never the number itself.
+      if (key.length >= 13 && containsCardNumber(key)) {
+        found.push(path ? `${path}.(field name)` : "(field name)")
+        continue
+      }
       const item: unknown = (value as Record<string, unknown>)[key]
       if (mayHoldCardNumber(item)) collectCardNumberPaths(item, path ? `${path}.${key}` : key, found)
     }
@@ -105,7 +110,9 @@ export const redactCardNumbers = (value: unknown): unknown => {
     return Number.isInteger(value) && containsCardNumber(String(value)) ? "[REDACTED-PAN]" : value
   if (Array.isArray(value)) return value.map(redactCardNumbers)
   if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactCardNumbers(item)]))
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [redactText(key), redactCardNumbers(item)])
+    )
   }
   return value
 }
