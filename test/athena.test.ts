@@ -3,9 +3,12 @@ import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
+import { DuckDb } from "../src/layers/DuckDb.js"
+import { ProcessedBucket } from "../src/layers/ObjectStore.js"
 import { athenaDdl, athenaTableDdl, athenaTables, athenaType } from "../src/streams/athena.js"
 import { prefixes, readManifest, symlinkManifestKey } from "../src/streams/datasets.js"
+import { registerIndexViews, runSql } from "../src/streams/sql.js"
 import { runSmallPipeline } from "./support/smallPipeline.js"
 
 const options = { database: "recon", location: "s3://recon-processed/", projectionStart: "2024-01-01" }
@@ -71,6 +74,28 @@ describe("Athena DDL", () => {
           )
         }
         connection.closeSync()
+        const views = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const registered = yield* registerIndexViews()
+            const counts = yield* Effect.forEach(registered, (view) =>
+              Effect.map(
+                runSql(`SELECT count(*) AS n FROM ${view.viewName}`),
+                (rows) => [view.viewName, Number(rows[0]?.["n"])] as const
+              )
+            )
+            return { registered, counts: new Map(counts) }
+          })
+        ).pipe(Effect.provide(Layer.mergeAll(DuckDb.layer, Layer.succeed(ProcessedBucket, processed))))
+        for (const table of athenaTables.filter(
+          (candidate) => candidate.prefix !== prefixes.finalAggregate
+        )) {
+          const written = (yield* processed.list(table.prefix)).filter((info) =>
+            info.key.endsWith(".parquet")
+          ).length
+          const view = views.registered.find((registered) => registered.viewName === table.name)
+          assert.strictEqual(view?.files.length, written, `${table.name}: every committed file, no other`)
+          assert.isAbove(views.counts.get(table.name) ?? 0, 0, `${table.name} has rows`)
+        }
         for (const prefix of [prefixes.finalAggregate]) {
           const manifest = Option.getOrThrow(yield* readManifest(processed, prefix))
           const dts = [...new Set(manifest.files.map((file) => file.dt))].sort()

@@ -14,7 +14,13 @@ import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
-import { readyQueries, registerFinalAggregateView, runReadyQuery, runSql } from "../streams/sql.js"
+import {
+  readyQueries,
+  registerFinalAggregateView,
+  registerIndexViews,
+  runReadyQuery,
+  runSql
+} from "../streams/sql.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
 import { trainFraudModel } from "../streams/train.js"
@@ -164,7 +170,9 @@ const sql = Command.make(
       Options.optional
     ),
     statement: Options.text("sql").pipe(
-      Options.withDescription("Any SQL over the final_aggregate view"),
+      Options.withDescription(
+        "Any SQL over the views final_aggregate, batch_index_transactions, batch_index_fraud_signals, streaming_index_transactions, streaming_index_fraud_signals, streaming_index_fraud_signal_joins"
+      ),
       Options.optional
     )
   },
@@ -172,13 +180,18 @@ const sql = Command.make(
     Effect.scoped(
       Effect.gen(function* () {
         yield* registerFinalAggregateView()
+        yield* registerIndexViews()
         const rows = Option.isSome(statement)
           ? yield* runSql(statement.value)
           : yield* runReadyQuery(Option.getOrElse(query, () => "volume_by_status_currency"))
         yield* Console.table(rows)
       })
     ).pipe(Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), DuckDb.layer)))
-).pipe(Command.withDescription("SQL over the committed final_aggregate with DuckDB"))
+).pipe(
+  Command.withDescription(
+    "SQL with DuckDB over the committed final_aggregate, batch_index and streaming_index"
+  )
+)
 
 const aggregate = Command.make("aggregate", { output: outputOption }, ({ output }) =>
   aggregateMerchantTotals().pipe(

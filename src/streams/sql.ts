@@ -4,11 +4,13 @@ import * as NodePath from "node:path"
 import { Clock, Data, Effect, Option, type Scope } from "effect"
 import { currencyExponents } from "../domain/currency.js"
 import { DatasetError, ObjectStoreError } from "../domain/errors.js"
-import { type ColumnType, finalAggregateSchema } from "../domain/rows.js"
+import { type ColumnType, finalAggregateSchema, type TableSchema } from "../domain/rows.js"
 import type { EpochMicros } from "../domain/time.js"
 import { DuckDb, quoteIdentifier, quoteLiteral, type SqlError, type SqlRow } from "../layers/DuckDb.js"
 import { getRequired, type ObjectStore, ProcessedBucket } from "../layers/ObjectStore.js"
+import { athenaTables } from "./athena.js"
 import { type DatasetManifest, prefixes, readManifest } from "./datasets.js"
+import { readCommittedBatches } from "./streamingIndex.js"
 
 /** What {@link registerFinalAggregateView} put behind the view. */
 export interface RegisteredView {
@@ -40,8 +42,8 @@ const duckDbType: Record<ColumnType, string> = {
   string_list: "VARCHAR[]"
 }
 
-const emptyViewSql = (viewName: string): string => {
-  const columns = finalAggregateSchema.map(
+const emptyViewSql = (viewName: string, schema: TableSchema = finalAggregateSchema): string => {
+  const columns = schema.map(
     (column) => `CAST(NULL AS ${duckDbType[column.type]}) AS ${quoteIdentifier(column.name)}`
   )
   return `CREATE OR REPLACE VIEW ${quoteIdentifier(viewName)} AS SELECT ${columns.join(", ")}, CAST(NULL AS DATE) AS dt WHERE false`
@@ -79,7 +81,9 @@ export const registerSqlHelpers = (): Effect.Effect<void, SqlError, DuckDb> =>
     )
   })
 
-const checkPartitionPaths = (manifest: DatasetManifest): Effect.Effect<void, DatasetError> => {
+const checkPartitionPaths = (
+  manifest: Pick<DatasetManifest, "dataset" | "files">
+): Effect.Effect<void, DatasetError> => {
   const misplaced = manifest.files.find((file) => !file.key.includes(`/dt=${file.dt}/`))
   return misplaced === undefined
     ? Effect.void
@@ -104,7 +108,7 @@ const temporaryDirectory: Effect.Effect<string, ObjectStoreError, Scope.Scope> =
 
 const committedFilePaths = (
   store: ObjectStore,
-  manifest: DatasetManifest
+  manifest: Pick<DatasetManifest, "files">
 ): Effect.Effect<ReadonlyArray<string>, ObjectStoreError, Scope.Scope> => {
   const local = Option.all(manifest.files.map((file) => store.localPath(file.key)))
   if (Option.isSome(local)) return Effect.succeed(local.value)
@@ -162,6 +166,53 @@ export const registerFinalAggregateView = (
     const files = yield* committedFilePaths(store, manifest.value)
     yield* duckDb.run(parquetViewSql(viewName, files))
     return { viewName, manifestVersion: manifest.value.version, files }
+  })
+
+/**
+ * Views over the committed files of the index datasets, named like the Athena tables
+ * (`batch_index_transactions`, `batch_index_fraud_signals`, `streaming_index_transactions`,
+ * `streaming_index_fraud_signals`, `streaming_index_fraud_signal_joins`): batch_index through its snapshot
+ * manifest, streaming_index through the committed micro-batch manifests. An empty dataset gives an empty
+ * view with every column. Like {@link registerFinalAggregateView}, a snapshot: register again to refresh.
+ */
+export const registerIndexViews = (): Effect.Effect<
+  ReadonlyArray<RegisteredView>,
+  SqlError | ObjectStoreError | DatasetError,
+  DuckDb | ProcessedBucket | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const store = yield* ProcessedBucket
+    const duckDb = yield* DuckDb
+    const batches = yield* readCommittedBatches(store)
+    return yield* Effect.forEach(
+      athenaTables.filter((table) => table.prefix !== prefixes.finalAggregate),
+      (table) =>
+        Effect.gen(function* () {
+          const manifest: Option.Option<{
+            readonly version: string | null
+            readonly files: ReadonlyArray<DatasetManifest["files"][number]>
+          }> =
+            table.source === "symlink"
+              ? Option.map(yield* readManifest(store, table.prefix), (committed) => ({
+                  version: committed.version,
+                  files: committed.files
+                }))
+              : Option.some({
+                  version: batches.at(-1)?.batch_id ?? null,
+                  files: batches.flatMap((batch) =>
+                    batch.files.filter((file) => file.key.startsWith(table.prefix))
+                  )
+                })
+          if (Option.isNone(manifest) || manifest.value.files.length === 0) {
+            yield* duckDb.run(emptyViewSql(table.name, table.schema))
+            return { viewName: table.name, manifestVersion: null, files: [] }
+          }
+          yield* checkPartitionPaths({ dataset: table.name, files: manifest.value.files })
+          const files = yield* committedFilePaths(store, manifest.value)
+          yield* duckDb.run(parquetViewSql(table.name, files))
+          return { viewName: table.name, manifestVersion: manifest.value.version, files }
+        })
+    )
   })
 
 /** A named query over the `final_aggregate` view. */
