@@ -218,6 +218,35 @@ describe("aggregateMerchantTotals", () => {
     })
   )
 
+  it.scoped(
+    "the DuckDB engine publishes exactly the figures of the JS aggregator, hot merchant included",
+    () =>
+      Effect.gen(function* () {
+        const directory = yield* temporaryDirectory
+        yield* Effect.gen(function* () {
+          yield* commitFinalAggregate(rowsV1, "v1")
+          yield* aggregateMerchantTotals({ version: "by-js", engine: "js", salts: 16 })
+          const byJs = Option.getOrThrow(yield* readCurrentAggregation())
+          const duckSummary = yield* aggregateMerchantTotals({
+            version: "by-duckdb",
+            engine: "duckdb",
+            salts: 16
+          })
+          const byDuckDb = Option.getOrThrow(yield* readCurrentAggregation())
+          assert.strictEqual(byDuckDb.version, "by-duckdb")
+          assert.isAbove(
+            duckSummary.partialAggregates,
+            byDuckDb.merchants.length + 15,
+            "the hot merchant is salted"
+          )
+          assert.deepStrictEqual(byDuckDb.merchants, byJs.merchants)
+          const { version: _jsVersion, computed_at: _jsAt, ...jsGlobal } = byJs.global
+          const { version: _duckVersion, computed_at: _duckAt, ...duckGlobal } = byDuckDb.global
+          assert.deepStrictEqual(duckGlobal, jsGlobal)
+        }).pipe(Effect.provide(Layer.mergeAll(bucketLayers(directory), layerMemory)))
+      })
+  )
+
   it.scoped("a reader during a refresh sees the old set until the pointer swaps; the old keys then go", () =>
     Effect.gen(function* () {
       const directory = yield* temporaryDirectory
@@ -312,7 +341,9 @@ describe("aggregateMerchantTotals", () => {
       const badId = yield* Effect.flip(aggregateMerchantTotals({ version: "a:b" }))
       assert.instanceOf(badId, AggregationError)
       assert.strictEqual(Option.getOrThrow(yield* readCurrentAggregation()).version, second.version)
-    }).pipe(Effect.provide(Layer.mergeAll(ProcessedBucket.layerMemory, Parquet.layer(), layerMemory)))
+    }).pipe(
+      Effect.provide(Layer.mergeAll(ProcessedBucket.layerMemory, Parquet.layer(), layerMemory, DuckDb.layer))
+    )
   )
 
   it.effect("publishes empty figures when nothing is committed; a broken version fails the reader", () =>
@@ -328,6 +359,8 @@ describe("aggregateMerchantTotals", () => {
       yield* store.set(aggregationKeys.current, "ghost")
       const broken = yield* Effect.flip(readCurrentAggregation())
       assert.instanceOf(broken, AggregationError)
-    }).pipe(Effect.provide(Layer.mergeAll(ProcessedBucket.layerMemory, Parquet.layer(), layerMemory)))
+    }).pipe(
+      Effect.provide(Layer.mergeAll(ProcessedBucket.layerMemory, Parquet.layer(), layerMemory, DuckDb.layer))
+    )
   )
 })

@@ -11,6 +11,7 @@ import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { chromium } from "playwright-core"
 import { currencyExponent } from "../src/domain/currency.js"
+import { DuckDb } from "../src/layers/DuckDb.js"
 import { ProcessedBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import * as RedisKeyValueStore from "../src/layers/RedisKeyValueStore.js"
@@ -52,7 +53,9 @@ describe.skipIf(redisUrl === undefined || chromiumPath === undefined)(
           const kv = RedisKeyValueStore.layer({ url: Redacted.make(redisUrl ?? ""), prefix })
           const server = aggregationServiceLayer({ interval: Duration.minutes(10) }).pipe(
             Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-            Layer.provideMerge(Layer.mergeAll(Layer.succeed(ProcessedBucket, processed), Parquet.layer(), kv))
+            Layer.provideMerge(
+              Layer.mergeAll(Layer.succeed(ProcessedBucket, processed), Parquet.layer(), kv, DuckDb.layer)
+            )
           )
           const context = yield* Layer.build(server)
           const address = (yield* Effect.provide(HttpServer.HttpServer, Layer.succeedContext(context)))

@@ -2,6 +2,7 @@ import { createServer } from "node:http"
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Logger } from "effect"
+import { DuckDb } from "../layers/DuckDb.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { aggregationServiceLayer } from "../streams/aggregationService.js"
 import { keyValueLayer, storageLayer } from "./layers.js"
@@ -31,7 +32,7 @@ const program = Effect.gen(function* () {
 })
 
 program.pipe(
-  Effect.provide(Layer.merge(storageLayer(), keyValueLayer)),
+  Effect.provide(Layer.mergeAll(storageLayer(), keyValueLayer, DuckDb.layer)),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

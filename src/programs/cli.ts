@@ -196,7 +196,9 @@ const sql = Command.make(
 const aggregate = Command.make("aggregate", { output: outputOption }, ({ output }) =>
   aggregateMerchantTotals().pipe(
     Effect.flatMap(printJson),
-    Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), keyValueLayer))
+    Effect.provide(
+      Layer.mergeAll(storageLayer(directoriesOf(Option.none(), output)), keyValueLayer, DuckDb.layer)
+    )
   )
 ).pipe(Command.withDescription("Per-merchant totals from final_aggregate into the key-value store"))
 

@@ -1,6 +1,7 @@
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { type Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { currencyExponent } from "../domain/currency.js"
+import type { DuckDb } from "../layers/DuckDb.js"
 import type { KeyValueStore } from "../layers/KeyValueStore.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import type { Parquet } from "../layers/ParquetCodec.js"
@@ -94,7 +95,7 @@ export const aggregationServiceLayer = (
 ): Layer.Layer<
   never,
   never,
-  HttpServer.HttpServer | ProcessedBucket | Parquet | KeyValueStore.KeyValueStore
+  HttpServer.HttpServer | ProcessedBucket | Parquet | KeyValueStore.KeyValueStore | DuckDb
 > =>
   Layer.unwrapScoped(
     Effect.gen(function* () {
