@@ -9,6 +9,7 @@ import { ProcessedBucket } from "../src/layers/ObjectStore.js"
 import { athenaDdl, athenaTableDdl, athenaTables, athenaType } from "../src/streams/athena.js"
 import { prefixes, readManifest, symlinkManifestKey } from "../src/streams/datasets.js"
 import { registerIndexViews, runSql } from "../src/streams/sql.js"
+import { readCommittedBatches, replayedRanges } from "../src/streams/streamingIndex.js"
 import { runSmallPipeline } from "./support/smallPipeline.js"
 
 const options = { database: "recon", location: "s3://recon-processed/", projectionStart: "2024-01-01" }
@@ -118,6 +119,58 @@ describe("Athena DDL", () => {
             )
           }
         }
+      }),
+    120_000
+  )
+
+  it.live(
+    "streaming views drop rows a second batch committed again for offsets an earlier batch reached (rebalance race)",
+    () =>
+      Effect.gen(function* () {
+        const { processed } = yield* runSmallPipeline("replay", 200, 3)
+        const countRows = Effect.scoped(
+          Effect.gen(function* () {
+            yield* registerIndexViews()
+            const [row] = yield* runSql(
+              "SELECT count(*) AS n, count(DISTINCT source_location) AS locations FROM streaming_index_transactions"
+            )
+            return [Number(row?.["n"]), Number(row?.["locations"])] as const
+          })
+        ).pipe(Effect.provide(Layer.mergeAll(DuckDb.layer, Layer.succeed(ProcessedBucket, processed))))
+        const [before, locations] = yield* countRows
+        assert.strictEqual(before, locations)
+        const batches = yield* readCommittedBatches(processed)
+        const original = batches.find((batch) => batch.files.some((file) => file.dataset === "transactions"))
+        assert.isDefined(original)
+        if (original === undefined) return
+        assert.isAbove(original.first_offsets?.length ?? 0, 0, "manifests record first offsets")
+        const copies = yield* Effect.forEach(original.files, (file) =>
+          Effect.gen(function* () {
+            const key = file.key.replace(/([^/]+)$/, "replay-$1")
+            yield* processed.put(key, Option.getOrThrow(yield* processed.get(file.key)))
+            return { ...file, key }
+          })
+        )
+        const replay = {
+          ...original,
+          batch_id: `replay-${original.batch_id}`,
+          committed_at: "9999-12-31T00:00:00.000Z",
+          files: copies
+        }
+        yield* processed.put(
+          `streaming_index/_batches/${replay.batch_id}.json`,
+          new TextEncoder().encode(JSON.stringify(replay))
+        )
+        assert.deepStrictEqual(
+          replayedRanges(yield* readCommittedBatches(processed)).map((range) => range.batchId),
+          (original.first_offsets ?? []).map(() => replay.batch_id)
+        )
+        const [after, locationsAfter] = yield* countRows
+        assert.deepStrictEqual(
+          [after, locationsAfter],
+          [before, locations],
+          "the replayed copies are not shown"
+        )
       }),
     120_000
   )

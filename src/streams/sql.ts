@@ -10,7 +10,7 @@ import { DuckDb, quoteIdentifier, quoteLiteral, type SqlError, type SqlRow } fro
 import { getRequired, type ObjectStore, ProcessedBucket } from "../layers/ObjectStore.js"
 import { athenaTables } from "./athena.js"
 import { type DatasetManifest, prefixes, readManifest } from "./datasets.js"
-import { readCommittedBatches } from "./streamingIndex.js"
+import { readCommittedBatches, replayedRanges } from "./streamingIndex.js"
 
 /** What {@link registerFinalAggregateView} put behind the view. */
 export interface RegisteredView {
@@ -53,6 +53,36 @@ const parquetViewSql = (viewName: string, files: ReadonlyArray<string>): string 
   `CREATE OR REPLACE VIEW ${quoteIdentifier(viewName)} AS SELECT * FROM read_parquet([${files
     .map(quoteLiteral)
     .join(", ")}], hive_partitioning = true, hive_types = {'dt': DATE}, union_by_name = true)`
+
+/**
+ * A view over streaming files that drops rows whose `source_location` (`topic/partition@offset`) falls in a
+ * replayed range of their file's batch (see `replayedRanges`).
+ */
+const withoutReplaysViewSql = (
+  viewName: string,
+  files: ReadonlyArray<string>,
+  replays: ReadonlyArray<{
+    readonly path: string
+    readonly topic: string
+    readonly partition: number
+    readonly below: number
+  }>
+): string => {
+  const ranges = replays
+    .map(
+      (range) =>
+        `(${quoteLiteral(range.path)}, ${quoteLiteral(`${range.topic}/${range.partition}`)}, ${range.below})`
+    )
+    .join(", ")
+  return `CREATE OR REPLACE VIEW ${quoteIdentifier(viewName)} AS SELECT * EXCLUDE (filename) FROM read_parquet([${files
+    .map(quoteLiteral)
+    .join(
+      ", "
+    )}], hive_partitioning = true, hive_types = {'dt': DATE}, union_by_name = true, filename = true) AS rows
+  WHERE NOT EXISTS (SELECT 1 FROM (VALUES ${ranges}) AS replayed(path, partition_key, below)
+    WHERE replayed.path = rows.filename AND split_part(rows.source_location, '@', 1) = replayed.partition_key
+      AND CAST(split_part(rows.source_location, '@', 2) AS BIGINT) < replayed.below)`
+}
 
 /**
  * `currency_exponent(currency, exponent)` (ISO 4217 minor-unit digits) and the macro
@@ -184,6 +214,10 @@ export const registerIndexViews = (): Effect.Effect<
     const store = yield* ProcessedBucket
     const duckDb = yield* DuckDb
     const batches = yield* readCommittedBatches(store)
+    const replayed = replayedRanges(batches)
+    const batchOfFile = new Map(
+      batches.flatMap((batch) => batch.files.map((file) => [file.key, batch.batch_id]))
+    )
     return yield* Effect.forEach(
       athenaTables.filter((table) => table.prefix !== prefixes.finalAggregate),
       (table) =>
@@ -209,7 +243,17 @@ export const registerIndexViews = (): Effect.Effect<
           }
           yield* checkPartitionPaths({ dataset: table.name, files: manifest.value.files })
           const files = yield* committedFilePaths(store, manifest.value)
-          yield* duckDb.run(parquetViewSql(table.name, files))
+          const hasLocations = table.schema.some((column) => column.name === "source_location")
+          const replays = manifest.value.files.flatMap((file, index) =>
+            replayed
+              .filter((range) => range.batchId === batchOfFile.get(file.key))
+              .map((range) => ({ ...range, path: files[index] ?? "" }))
+          )
+          yield* duckDb.run(
+            table.source === "files" && hasLocations && replays.length > 0
+              ? withoutReplaysViewSql(table.name, files, replays)
+              : parquetViewSql(table.name, files)
+          )
           return { viewName: table.name, manifestVersion: manifest.value.version, files }
         })
     )

@@ -63,6 +63,10 @@ export const StreamingBatchManifest = Schema.Struct({
   offsets: Schema.Array(
     Schema.Struct({ topic: Schema.String, partition: Schema.Number, offset: Schema.Number })
   ),
+  /** The first offset of each partition in the batch (manifests written before this field lack it). */
+  first_offsets: Schema.optional(
+    Schema.Array(Schema.Struct({ topic: Schema.String, partition: Schema.Number, offset: Schema.Number }))
+  ),
   consumed: Schema.Number,
   quarantined: Schema.Number,
   duplicates: Schema.Number
@@ -257,7 +261,8 @@ export const transientFailureRetry = Schedule.exponential("200 millis").pipe(
 export const isTransientFailure = (error: { readonly _tag: string }): boolean =>
   error._tag === "ObjectStoreError" || error._tag === "EventLogError"
 
-const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
+/** First and last offset per `topic/partition` of a batch's records. */
+const offsetRanges = (records: ReadonlyArray<LogRecord>): Map<string, [number, number]> => {
   const ranges = new Map<string, [number, number]>()
   for (const record of records) {
     const key = `${record.topic}/${record.partition}`
@@ -265,6 +270,57 @@ const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
     if (range === undefined) ranges.set(key, [record.offset, record.offset])
     else ranges.set(key, [Math.min(range[0], record.offset), Math.max(range[1], record.offset)])
   }
+  return ranges
+}
+
+const firstOffsets = (records: ReadonlyArray<LogRecord>): ReadonlyArray<PartitionOffset> =>
+  [...offsetRanges(records)].map(([key, [first]]) => {
+    const slash = key.lastIndexOf("/")
+    return { topic: key.slice(0, slash), partition: Number(key.slice(slash + 1)), offset: first }
+  })
+
+/** A partition range of a committed batch that an earlier committed batch of its group already covers. */
+export interface ReplayedRange {
+  readonly batchId: string
+  readonly topic: string
+  readonly partition: number
+  /** Rows of this batch from the partition with an offset below this are copies. */
+  readonly below: number
+}
+
+/**
+ * The ranges of committed batches that repeat offsets an earlier batch of the same group committed (a batch
+ * still in flight when its partitions moved to another member after a rebalance), in commit order.
+ * Readers of streaming_index drop those rows; final_aggregate needs nothing (it dedups by event_id).
+ */
+export const replayedRanges = (
+  manifests: ReadonlyArray<StreamingBatchManifest>
+): ReadonlyArray<ReplayedRange> => {
+  const reached = new Map<string, number>()
+  const replayed: Array<ReplayedRange> = []
+  for (const manifest of manifests) {
+    const group = manifest.group ?? ""
+    for (const first of manifest.first_offsets ?? []) {
+      const before = reached.get(`${group}\u0000${first.topic}/${first.partition}`) ?? 0
+      if (first.offset < before) {
+        replayed.push({
+          batchId: manifest.batch_id,
+          topic: first.topic,
+          partition: first.partition,
+          below: before
+        })
+      }
+    }
+    for (const offset of manifest.offsets) {
+      const key = `${group}\u0000${offset.topic}/${offset.partition}`
+      reached.set(key, Math.max(reached.get(key) ?? 0, offset.offset))
+    }
+  }
+  return replayed
+}
+
+const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
+  const ranges = offsetRanges(records)
   const text = [...ranges]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([key, [first, last]]) => `${key}:${first}-${last}`)
@@ -454,6 +510,7 @@ const commitBatchManifest = (group: string, written: WrittenBatch) =>
       committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
       files: written.files,
       offsets,
+      first_offsets: firstOffsets(decoded.records),
       consumed: decoded.records.length,
       quarantined: decoded.quarantined.length,
       duplicates: decoded.duplicates
