@@ -1,10 +1,10 @@
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { DeleteTableCommand, DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb"
 import { KeyValueStore } from "@effect/platform"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, TestClock, TestContext } from "effect"
 import { Redis } from "ioredis"
 import * as DynamoDbKeyValueStore from "../src/layers/DynamoDbKeyValueStore.js"
 import { layerDirectory, layerMemory } from "../src/layers/KeyValueStore.js"
@@ -59,6 +59,18 @@ describe.skipIf(redisUrl === undefined)("Redis key-value store", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("with a TTL every key written expires (SET … EX)", () =>
+    Effect.gen(function* () {
+      yield* Effect.promise(() => raw.connect().catch(() => undefined))
+      const store = yield* buildStore(
+        RedisKeyValueStore.layer({ url, prefix: `recon-test:${runId}:ttl:`, ttlSeconds: 90 })
+      )
+      yield* store.set("agg:current", "v1")
+      const ttl = yield* Effect.promise(() => raw.ttl(`recon-test:${runId}:ttl:agg:current`))
+      assert.isTrue(ttl > 0 && ttl <= 90, `ttl ${ttl}`)
+    }).pipe(Effect.scoped)
+  )
+
   it.live("an unreachable server fails the layer with a SystemError", () =>
     Effect.gen(function* () {
       const exit = yield* Effect.exit(
@@ -97,6 +109,30 @@ describe.skipIf(dynamoEndpoint === undefined)("DynamoDB key-value store", () => 
     }
     client.destroy()
   })
+
+  it.live("with a TTL an item carries expires_at and reads as absent once it passed", () =>
+    Effect.gen(function* () {
+      const tableName = `${table}-ttl`
+      const store = yield* buildStore(DynamoDbKeyValueStore.layer({ ...settings(tableName), ttlSeconds: 60 }))
+      const client = yield* DynamoDbKeyValueStore.acquireDynamoDbClient(settings(tableName))
+      // The store reads the Effect clock: a TestClock decides "now" for the write and the reads.
+      yield* Effect.gen(function* () {
+        yield* TestClock.setTime(Date.parse("2026-11-26T12:00:00Z"))
+        yield* store.set("expiring", "soon")
+        const item = yield* Effect.promise(() =>
+          client.send(new GetItemCommand({ TableName: tableName, Key: { k: { S: "expiring" } } }))
+        )
+        assert.strictEqual(
+          item.Item?.[DynamoDbKeyValueStore.expiresAttribute]?.N,
+          String(Date.parse("2026-11-26T12:01:00Z") / 1000)
+        )
+        assert.deepStrictEqual(yield* store.get("expiring"), Option.some("soon"))
+        yield* TestClock.adjust("60 seconds")
+        assert.isTrue(Option.isNone(yield* store.get("expiring")))
+      }).pipe(Effect.provide(TestContext.TestContext))
+      yield* Effect.promise(() => client.send(new DeleteTableCommand({ TableName: tableName })))
+    }).pipe(Effect.scoped)
+  )
 
   it.live("the table is created once and reused by the next layer", () =>
     Effect.gen(function* () {

@@ -12,7 +12,8 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import { KeyValueStore } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
-import { Config, Data, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
+import { Clock, Config, Data, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
+import { kvTtlSecondsConfig } from "./KeyValueStore.js"
 import { awsRetrySchedule, isRetryableAwsError } from "./S3ObjectStore.js"
 
 /** How to reach DynamoDB (or dynalite) and which table holds the store. */
@@ -27,6 +28,8 @@ export interface DynamoDbSettings {
   readonly maxAttempts?: number
   /** Items per Scan page for `clear` and `size` (DynamoDB's own cap is 1 MB a page). */
   readonly scanPageSize?: number
+  /** Every written item expires this many seconds later (`expires_at`); none when absent. */
+  readonly ttlSeconds?: number
 }
 
 /** A DynamoDB call failed; `cause` is what the SDK threw. */
@@ -84,10 +87,13 @@ const batchWriteLimit = 25
  * with a paginated Scan, which suits a store of aggregates, not a huge table. DynamoDB caps an item at
  * 400 KB, so larger values fail.
  */
+/** The item attribute holding the expiry (epoch seconds): enable DynamoDB TTL on it for the table. */
+export const expiresAttribute = "expires_at"
+
 export const makeDynamoDbKeyValueStore = (
   client: DynamoDBClient,
   table: string,
-  options: { readonly scanPageSize?: number } = {}
+  options: { readonly scanPageSize?: number; readonly ttlSeconds?: number } = {}
 ): KeyValueStore.KeyValueStore => {
   const getValue = (method: string, key: string) =>
     call((abortSignal) =>
@@ -95,9 +101,19 @@ export const makeDynamoDbKeyValueStore = (
         abortSignal
       })
     ).pipe(
-      Effect.map((answer) => answer.Item?.v),
+      Effect.flatMap((answer) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          // DynamoDB deletes expired items lazily (within days): an expired one reads as absent.
+          const expiresAt = answer.Item?.[expiresAttribute]?.N
+          return expiresAt !== undefined && Number(expiresAt) * 1000 <= now ? undefined : answer.Item?.v
+        })
+      ),
       Effect.mapError(toSystemError(table, method, key))
     )
+  const expiry = (now: number) =>
+    options.ttlSeconds === undefined
+      ? {}
+      : { [expiresAttribute]: { N: String(Math.floor(now / 1000) + options.ttlSeconds) } }
 
   const scanKeys = (onPage: (keys: ReadonlyArray<string>) => Effect.Effect<void, DynamoDbCallFailed>) =>
     Effect.gen(function* () {
@@ -147,10 +163,16 @@ export const makeDynamoDbKeyValueStore = (
     getUint8Array: (key) => Effect.map(getValue("getUint8Array", key), asBytes),
     has: (key) => Effect.map(getValue("has", key), (value) => value !== undefined),
     set: (key, value) =>
-      call((abortSignal) =>
-        client.send(new PutItemCommand({ TableName: table, Item: { k: { S: key }, v: itemValue(value) } }), {
-          abortSignal
-        })
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        call((abortSignal) =>
+          client.send(
+            new PutItemCommand({
+              TableName: table,
+              Item: { k: { S: key }, v: itemValue(value), ...expiry(now) }
+            }),
+            { abortSignal }
+          )
+        )
       ).pipe(Effect.asVoid, Effect.mapError(toSystemError(table, "set", key))),
     remove: (key) =>
       call((abortSignal) =>
@@ -258,11 +280,10 @@ export const layer = (settings: DynamoDbSettings) =>
     Effect.gen(function* () {
       const client = yield* acquireDynamoDbClient(settings)
       yield* ensureTable(client, settings.table)
-      return makeDynamoDbKeyValueStore(
-        client,
-        settings.table,
-        settings.scanPageSize === undefined ? {} : { scanPageSize: settings.scanPageSize }
-      )
+      return makeDynamoDbKeyValueStore(client, settings.table, {
+        ...(settings.scanPageSize === undefined ? {} : { scanPageSize: settings.scanPageSize }),
+        ...(settings.ttlSeconds === undefined ? {} : { ttlSeconds: settings.ttlSeconds })
+      })
     })
   )
 
@@ -283,8 +304,13 @@ export const dynamoDbSettingsConfig: Config.Config<DynamoDbSettings> = Config.al
   ),
   secretAccessKey: Config.redacted("RECON_DYNAMODB_SECRET_ACCESS_KEY").pipe(
     Config.withDefault(Redacted.make("local"))
+  ),
+  ttlSeconds: kvTtlSecondsConfig
+}).pipe(
+  Config.map(({ ttlSeconds, ...settings }) =>
+    Option.isSome(ttlSeconds) ? { ...settings, ttlSeconds: ttlSeconds.value } : settings
   )
-})
+)
 
 /** {@link layer} from {@link dynamoDbSettingsConfig}. */
 export const layerConfig = Layer.unwrapEffect(Effect.map(dynamoDbSettingsConfig, layer))

@@ -1,6 +1,6 @@
 import { KeyValueStore } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
+import { Config, Effect, Layer, type Option } from "effect"
 
 /**
  * The key-value store the aggregation service writes to: Effect's own `KeyValueStore` interface, so the
@@ -39,4 +39,14 @@ export const layerDirectory = (directory: string) =>
 /** `RECON_KV_DIR` (default `data/kv`). */
 export const layerConfig = Layer.unwrapEffect(
   Effect.map(Config.string("RECON_KV_DIR").pipe(Config.withDefault("data/kv")), layerDirectory)
+)
+
+/**
+ * `RECON_KV_TTL_SECONDS`: how long a key written to Redis or DynamoDB lives (the aggregation rewrites its keys
+ * on every refresh, so a stopped service's figures expire instead of lingering). Unset: no expiry.
+ */
+export const kvTtlSecondsConfig: Config.Config<Option.Option<number>> = Config.option(
+  Config.integer("RECON_KV_TTL_SECONDS").pipe(
+    Config.validate({ message: "must be a positive number of seconds", validation: (seconds) => seconds > 0 })
+  )
 )

@@ -2,6 +2,7 @@ import { KeyValueStore } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Redis } from "ioredis"
+import { kvTtlSecondsConfig } from "./KeyValueStore.js"
 
 /** Where the Redis key-value store lives. */
 export interface RedisKeyValueStoreOptions {
@@ -11,6 +12,8 @@ export interface RedisKeyValueStoreOptions {
   readonly prefix?: string
   /** Keys asked for per SCAN round trip. Default 500. */
   readonly scanCount?: number
+  /** Every key written expires this many seconds later (SET … EX); none when absent. */
+  readonly ttlSeconds?: number
 }
 
 const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
@@ -37,7 +40,7 @@ const toBuffer = (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffs
  */
 export const makeRedisKeyValueStore = (
   client: Redis,
-  options: { readonly prefix?: string; readonly scanCount?: number } = {}
+  options: { readonly prefix?: string; readonly scanCount?: number; readonly ttlSeconds?: number } = {}
 ): KeyValueStore.KeyValueStore => {
   const prefix = options.prefix ?? "recon:"
   const scanCount = options.scanCount ?? 500
@@ -65,9 +68,12 @@ export const makeRedisKeyValueStore = (
         Effect.map((value) => (value === null ? Option.none() : Option.some(new Uint8Array(value))))
       ),
     set: (key, value) =>
-      call("set", key, () =>
-        client.set(prefix + key, typeof value === "string" ? value : toBuffer(value))
-      ).pipe(Effect.asVoid),
+      call("set", key, () => {
+        const stored = typeof value === "string" ? value : toBuffer(value)
+        return options.ttlSeconds === undefined
+          ? client.set(prefix + key, stored)
+          : client.set(prefix + key, stored, "EX", options.ttlSeconds)
+      }).pipe(Effect.asVoid),
     remove: (key) => call("remove", key, () => client.del(prefix + key)).pipe(Effect.asVoid),
     has: (key) => call("has", key, () => client.exists(prefix + key)).pipe(Effect.map((count) => count > 0)),
     clear: call("clear", undefined, () =>
@@ -126,18 +132,21 @@ export const layer = (options: RedisKeyValueStoreOptions) =>
     Effect.map(acquireRedisClient(options.url), (client) =>
       makeRedisKeyValueStore(client, {
         ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-        ...(options.scanCount === undefined ? {} : { scanCount: options.scanCount })
+        ...(options.scanCount === undefined ? {} : { scanCount: options.scanCount }),
+        ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds })
       })
     )
   )
 
-/** `RECON_REDIS_URL` (required) and `RECON_REDIS_PREFIX` (default `recon:`). */
+/** `RECON_REDIS_URL` (required), `RECON_REDIS_PREFIX` (default `recon:`), `RECON_KV_TTL_SECONDS`. */
 export const layerConfig = Layer.unwrapEffect(
   Effect.map(
     Config.all({
       url: Config.redacted("RECON_REDIS_URL"),
-      prefix: Config.string("RECON_REDIS_PREFIX").pipe(Config.withDefault("recon:"))
+      prefix: Config.string("RECON_REDIS_PREFIX").pipe(Config.withDefault("recon:")),
+      ttlSeconds: kvTtlSecondsConfig
     }),
-    layer
+    ({ ttlSeconds, ...options }) =>
+      layer(Option.isSome(ttlSeconds) ? { ...options, ttlSeconds: ttlSeconds.value } : options)
   )
 )
