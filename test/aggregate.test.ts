@@ -128,6 +128,13 @@ const figuresBySql = Effect.gen(function* () {
       refund_rate: Number(overall[0]?.["refund_rate"]),
       chargeback_rate: Number(overall[0]?.["chargeback_rate"]),
       confirmed_fraud_rate: Number(overall[0]?.["confirmed_fraud_rate"]),
+      stream_since_snapshot: {
+        streaming_batches: 0,
+        events: 0,
+        transactions: 0,
+        volume_minor: {},
+        newest_event_time_iso: null
+      },
       hourly: hours.slice(-hourlyWindow).map((row) => ({
         hour: String(row["hour"]),
         transaction_count: Number(row["n"]),

@@ -6,12 +6,13 @@ import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/err
 import { compareCodePoints } from "../domain/order.js"
 import type { FinalAggregateRow } from "../domain/rows.js"
 import { type EpochMicros, microsToIso } from "../domain/time.js"
-import { DuckDb, type JsonValue, type SqlError } from "../layers/DuckDb.js"
+import { DuckDb, type JsonValue, quoteLiteral, type SqlError } from "../layers/DuckDb.js"
 import { KeyValueStore } from "../layers/KeyValueStore.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { prefixes, readCommittedFile, readManifest } from "./datasets.js"
-import { registerFinalAggregateView } from "./sql.js"
+import { committedFilePaths, registerFinalAggregateView } from "./sql.js"
+import { readCommittedBatches } from "./streamingIndex.js"
 
 /** Integer minor units as a decimal string: exact at any size. */
 export const MinorUnits = Schema.String.pipe(Schema.pattern(/^-?\d+$/))
@@ -53,6 +54,19 @@ export const HourlyVolume = Schema.Struct({
 })
 export type HourlyVolume = typeof HourlyVolume.Type
 
+/**
+ * What the streaming index committed after the final_aggregate snapshot: events not in the complete figures
+ * yet. Transactions count once each, with the amount of their newest streamed event.
+ */
+export const StreamSinceSnapshot = Schema.Struct({
+  streaming_batches: Schema.Int,
+  events: Schema.Int,
+  transactions: Schema.Int,
+  volume_minor: AmountByCurrency,
+  newest_event_time_iso: Schema.NullOr(Schema.String)
+})
+export type StreamSinceSnapshot = typeof StreamSinceSnapshot.Type
+
 /** Hours kept in `hourly`: one week. */
 export const hourlyWindow = 168
 
@@ -73,7 +87,9 @@ export const GlobalTotals = Schema.Struct({
   chargeback_rate: Schema.Number,
   confirmed_fraud_rate: Schema.Number,
   /** Transactions by the UTC hour of their first event, the newest `hourlyWindow` hours that have any. */
-  hourly: Schema.Array(HourlyVolume)
+  hourly: Schema.Array(HourlyVolume),
+  /** Fresh: the stream since the snapshot the other figures come from. */
+  stream_since_snapshot: StreamSinceSnapshot
 })
 export type GlobalTotals = typeof GlobalTotals.Type
 
@@ -208,7 +224,7 @@ const rankingVolume = (captured: Map<string, bigint>): bigint => {
 export interface ComputedAggregation {
   /** Ranked: captured volume (major units, no FX) descending, then transaction count, then merchant_id. */
   readonly merchants: ReadonlyArray<MerchantTotals>
-  readonly global: Omit<GlobalTotals, "version" | "computed_at">
+  readonly global: Omit<GlobalTotals, "version" | "computed_at" | "stream_since_snapshot">
   readonly partialAggregates: number
 }
 
@@ -519,6 +535,49 @@ const duckDbPartials = (salts: number) =>
     }
   }).pipe(Effect.scoped)
 
+/**
+ * The streaming index's committed batches that the final_aggregate snapshot did not merge (its manifest lists
+ * the ones it did), summed by DuckDB over their transaction files: distinct events, distinct transactions,
+ * volume per currency of each transaction's newest streamed event (contract §6 order).
+ */
+const streamSinceSnapshot = Effect.gen(function* () {
+  const processed = yield* ProcessedBucket
+  const duckDb = yield* DuckDb
+  const manifest = yield* readManifest(processed, prefixes.finalAggregate)
+  const merged = new Set(
+    Option.match(manifest, { onNone: () => [], onSome: (m) => m.streaming_batches ?? [] })
+  )
+  const fresh = (yield* readCommittedBatches(processed)).filter((batch) => !merged.has(batch.batch_id))
+  const keys = fresh.flatMap((batch) => batch.files.filter((file) => file.dataset === "transactions"))
+  const empty: StreamSinceSnapshot = {
+    streaming_batches: fresh.length,
+    events: 0,
+    transactions: 0,
+    volume_minor: {},
+    newest_event_time_iso: null
+  }
+  if (keys.length === 0) return empty
+  const paths = yield* committedFilePaths(processed, { files: keys })
+  const events = `(SELECT DISTINCT ON (event_id) * FROM read_parquet([${paths.map(quoteLiteral).join(", ")}], hive_partitioning = false))`
+  const [totals] = yield* duckDb.query(
+    `SELECT count(*) AS events, count(DISTINCT transaction_id) AS transactions,
+       strftime(max(event_time) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') AS newest FROM ${events}`
+  )
+  const volumes = yield* duckDb.query(
+    `SELECT currency, sum(amount_minor) AS volume FROM (
+       SELECT arg_max(currency, (sequence, event_time, event_id)) AS currency,
+         arg_max(amount_minor, (sequence, event_time, event_id)) AS amount_minor
+       FROM ${events} GROUP BY transaction_id) GROUP BY currency ORDER BY currency`
+  )
+  return {
+    streaming_batches: fresh.length,
+    events: Number(text(totals?.["events"])),
+    transactions: Number(text(totals?.["transactions"])),
+    volume_minor: Object.fromEntries(volumes.map((row) => [text(row["currency"]), text(row["volume"])])),
+    newest_event_time_iso: nullableText(totals?.["newest"])
+  } satisfies StreamSinceSnapshot
+}).pipe(Effect.scoped)
+
 const clockVersion = Effect.map(Clock.currentTimeMillis, (millis) =>
   new Date(millis).toISOString().replaceAll(/[-:.]/g, "")
 )
@@ -629,7 +688,8 @@ export const aggregateMerchantTotals = (
     const global: GlobalTotals = {
       version,
       computed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-      ...computed.global
+      ...computed.global,
+      stream_since_snapshot: yield* streamSinceSnapshot
     }
     yield* store.set(
       aggregationKeys.merchants(version),

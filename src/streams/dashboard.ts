@@ -75,7 +75,10 @@ function renderFigures(global, exponents) {
     ["Chargeback rate", percent(global.chargeback_rate)],
     ["Confirmed fraud rate", percent(global.confirmed_fraud_rate)],
     ["Refund rate", percent(global.refund_rate)],
-    ["Currencies", String(Object.keys(global.volume_minor).length)]
+    ["Currencies", String(Object.keys(global.volume_minor).length)],
+    ["Stream events since snapshot", global.stream_since_snapshot.events.toLocaleString("en")],
+    ["Stream transactions since snapshot", global.stream_since_snapshot.transactions.toLocaleString("en")],
+    ["Stream batches not merged", String(global.stream_since_snapshot.streaming_batches)]
   ];
   const container = document.getElementById("figures");
   container.replaceChildren(...figures.map(([label, value]) => {

@@ -31,7 +31,9 @@ export const DatasetManifest = Schema.Struct({
   dataset: Schema.String,
   version: Schema.String,
   committed_at: Schema.String,
-  files: Schema.Array(ManifestFile)
+  files: Schema.Array(ManifestFile),
+  /** final_aggregate: the committed streaming micro-batches it merged (newer ones are not in it yet). */
+  streaming_batches: Schema.optional(Schema.Array(Schema.String))
 })
 export type DatasetManifest = typeof DatasetManifest.Type
 

@@ -122,6 +122,7 @@ const listInputs = Effect.gen(function* () {
     transactionKeys,
     signalKeys,
     streamingBatches: batches.length,
+    streamingBatchIds: batches.map((batch) => batch.batch_id),
     inputRows,
     version: contentTag(inputVersions.sort().join("\n"))
   }
@@ -379,6 +380,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
         dataset: "final_aggregate",
         version: inputs.version,
         committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+        streaming_batches: inputs.streamingBatchIds,
         files: allFiles
       })).removed
       for (const info of yield* processed.list(shardManifestPrefix(inputs.version)))

@@ -136,7 +136,8 @@ const temporaryDirectory: Effect.Effect<string, ObjectStoreError, Scope.Scope> =
   (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
 )
 
-const committedFilePaths = (
+/** Local paths of committed files: the store's own when it is a directory, else copies living as long as the scope. */
+export const committedFilePaths = (
   store: ObjectStore,
   manifest: Pick<DatasetManifest, "files">
 ): Effect.Effect<ReadonlyArray<string>, ObjectStoreError, Scope.Scope> => {
