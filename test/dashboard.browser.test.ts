@@ -82,7 +82,7 @@ describe.skipIf(redisUrl === undefined || chromiumPath === undefined)(
                 merchants: figure("Merchants"),
                 chargebackRate: figure("Chargeback rate"),
                 fraudRate: figure("Confirmed fraud rate"),
-              streamEvents: figure("Stream events since snapshot"),
+                streamEvents: figure("Stream events since snapshot"),
                 currencies: [...document.querySelectorAll("#volumes tbody tr")].map((row) =>
                   [...row.querySelectorAll("td")].map((cell) => cell.textContent)
                 ),
@@ -107,7 +107,7 @@ describe.skipIf(redisUrl === undefined || chromiumPath === undefined)(
           assert.strictEqual(shown.merchants, String(global.merchant_count))
           assert.strictEqual(shown.chargebackRate, `${(global.chargeback_rate * 100).toFixed(2)}%`)
           assert.strictEqual(shown.fraudRate, `${(global.confirmed_fraud_rate * 100).toFixed(2)}%`)
-        assert.strictEqual(shown.streamEvents, global.stream_since_snapshot.events.toLocaleString("en"))
+          assert.strictEqual(shown.streamEvents, global.stream_since_snapshot.events.toLocaleString("en"))
           assert.deepStrictEqual(
             shown.currencies.map((cells) => cells[0]),
             Object.keys(global.volume_minor)
