@@ -133,7 +133,8 @@ const figuresBySql = Effect.gen(function* () {
         events: 0,
         transactions: 0,
         volume_minor: {},
-        newest_event_time_iso: null
+        newest_event_time_iso: null,
+        merchants: []
       },
       hourly: hours.slice(-hourlyWindow).map((row) => ({
         hour: String(row["hour"]),

@@ -37,7 +37,8 @@ describe("fresh figures from the stream", () => {
           events: 0,
           transactions: 0,
           volume_minor: {},
-          newest_event_time_iso: null
+          newest_event_time_iso: null,
+          merchants: []
         })
 
         const original = batches.find((batch) => batch.files.some((file) => file.dataset === "transactions"))
@@ -69,6 +70,22 @@ describe("fresh figures from the stream", () => {
         assert.strictEqual(fresh.events, Number(expected?.["events"]))
         assert.strictEqual(fresh.transactions, Number(expected?.["transactions"]))
         assert.isAbove(Object.keys(fresh.volume_minor).length, 0)
+        const sum = (values: ReadonlyArray<number>) => values.reduce((total, value) => total + value, 0)
+        assert.strictEqual(sum(fresh.merchants.map((merchant) => merchant.transactions)), fresh.transactions)
+        assert.strictEqual(sum(fresh.merchants.map((merchant) => merchant.events)), fresh.events)
+        const byCurrency = new Map<string, bigint>()
+        for (const merchant of fresh.merchants)
+          for (const [currency, minor] of Object.entries(merchant.volume_minor))
+            byCurrency.set(currency, (byCurrency.get(currency) ?? 0n) + BigInt(minor))
+        assert.deepStrictEqual(
+          Object.fromEntries([...byCurrency].map(([currency, minor]) => [currency, minor.toString()])),
+          fresh.volume_minor
+        )
+        const ranked = fresh.merchants.map((merchant) => merchant.transactions)
+        assert.deepStrictEqual(
+          ranked,
+          [...ranked].sort((a, b) => b - a)
+        )
         assert.match(fresh.newest_event_time_iso ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
       }),
     120_000

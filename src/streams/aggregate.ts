@@ -63,7 +63,16 @@ export const StreamSinceSnapshot = Schema.Struct({
   events: Schema.Int,
   transactions: Schema.Int,
   volume_minor: AmountByCurrency,
-  newest_event_time_iso: Schema.NullOr(Schema.String)
+  newest_event_time_iso: Schema.NullOr(Schema.String),
+  /** The same per merchant (of each transaction's newest streamed event), most transactions first, at most 100. */
+  merchants: Schema.Array(
+    Schema.Struct({
+      merchant_id: Schema.String,
+      events: Schema.Int,
+      transactions: Schema.Int,
+      volume_minor: AmountByCurrency
+    })
+  )
 })
 export type StreamSinceSnapshot = typeof StreamSinceSnapshot.Type
 
@@ -547,14 +556,22 @@ const streamSinceSnapshot = Effect.gen(function* () {
   const merged = new Set(
     Option.match(manifest, { onNone: () => [], onSome: (m) => m.streaming_batches ?? [] })
   )
-  const fresh = (yield* readCommittedBatches(processed)).filter((batch) => !merged.has(batch.batch_id))
+  // A snapshot published before manifests listed their batches: what was committed after it is fresh.
+  const committedBefore = Option.match(manifest, {
+    onNone: () => "",
+    onSome: (m) => (m.streaming_batches === undefined ? m.committed_at : "")
+  })
+  const fresh = (yield* readCommittedBatches(processed)).filter(
+    (batch) => !merged.has(batch.batch_id) && batch.committed_at > committedBefore
+  )
   const keys = fresh.flatMap((batch) => batch.files.filter((file) => file.dataset === "transactions"))
   const empty: StreamSinceSnapshot = {
     streaming_batches: fresh.length,
     events: 0,
     transactions: 0,
     volume_minor: {},
-    newest_event_time_iso: null
+    newest_event_time_iso: null,
+    merchants: []
   }
   if (keys.length === 0) return empty
   const paths = yield* committedFilePaths(processed, { files: keys })
@@ -563,18 +580,44 @@ const streamSinceSnapshot = Effect.gen(function* () {
     `SELECT count(*) AS events, count(DISTINCT transaction_id) AS transactions,
        strftime(max(event_time) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') AS newest FROM ${events}`
   )
+  const newestPerTransaction = `(SELECT transaction_id, count(*) AS events,
+       arg_max(merchant_id, (sequence, event_time, event_id)) AS merchant_id,
+       arg_max(currency, (sequence, event_time, event_id)) AS currency,
+       arg_max(amount_minor, (sequence, event_time, event_id)) AS amount_minor
+     FROM ${events} GROUP BY transaction_id)`
   const volumes = yield* duckDb.query(
-    `SELECT currency, sum(amount_minor) AS volume FROM (
-       SELECT arg_max(currency, (sequence, event_time, event_id)) AS currency,
-         arg_max(amount_minor, (sequence, event_time, event_id)) AS amount_minor
-       FROM ${events} GROUP BY transaction_id) GROUP BY currency ORDER BY currency`
+    `SELECT currency, sum(amount_minor) AS volume FROM ${newestPerTransaction} GROUP BY currency ORDER BY currency`
   )
+  const perMerchant = yield* duckDb.query(
+    `WITH top AS (
+       SELECT merchant_id, sum(events) AS events, count(*) AS transactions FROM ${newestPerTransaction}
+       GROUP BY merchant_id ORDER BY transactions DESC, merchant_id LIMIT 100)
+     SELECT top.merchant_id, top.events, top.transactions, t.currency, sum(t.amount_minor) AS volume
+     FROM top JOIN ${newestPerTransaction} t USING (merchant_id)
+     GROUP BY ALL ORDER BY top.transactions DESC, top.merchant_id, t.currency`
+  )
+  const merchants: Array<StreamSinceSnapshot["merchants"][number]> = []
+  for (const row of perMerchant) {
+    const merchantId = text(row["merchant_id"])
+    let merchant = merchants.at(-1)
+    if (merchant?.merchant_id !== merchantId) {
+      merchant = {
+        merchant_id: merchantId,
+        events: Number(text(row["events"])),
+        transactions: Number(text(row["transactions"])),
+        volume_minor: {}
+      }
+      merchants.push(merchant)
+    }
+    ;(merchant.volume_minor as Record<string, string>)[text(row["currency"])] = text(row["volume"])
+  }
   return {
     streaming_batches: fresh.length,
     events: Number(text(totals?.["events"])),
     transactions: Number(text(totals?.["transactions"])),
     volume_minor: Object.fromEntries(volumes.map((row) => [text(row["currency"]), text(row["volume"])])),
-    newest_event_time_iso: nullableText(totals?.["newest"])
+    newest_event_time_iso: nullableText(totals?.["newest"]),
+    merchants
   } satisfies StreamSinceSnapshot
 }).pipe(Effect.scoped)
 

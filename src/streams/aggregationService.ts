@@ -67,7 +67,10 @@ export const aggregationRouter = (state: Ref.Ref<RefreshState>) =>
         if (Option.isNone(current)) {
           return yield* HttpServerResponse.json({ error: "no aggregation published yet" }, { status: 404 })
         }
-        const currencies = new Set(Object.keys(current.value.global.volume_minor))
+        const currencies = new Set([
+          ...Object.keys(current.value.global.volume_minor),
+          ...Object.keys(current.value.global.stream_since_snapshot.volume_minor)
+        ])
         return yield* HttpServerResponse.json({
           ...current.value,
           currency_exponents: Object.fromEntries(

@@ -45,6 +45,10 @@ export const dashboardHtml = `<!doctype html>
     <table id="volumes"><thead><tr><th>Currency</th><th>Volume</th><th>Captured</th></tr></thead><tbody></tbody></table>
     <p id="error"></p></section>
   <section><h2>Volume by hour of first event, <select id="chart-currency" aria-label="currency"></select></h2><svg id="chart" width="100%" height="240" role="img" aria-label="hourly volume"></svg></section>
+  <section class="wide scroll"><h2>Stream since the snapshot: merchants with new transactions</h2>
+    <table id="fresh"><thead><tr><th>#</th><th>Merchant</th><th>Transactions</th><th>Volume (newest event)</th><th>Events</th></tr></thead><tbody></tbody></table>
+    <p id="fresh-empty">Nothing streamed since the snapshot.</p>
+  </section>
   <section class="wide scroll"><h2>Merchant leaderboard (captured volume)</h2>
     <table id="leaderboard"><thead><tr><th>#</th><th>Merchant</th><th>Transactions</th><th>Captured volume</th><th>Refund rate</th><th>Chargeback rate</th><th>Fraud rate</th><th>Max fraud score</th></tr></thead><tbody></tbody></table>
   </section>
@@ -159,6 +163,17 @@ function renderLeaderboard(merchants, exponents) {
     return row;
   }));
 }
+function renderFresh(fresh, exponents) {
+  const body = document.querySelector("#fresh tbody");
+  document.getElementById("fresh-empty").hidden = fresh.merchants.length > 0;
+  body.replaceChildren(...fresh.merchants.slice(0, 10).map((merchant, index) => {
+    const row = document.createElement("tr");
+    row.dataset.merchant = merchant.merchant_id;
+    for (const value of [String(index + 1), merchant.merchant_id, merchant.transactions.toLocaleString("en"), amounts(merchant.volume_minor, exponents), merchant.events.toLocaleString("en")])
+      row.append(text(document.createElement("td"), value));
+    return row;
+  }));
+}
 async function refresh() {
   const error = document.getElementById("error");
   try {
@@ -170,6 +185,7 @@ async function refresh() {
     renderVolumes(data.global, data.currency_exponents);
     renderChart(data.global.hourly, data.currency_exponents);
     renderLeaderboard(data.merchants, data.currency_exponents);
+    renderFresh(data.global.stream_since_snapshot, data.currency_exponents);
     const freshness = document.getElementById("freshness");
     const newest = data.global.max_last_event_time_iso;
     text(freshness, "version " + data.version + " · computed " + ago(data.global.computed_at) +
