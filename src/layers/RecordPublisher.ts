@@ -1,4 +1,4 @@
-import { Context, Data, Deferred, Effect, Exit, Layer } from "effect"
+import { type Cause, Context, Data, Deferred, Effect, Exit, Layer } from "effect"
 import type { EventLogError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "./EventLog.js"
 
@@ -23,7 +23,8 @@ export interface RecordPublisherOptions {
 /**
  * Appends records to the event log on behalf of many concurrent callers, completing each call only once
  * the log acknowledged its records. Calls that arrive while a send is in flight are sent together in the
- * next one (group commit), so a burst of single-record requests becomes a few large produce calls.
+ * next one (group commit, by one sender fiber that lives while anything waits), so a burst of
+ * single-record requests becomes a few large produce calls.
  * Nothing is buffered without bound: past `maxPendingRecords` a call fails with {@link PublisherOverloaded}.
  */
 export interface RecordPublisher {
@@ -51,7 +52,7 @@ const sendGroups = (sends: ReadonlyArray<PendingSend>): Map<string, Array<Pendin
   return byTopic
 }
 
-/** A publisher over an event log. The caller that finds no send in flight sends for everyone waiting. */
+/** A publisher over an event log. The caller that finds no send in flight starts the sender fiber. */
 export const makeRecordPublisher = (
   log: Context.Tag.Service<EventLogService>,
   options: RecordPublisherOptions
@@ -74,35 +75,50 @@ export const makeRecordPublisher = (
     return taken
   }
 
-  const sendAllWaiting = Effect.gen(function* () {
-    while (waiting.length > 0) {
-      const sends = takeNextSends()
-      const groups = [...sendGroups(sends)]
-      yield* Effect.forEach(
-        groups,
-        ([topic, group]) =>
-          Effect.flatMap(
-            Effect.exit(
-              log.produce(
-                topic,
-                group.flatMap((send) => send.messages)
-              )
-            ),
-            (exit) =>
-              Effect.forEach(group, (send) => Deferred.done(send.done, Exit.asVoid(exit)), { discard: true })
+  const sendRound = Effect.suspend(() => {
+    const groups = [...sendGroups(takeNextSends())]
+    return Effect.forEach(
+      groups,
+      ([topic, group]) =>
+        Effect.flatMap(
+          Effect.exit(
+            log.produce(
+              topic,
+              group.flatMap((send) => send.messages)
+            )
           ),
-        // One topic (the usual case) needs no forked fiber.
-        { concurrency: groups.length > 1 ? "unbounded" : 1, discard: true }
-      )
-    }
-  }).pipe(
-    Effect.ensuring(
-      Effect.sync(() => {
-        sending = false
-      })
-    ),
-    Effect.uninterruptible
-  )
+          (exit) =>
+            Effect.forEach(group, (send) => Deferred.done(send.done, Exit.asVoid(exit)), { discard: true })
+        ),
+      // One topic (the usual case) needs no forked fiber.
+      { concurrency: groups.length > 1 ? "unbounded" : 1, discard: true }
+    )
+  })
+
+  /** True when nothing is waiting; then no send is in flight any more (checked and cleared in one step). */
+  const finished = Effect.sync(() => {
+    if (waiting.length > 0) return false
+    sending = false
+    return true
+  })
+
+  /** Whatever is still waiting when the sender dies unexpectedly fails with its cause instead of hanging. */
+  const failWaiting = (cause: Cause.Cause<never>) =>
+    Effect.suspend(() => {
+      const stranded = waiting
+      waiting = []
+      sending = false
+      return Effect.forEach(stranded, (send) => Deferred.failCause(send.done, cause), { discard: true })
+    })
+
+  /**
+   * The sender: rounds until nothing waits. It runs in its own fiber, so no caller's response waits for
+   * other callers' sends however steady the load, and a caller giving up cannot stop it.
+   */
+  const sendAllWaiting = Effect.gen(function* () {
+    do yield* sendRound
+    while (!(yield* finished))
+  }).pipe(Effect.catchAllCause(failWaiting), Effect.forkDaemon, Effect.asVoid)
 
   return {
     publish: (topic, messages) =>
