@@ -236,10 +236,10 @@ export const runPartnerPull = (options: PartnerPullOptions) =>
           yield* release
           return yield* failure(`${inProgress} records are still being sent by another sender`, true)
         }
-        yield* Effect.all([log.produce(topic, records), log.produce(deadLetterTopic(topic), deadLetters)], {
-          concurrency: 2,
-          discard: true
-        }).pipe(
+        // Records first: only their failure releases the claims. Once Kafka has them the claims are marked done
+        // (retried here, so they never outlive their pending TTL); the dead letters go last, and if they fail the
+        // page is fetched again and its records are recognised as already sent.
+        yield* log.produce(topic, records).pipe(
           Effect.mapError((error) => failure(`event log: ${error.message}`, true)),
           Effect.tapError(() => release)
         )
@@ -248,7 +248,13 @@ export const runPartnerPull = (options: PartnerPullOptions) =>
             claimed.map((entry) => entry.claim),
             options.idempotencyTtlMillis
           )
-          .pipe(Effect.mapError((error) => failure(`idempotency store: ${error.message}`, true)))
+          .pipe(
+            Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(5)))),
+            Effect.mapError((error) => failure(`idempotency store: ${error.message}`, true))
+          )
+        yield* log
+          .produce(deadLetterTopic(topic), deadLetters)
+          .pipe(Effect.mapError((error) => failure(`event log (dead letters): ${error.message}`, true)))
         return { accepted: records.length, duplicates, quarantined: deadLetters.length }
       })
 
