@@ -42,7 +42,7 @@ describe("batch upload", () => {
           Option.some(NodeFs.readFileSync(file, "utf8"))
         )
         const record = JSON.parse(
-          Option.getOrThrow(text(yield* store.get(uploadRecordKey(uploaded?.sha256 ?? ""))))
+          Option.getOrThrow(text(yield* store.get(uploadRecordKey(uploaded?.key ?? ""))))
         )
         assert.strictEqual(record.key, uploaded?.key)
         assert.match(String(record.sha256), /^[0-9a-f]{64}$/)
@@ -56,8 +56,9 @@ describe("batch upload", () => {
           Effect.provide(withStore(store))
         )
         assert.deepStrictEqual(
-          [copy.unchanged, copy.files[0]?.key],
-          [1, "raw/transactions/dt=2026-11-25/export.jsonl"]
+          [copy.uploaded, copy.files[0]?.key],
+          [1, "raw/transactions/dt=2026-11-20/copy-of-export.jsonl"],
+          "the same bytes to another key (say, the right dt after a wrong one) are uploaded there"
         )
         NodeFs.appendFileSync(file, JSON.stringify(transactionJson({ event_id: "e-2" })) + "\n")
         const changed = yield* runUpload({ source: file, dataset: "transactions" }).pipe(
@@ -141,7 +142,7 @@ describe("batch upload", () => {
     Effect.gen(function* () {
       const body = jsonLines(transactionJson(), transactionJson({ event_id: "e-2" }))
       const server = createServer((request, response) => {
-        if (request.url === "/exports/partner-2026-11-24.jsonl")
+        if (request.url === "/exports/partner-2026-11-24.jsonl" || request.url?.endsWith("escaped.jsonl"))
           response.writeHead(200).end(Buffer.from(body))
         else response.writeHead(404).end()
       })
@@ -170,6 +171,17 @@ describe("batch upload", () => {
         )
       )
       assert.isTrue(Exit.isFailure(missing) && String(missing.cause).includes("download answered HTTP 404"))
+      const escaping = yield* runUpload({
+        source: `${base}/exports/..%2F..%2Fescaped.jsonl`,
+        dataset: "transactions",
+        dt: "2026-11-24"
+      }).pipe(Effect.provide(withStore(store)))
+      assert.strictEqual(
+        escaping.files[0]?.key,
+        "raw/transactions/dt=2026-11-24/escaped.jsonl",
+        "an encoded ../ in the URL is reduced to the file name"
+      )
+      assert.isFalse((yield* keysOf(store)).some((key) => key.includes("..")))
     }).pipe(Effect.scoped)
   )
 

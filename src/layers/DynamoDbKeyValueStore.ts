@@ -304,13 +304,17 @@ export const dynamoDbSettingsConfig: Config.Config<DynamoDbSettings> = Config.al
   ),
   secretAccessKey: Config.redacted("RECON_DYNAMODB_SECRET_ACCESS_KEY").pipe(
     Config.withDefault(Redacted.make("local"))
-  ),
-  ttlSeconds: kvTtlSecondsConfig
-}).pipe(
-  Config.map(({ ttlSeconds, ...settings }) =>
-    Option.isSome(ttlSeconds) ? { ...settings, ttlSeconds: ttlSeconds.value } : settings
+  )
+})
+
+/** {@link layer} from {@link dynamoDbSettingsConfig}; items do not expire. */
+export const layerConfig = Layer.unwrapEffect(Effect.map(dynamoDbSettingsConfig, layer))
+
+/** {@link layerConfig} whose items expire after `RECON_KV_TTL_SECONDS` when set (the aggregation's figures). */
+export const layerConfigExpiring = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({ settings: dynamoDbSettingsConfig, ttlSeconds: kvTtlSecondsConfig }),
+    ({ settings, ttlSeconds }) =>
+      layer(Option.isSome(ttlSeconds) ? { ...settings, ttlSeconds: ttlSeconds.value } : settings)
   )
 )
-
-/** {@link layer} from {@link dynamoDbSettingsConfig}. */
-export const layerConfig = Layer.unwrapEffect(Effect.map(dynamoDbSettingsConfig, layer))

@@ -138,8 +138,19 @@ export const layer = (options: RedisKeyValueStoreOptions) =>
     )
   )
 
-/** `RECON_REDIS_URL` (required), `RECON_REDIS_PREFIX` (default `recon:`), `RECON_KV_TTL_SECONDS`. */
+/** `RECON_REDIS_URL` (required) and `RECON_REDIS_PREFIX` (default `recon:`); keys do not expire. */
 export const layerConfig = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({
+      url: Config.redacted("RECON_REDIS_URL"),
+      prefix: Config.string("RECON_REDIS_PREFIX").pipe(Config.withDefault("recon:"))
+    }),
+    layer
+  )
+)
+
+/** {@link layerConfig} whose keys expire after `RECON_KV_TTL_SECONDS` when set (the aggregation's figures). */
+export const layerConfigExpiring = Layer.unwrapEffect(
   Effect.map(
     Config.all({
       url: Config.redacted("RECON_REDIS_URL"),

@@ -5,7 +5,7 @@ import { Config, Duration, Effect, Layer, Logger } from "effect"
 import { DuckDb } from "../layers/DuckDb.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { aggregationServiceLayer } from "../streams/aggregationService.js"
-import { keyValueLayer, storageLayer } from "./layers.js"
+import { expiringKeyValueLayer, storageLayer } from "./layers.js"
 
 /**
  * The aggregation service: final_aggregate/ → per-merchant totals, rates and hourly volumes in the
@@ -32,7 +32,7 @@ const program = Effect.gen(function* () {
 })
 
 program.pipe(
-  Effect.provide(Layer.mergeAll(storageLayer(), keyValueLayer, DuckDb.layer)),
+  Effect.provide(Layer.mergeAll(storageLayer(), expiringKeyValueLayer, DuckDb.layer)),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -24,7 +24,7 @@ import {
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
 import { trainFraudModel } from "../streams/train.js"
-import { embeddedLayer, eventLogLayer, keyValueLayer, storageLayer } from "./layers.js"
+import { embeddedLayer, eventLogLayer, expiringKeyValueLayer, storageLayer } from "./layers.js"
 
 const printJson = (value: unknown) =>
   Console.log(JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2))
@@ -197,7 +197,7 @@ const aggregate = Command.make("aggregate", { output: outputOption }, ({ output 
   aggregateMerchantTotals().pipe(
     Effect.flatMap(printJson),
     Effect.provide(
-      Layer.mergeAll(storageLayer(directoriesOf(Option.none(), output)), keyValueLayer, DuckDb.layer)
+      Layer.mergeAll(storageLayer(directoriesOf(Option.none(), output)), expiringKeyValueLayer, DuckDb.layer)
     )
   )
 ).pipe(Command.withDescription("Per-merchant totals from final_aggregate into the key-value store"))

@@ -58,31 +58,38 @@ export const eventLogLayer = Layer.unwrapEffect(
   })
 )
 
+const keyValueLayerOf = (expiring: boolean) =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const backend = yield* Config.literal(
+        "directory",
+        "memory",
+        "redis",
+        "dynamodb"
+      )("RECON_KV_BACKEND").pipe(Config.withDefault("directory" as const))
+      yield* Effect.logInfo(`key-value store: ${backend}`)
+      switch (backend) {
+        case "memory":
+          return KeyValueStore.layerMemory
+        case "redis":
+          return expiring ? RedisKeyValueStore.layerConfigExpiring : RedisKeyValueStore.layerConfig
+        case "dynamodb":
+          return expiring ? DynamoDbKeyValueStore.layerConfigExpiring : DynamoDbKeyValueStore.layerConfig
+        default:
+          return KeyValueStore.layerConfig
+      }
+    })
+  )
+
 /**
  * The key-value store by `RECON_KV_BACKEND`: `directory` (default, `RECON_KV_DIR`), `memory`, `redis`
- * (`RECON_REDIS_URL`) or `dynamodb` (`RECON_DYNAMODB_ENDPOINT`, `RECON_DYNAMODB_TABLE`).
+ * (`RECON_REDIS_URL`) or `dynamodb` (`RECON_DYNAMODB_ENDPOINT`, `RECON_DYNAMODB_TABLE`). Keys do not expire
+ * (cursors, state).
  */
-export const keyValueLayer = Layer.unwrapEffect(
-  Effect.gen(function* () {
-    const backend = yield* Config.literal(
-      "directory",
-      "memory",
-      "redis",
-      "dynamodb"
-    )("RECON_KV_BACKEND").pipe(Config.withDefault("directory" as const))
-    yield* Effect.logInfo(`key-value store: ${backend}`)
-    switch (backend) {
-      case "memory":
-        return KeyValueStore.layerMemory
-      case "redis":
-        return RedisKeyValueStore.layerConfig
-      case "dynamodb":
-        return DynamoDbKeyValueStore.layerConfig
-      default:
-        return KeyValueStore.layerConfig
-    }
-  })
-)
+export const keyValueLayer = keyValueLayerOf(false)
+
+/** {@link keyValueLayer} for the aggregation's figures: Redis and DynamoDB keys expire after `RECON_KV_TTL_SECONDS`. */
+export const expiringKeyValueLayer = keyValueLayerOf(true)
 
 /** Everything the full flow needs, on embedded defaults. */
 export const embeddedLayer = (directories: BucketDirectories = {}) =>

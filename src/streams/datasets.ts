@@ -185,7 +185,7 @@ const filesByDt = (files: ReadonlyArray<ManifestFile>): Map<string, Array<string
 
 /**
  * Publishes a new snapshot of a dataset: the manifest is written, then the Hive symlink manifest of each dt
- * whose files changed (absolute object URIs, one per line: what Athena's SymlinkTextInputFormat reads, so
+ * (absolute object URIs, one per line: what Athena's SymlinkTextInputFormat reads, so
  * SQL engines see committed files only), then files and symlink manifests of the previous snapshot that
  * the new one does not list are deleted. A crash before the manifest leaves the old snapshot current.
  */
@@ -200,7 +200,8 @@ export const publishSnapshot = (
     const before = filesByDt(Option.match(previous, { onNone: () => [], onSome: (old) => old.files }))
     const after = filesByDt(manifest.files)
     yield* Effect.forEach(
-      [...after].filter(([dt, keys]) => before.get(dt)?.join("\n") !== keys.join("\n")),
+      // Every dt, not only the changed ones: a crash between the manifest and these leaves nothing stale.
+      [...after],
       ([dt, keys]) =>
         store.put(
           symlinkManifestKey(datasetPrefix, dt),

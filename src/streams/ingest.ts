@@ -43,8 +43,9 @@ export interface BatchIngestSummary {
   readonly files: ReadonlyArray<UploadedFile>
 }
 
-/** Where a file's upload record lives: content-addressed, so the same bytes are recognised under any name. */
-export const uploadRecordKey = (sha256: string): string => `raw/_uploads/sha256=${sha256}.json`
+/** Where the upload record of a raw key lives: the SHA-256 and size of the bytes last uploaded there. */
+export const uploadRecordKey = (key: string): string =>
+  `raw/_uploads/${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`
 
 const UploadRecord = Schema.parseJson(
   Schema.Struct({ key: Schema.String, sha256: Schema.String, bytes: Schema.Number, source: Schema.String })
@@ -101,22 +102,23 @@ const hashFile = (path: string) =>
   })
 
 /**
- * Uploads one local file to `key` unless the same bytes are already stored: the file's SHA-256 names an
- * upload record written after the object, so a crash between the two only means the next run uploads the
- * file again. Large files go up as a multipart upload (the object store's `putFile`).
+ * Uploads one local file to `key` unless the same bytes are already stored there: each key has an upload
+ * record (SHA-256, size) written after the object, so a crash between the two only means the next run
+ * uploads the file again, and an object replaced by other bytes has a record that no longer matches. Large
+ * files go up as a multipart upload (the object store's `putFile`).
  */
 const uploadFile = (path: string, key: string, source: string) =>
   Effect.gen(function* () {
     const raw = yield* RawBucket
     const { sha256, bytes } = yield* hashFile(path)
-    const recordKey = uploadRecordKey(sha256)
+    const recordKey = uploadRecordKey(key)
     const stored = yield* raw.get(recordKey)
     if (Option.isSome(stored)) {
       const record = Schema.decodeUnknownOption(UploadRecord)(new TextDecoder().decode(stored.value))
-      if (Option.isSome(record)) {
-        const present = yield* raw.list(record.value.key)
-        if (present.some((info) => info.key === record.value.key && info.size === bytes)) {
-          return { source, key: record.value.key, status: "unchanged", bytes, sha256 } satisfies UploadedFile
+      if (Option.isSome(record) && record.value.key === key && record.value.sha256 === sha256) {
+        const present = yield* raw.list(key)
+        if (present.some((info) => info.key === key && info.size === bytes)) {
+          return { source, key, status: "unchanged", bytes, sha256 } satisfies UploadedFile
         }
       }
     }
@@ -205,7 +207,18 @@ const downloadToTemporary = (url: string) =>
       Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-upload-"))),
       (path) => Effect.sync(() => NodeFs.rmSync(path, { recursive: true, force: true }))
     )
-    const name = decodeURIComponent(new URL(url).pathname.split("/").filter(Boolean).at(-1) ?? "export")
+    const segment = new URL(url).pathname.split("/").filter(Boolean).at(-1) ?? "export"
+    let decoded = segment
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      // A malformed escape: keep the segment as it is.
+    }
+    // Only a plain file name may come from the URL: never a path out of the download folder or the bucket.
+    const name = NodePath.basename(decoded.replaceAll("\\", "/"))
+    if (name === "" || name === "." || name === "..") {
+      return yield* new DatasetError({ dataset: url, reason: "the URL does not end in a file name" })
+    }
     const path = NodePath.join(directory, name)
     const response = yield* client
       .get(url)
