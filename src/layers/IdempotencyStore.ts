@@ -168,6 +168,20 @@ const evalCached = async (
   }
 }
 
+const claimFailure = (cause: unknown) => new IdempotencyStoreError({ operation: "claim", cause })
+
+/** The outcomes a claim script answered for `count` keys, checked. */
+const claimOutcomes = (reply: unknown, count: number): ReadonlyArray<ClaimOutcome> => {
+  if (!Array.isArray(reply) || reply.length !== count)
+    throw new Error(`unexpected claim reply ${String(reply)}`)
+  return reply.map((outcome): ClaimOutcome => {
+    if (outcome === "claimed" || outcome === "done" || outcome === "in_progress" || outcome === "conflict") {
+      return outcome
+    }
+    throw new Error(`unexpected claim outcome ${String(outcome)}`)
+  })
+}
+
 /**
  * Redis: each key is one string `p:<fingerprint>` (pending, PX the pending TTL) or `d:<fingerprint>`
  * (done); claims, completions and releases are Lua scripts, so two API instances racing for one key see
@@ -194,28 +208,28 @@ export const makeRedisIdempotencyStore = (client: Redis, prefix: string): Idempo
     )
   return {
     claim: (entries, pendingTtlMillis) =>
-      Effect.flatMap(
-        run("claim", claimScript, entries, [String(Math.max(1, Math.round(pendingTtlMillis)))]),
-        (chunks) =>
-          Effect.try({
-            try: () =>
-              chunks.flatMap((outcomes) => {
-                if (!Array.isArray(outcomes)) throw new Error(`unexpected claim reply ${String(outcomes)}`)
-                return outcomes.map((outcome): ClaimOutcome => {
-                  if (
-                    outcome === "claimed" ||
-                    outcome === "done" ||
-                    outcome === "in_progress" ||
-                    outcome === "conflict"
-                  ) {
-                    return outcome
-                  }
-                  throw new Error(`unexpected claim outcome ${String(outcome)}`)
-                })
-              }),
-            catch: (cause) => new IdempotencyStoreError({ operation: "claim", cause })
-          })
-      ),
+      Effect.gen(function* () {
+        const ttl = [String(Math.max(1, Math.round(pendingTtlMillis)))]
+        const outcomes: Array<ClaimOutcome> = []
+        for (const chunk of chunksOf(entries, keysPerCall)) {
+          const decoded = yield* run("claim", claimScript, chunk, ttl).pipe(
+            Effect.flatMap(([reply]) =>
+              Effect.try({ try: () => claimOutcomes(reply, chunk.length), catch: claimFailure })
+            ),
+            // A later chunk failing must not leave the earlier chunks' claims pending until their TTL.
+            Effect.tapError(() =>
+              run(
+                "release",
+                releaseScript,
+                entries.filter((_, index) => outcomes[index] === "claimed"),
+                []
+              ).pipe(Effect.ignore)
+            )
+          )
+          outcomes.push(...decoded)
+        }
+        return outcomes
+      }),
     complete: (entries, ttlMillis) =>
       Effect.asVoid(run("complete", completeScript, entries, [String(Math.max(1, Math.round(ttlMillis)))])),
     release: (entries) => Effect.asVoid(run("release", releaseScript, entries, [])),
