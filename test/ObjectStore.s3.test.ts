@@ -110,17 +110,23 @@ describe.skipIf(endpoint === undefined)("S3 object store", () => {
     })
   )
 
+  const partSize = 5 * 1024 * 1024
+  /** A store on a fresh bucket behind a recording proxy: multipart above 1 MiB, 5 MiB parts, two at a time. */
+  const multipartStoreBehindProxy = Effect.gen(function* () {
+    const bucket = yield* freshBucket
+    const { proxy, requests } = yield* Effect.promise(() => recordingProxy(noFaults))
+    yield* Effect.addFinalizer(() => Effect.promise(() => proxy.stop()))
+    const store = makeS3ObjectStore(clientFor({ endpoint: proxy.url }), bucket, {
+      multipartThreshold: 1024 * 1024,
+      partSize,
+      partConcurrency: 2
+    })
+    return { store, requests }
+  })
+
   it.live("a body above the multipart threshold goes up in parts and round-trips byte-identical", () =>
     Effect.gen(function* () {
-      const bucket = yield* freshBucket
-      const { proxy, requests } = yield* Effect.promise(() => recordingProxy(noFaults))
-      yield* Effect.addFinalizer(() => Effect.promise(() => proxy.stop()))
-      const partSize = 5 * 1024 * 1024
-      const store = makeS3ObjectStore(clientFor({ endpoint: proxy.url }), bucket, {
-        multipartThreshold: 1024 * 1024,
-        partSize,
-        partConcurrency: 2
-      })
+      const { store, requests } = yield* multipartStoreBehindProxy
       const body = seededBytes(2 * partSize + 12_345, 42)
       yield* store.put("big/object.bin", body)
       const read = yield* store.get("big/object.bin")
@@ -145,15 +151,7 @@ describe.skipIf(endpoint === undefined)("S3 object store", () => {
 
   it.live("putFile sends a file above the threshold as a multipart upload read part by part", () =>
     Effect.gen(function* () {
-      const bucket = yield* freshBucket
-      const { proxy, requests } = yield* Effect.promise(() => recordingProxy(noFaults))
-      yield* Effect.addFinalizer(() => Effect.promise(() => proxy.stop()))
-      const partSize = 5 * 1024 * 1024
-      const store = makeS3ObjectStore(clientFor({ endpoint: proxy.url }), bucket, {
-        multipartThreshold: 1024 * 1024,
-        partSize,
-        partConcurrency: 2
-      })
+      const { store, requests } = yield* multipartStoreBehindProxy
       const body = seededBytes(2 * partSize + 777, 11)
       const file = NodePath.join(
         NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "s3-put-file-")),
