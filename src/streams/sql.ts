@@ -166,6 +166,32 @@ export const committedFilePaths = (
 }
 
 /**
+ * A view over exactly the committed `files` (copied locally when the store is not a directory), or an empty
+ * view with every column of `schema` when there are none.
+ */
+const registerCommittedView = (
+  viewName: string,
+  schema: TableSchema,
+  committed: Pick<DatasetManifest, "dataset" | "files"> & { readonly version: string | null },
+  viewSql: (paths: ReadonlyArray<string>) => string = (paths) => parquetViewSql(viewName, paths)
+): Effect.Effect<
+  RegisteredView,
+  SqlError | ObjectStoreError | DatasetError,
+  DuckDb | ProcessedBucket | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const duckDb = yield* DuckDb
+    if (committed.files.length === 0) {
+      yield* duckDb.run(emptyViewSql(viewName, schema))
+      return { viewName, manifestVersion: committed.version, files: [] }
+    }
+    yield* checkPartitionPaths(committed)
+    const files = yield* committedFilePaths(yield* ProcessedBucket, committed)
+    yield* duckDb.run(viewSql(files))
+    return { viewName, manifestVersion: committed.version, files }
+  })
+
+/**
  * Creates (or replaces) a DuckDB view over the committed final_aggregate: exactly the files its manifest
  * lists, so a file written but not committed stays invisible. `dt` (DATE) comes from the `dt=YYYY-MM-DD/`
  * path segment through hive partitioning. When the store is not a local directory the committed objects
@@ -182,21 +208,13 @@ export const registerFinalAggregateView = (
 > =>
   Effect.gen(function* () {
     const store = yield* ProcessedBucket
-    const duckDb = yield* DuckDb
     yield* registerSqlHelpers()
     const manifest = yield* readManifest(store, prefixes.finalAggregate)
-    if (Option.isNone(manifest) || manifest.value.files.length === 0) {
-      yield* duckDb.run(emptyViewSql(viewName))
-      return {
-        viewName,
-        manifestVersion: Option.match(manifest, { onNone: () => null, onSome: (m) => m.version }),
-        files: []
-      }
-    }
-    yield* checkPartitionPaths(manifest.value)
-    const files = yield* committedFilePaths(store, manifest.value)
-    yield* duckDb.run(parquetViewSql(viewName, files))
-    return { viewName, manifestVersion: manifest.value.version, files }
+    return yield* registerCommittedView(viewName, finalAggregateSchema, {
+      dataset: Option.match(manifest, { onNone: () => "final_aggregate", onSome: (m) => m.dataset }),
+      version: Option.match(manifest, { onNone: () => null, onSome: (m) => m.version }),
+      files: Option.match(manifest, { onNone: () => [], onSome: (m) => m.files })
+    })
   })
 
 /**
@@ -213,7 +231,6 @@ export const registerIndexViews = (): Effect.Effect<
 > =>
   Effect.gen(function* () {
     const store = yield* ProcessedBucket
-    const duckDb = yield* DuckDb
     const batches = yield* readCommittedBatches(store)
     const replayed = replayedRanges(batches)
     const batchOfFile = new Map(
@@ -238,24 +255,27 @@ export const registerIndexViews = (): Effect.Effect<
                     batch.files.filter((file) => file.key.startsWith(table.prefix))
                   )
                 })
-          if (Option.isNone(manifest) || manifest.value.files.length === 0) {
-            yield* duckDb.run(emptyViewSql(table.name, table.schema))
-            return { viewName: table.name, manifestVersion: null, files: [] }
-          }
-          yield* checkPartitionPaths({ dataset: table.name, files: manifest.value.files })
-          const files = yield* committedFilePaths(store, manifest.value)
+          const files = Option.match(manifest, { onNone: () => [], onSome: (committed) => committed.files })
           const hasLocations = table.schema.some((column) => column.name === "source_location")
-          const replays = manifest.value.files.flatMap((file, index) =>
-            replayed
-              .filter((range) => range.batchId === batchOfFile.get(file.key))
-              .map((range) => ({ ...range, path: files[index] ?? "" }))
+          return yield* registerCommittedView(
+            table.name,
+            table.schema,
+            {
+              dataset: table.name,
+              version: files.length === 0 ? null : (Option.getOrNull(manifest)?.version ?? null),
+              files
+            },
+            (paths) => {
+              const replays = files.flatMap((file, index) =>
+                replayed
+                  .filter((range) => range.batchId === batchOfFile.get(file.key))
+                  .map((range) => ({ ...range, path: paths[index] ?? "" }))
+              )
+              return table.source === "files" && hasLocations && replays.length > 0
+                ? withoutReplaysViewSql(table.name, paths, replays)
+                : parquetViewSql(table.name, paths)
+            }
           )
-          yield* duckDb.run(
-            table.source === "files" && hasLocations && replays.length > 0
-              ? withoutReplaysViewSql(table.name, files, replays)
-              : parquetViewSql(table.name, files)
-          )
-          return { viewName: table.name, manifestVersion: manifest.value.version, files }
         })
     )
   })
