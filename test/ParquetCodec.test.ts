@@ -40,7 +40,9 @@ const row: TableRow = {
   merchant_name: "Café 東京",
   merchant_mcc: "5812",
   merchant_country: "JP",
-  merchant_risk_level: "low"
+  merchant_risk_level: "low",
+  device_id: null,
+  fraud_prior_signal_max_score: null
 }
 
 describe("ParquetCodec on @dsnp/parquetjs", () => {

@@ -75,7 +75,8 @@ const expectedFromProducerFiles = (generated: string) => {
     ...event,
     card_bin: event.card_bin ?? null,
     card_last4: event.card_last4 ?? null,
-    country: event.country ?? null
+    country: event.country ?? null,
+    device_id: event.device_id ?? null
   }))
   const signals = decodeAll(signalFiles, FraudSignal).map((signal) => ({
     ...signal,
@@ -215,6 +216,8 @@ describe("recon CLI (built)", () => {
       merchant_mcc: "VARCHAR",
       merchant_country: "VARCHAR",
       merchant_risk_level: "VARCHAR",
+      device_id: "VARCHAR",
+      fraud_prior_signal_max_score: "DOUBLE",
       dt: "DATE"
     }
     assert.deepStrictEqual(columns, expectedTypes)

@@ -34,6 +34,7 @@ const event = (
   processor: "adyen",
   processor_reference: "psp-1",
   country: "DE",
+  device_id: null,
   ...fields
 })
 
@@ -41,6 +42,8 @@ const signal = (
   fields: Partial<FraudSignalFacts> & Pick<FraudSignalFacts, "signal_id">
 ): FraudSignalFacts => ({
   transaction_id: "tx-1",
+  event_time: at("2026-11-24T10:00:00Z"),
+  source: "rules",
   score: 0.5,
   reasons: [],
   confirmed_fraud: null,
@@ -270,6 +273,45 @@ describe("duplicates by event_id", () => {
     for (let seed = 1; seed <= 50; seed++) {
       expect(buildFinalAggregate(seededShuffle(events, seed), [], noDimensions)).toEqual(reference)
     }
+  })
+})
+
+describe("extension columns", () => {
+  it("device_id comes from the latest state", () => {
+    const events = [
+      event({ event_id: "e1", sequence: 1, device_id: "d-old" }),
+      event({ event_id: "e2", sequence: 2, device_id: "d-new" })
+    ]
+    for (const order of both(events))
+      expect(onlyRow(buildFinalAggregate(order, [], noDimensions)).device_id).toBe("d-new")
+  })
+
+  it("fraud_prior_signal_max_score keeps only non-label signals timed at or before the first event", () => {
+    const first = at("2026-11-24T10:00:00Z")
+    const signals = [
+      signal({ signal_id: "s-partner-before", source: "partner", score: 0.4, event_time: first - 1 }),
+      signal({ signal_id: "s-rules-at", source: "rules", score: 0.3, event_time: first }),
+      signal({ signal_id: "s-model-after", source: "model", score: 0.9, event_time: first + 1 }),
+      signal({ signal_id: "s-chargeback", source: "chargeback", score: 1, event_time: first - 5 }),
+      signal({
+        signal_id: "s-confirmed",
+        source: "partner",
+        score: 0.95,
+        event_time: first - 5,
+        confirmed_fraud: true
+      })
+    ]
+    for (const order of both(signals)) {
+      const row = onlyRow(
+        buildFinalAggregate([event({ event_id: "e1", event_time: first })], order, noDimensions)
+      )
+      expect(row.fraud_prior_signal_max_score).toBe(0.4)
+      expect(row.fraud_max_score).toBe(1)
+    }
+    const none = onlyRow(
+      buildFinalAggregate([event({ event_id: "e1", event_time: first })], [signals[2]!], noDimensions)
+    )
+    expect(none.fraud_prior_signal_max_score).toBeNull()
   })
 })
 
@@ -649,12 +691,15 @@ describe("property: order and duplication of inputs do not matter", () => {
     card_last4: fc.constantFrom(null, "1111"),
     processor: fc.constantFrom("adyen", "stripe"),
     processor_reference: fc.constantFrom("psp-1", "psp-2"),
-    country: fc.constantFrom(null, "DE", "JP")
+    country: fc.constantFrom(null, "DE", "JP"),
+    device_id: fc.constantFrom(null, "d-1")
   })
 
   const signalArbitrary: fc.Arbitrary<FraudSignalFacts> = fc.record({
     signal_id: fc.constantFrom("s1", "s2", "s3", "s4"),
     transaction_id: fc.constantFrom("tx-1", "tx-2", "tx-3", "tx-orphan"),
+    event_time: fc.integer({ min: 0, max: 4 }).map((hours) => baseTime + hours * 3_600_000_000),
+    source: fc.constantFrom("rules", "partner", "chargeback"),
     score: fc.constantFrom(0, 0.25, 0.5, 1),
     reasons: fc.uniqueArray(fc.constantFrom("velocity", "geo", "bin", "Ávila"), { maxLength: 3 }),
     confirmed_fraud: fc.constantFrom(null, false, true)

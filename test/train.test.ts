@@ -51,6 +51,8 @@ const baseRow: FinalAggregateRow = {
   fraud_max_score: null,
   fraud_reasons: [],
   confirmed_fraud: false,
+  device_id: "d-1",
+  fraud_prior_signal_max_score: null,
   user_country: "US",
   user_kyc_level: "basic",
   user_risk_tier: "low",

@@ -19,7 +19,8 @@ export const transactionEventFactColumns = [
   "card_last4",
   "processor",
   "processor_reference",
-  "country"
+  "country",
+  "device_id"
 ] as const satisfies ReadonlyArray<keyof IndexedTransaction>
 
 /** The fields of a transaction event the final aggregate reads. */
@@ -29,6 +30,8 @@ export type TransactionEventFacts = Pick<IndexedTransaction, (typeof transaction
 export const fraudSignalFactColumns = [
   "signal_id",
   "transaction_id",
+  "event_time",
+  "source",
   "score",
   "reasons",
   "confirmed_fraud"
@@ -83,6 +86,25 @@ export interface FraudRollup {
   readonly reasons: Set<string>
   maxScore: number | null
   confirmed: boolean
+  /** (event_time, score) of the non-label signals: sources rules, model, partner without confirmed_fraud. */
+  readonly screening: Array<readonly [EpochMicros, number]>
+}
+
+/** Signal sources that are evidence, not the fraud label (chargeback and manual_review confirm fraud). */
+export const screeningSources: ReadonlyArray<string> = ["rules", "model", "partner"]
+
+/** Whether a signal is screening evidence a model may use: a non-label source and not a confirmation. */
+export const isScreeningSignal = (signal: Pick<FraudSignalFacts, "source" | "confirmed_fraud">): boolean =>
+  screeningSources.includes(signal.source) && signal.confirmed_fraud !== true
+
+/** Max score of the screening signals timed at or before `transactionTime`; null when there are none. */
+export const priorScreeningMaxScore = (
+  screening: ReadonlyArray<readonly [EpochMicros, number]>,
+  transactionTime: EpochMicros
+): number | null => {
+  let max: number | null = null
+  for (const [time, score] of screening) if (time <= transactionTime && (max === null || score > max)) max = score
+  return max
 }
 
 /**
@@ -92,7 +114,13 @@ export interface FraudRollup {
  */
 export class TransactionAccumulator {
   readonly events = new Map<string, TransactionEventFacts>()
-  readonly fraud: FraudRollup = { signalIds: new Set(), reasons: new Set(), maxScore: null, confirmed: false }
+  readonly fraud: FraudRollup = {
+    signalIds: new Set(),
+    reasons: new Set(),
+    maxScore: null,
+    confirmed: false,
+    screening: []
+  }
 
   addEvent(event: TransactionEventFacts): void {
     const kept = this.events.get(event.event_id)
@@ -104,6 +132,7 @@ export class TransactionAccumulator {
     for (const reason of signal.reasons) this.fraud.reasons.add(reason)
     if (this.fraud.maxScore === null || signal.score > this.fraud.maxScore) this.fraud.maxScore = signal.score
     if (signal.confirmed_fraud === true) this.fraud.confirmed = true
+    if (isScreeningSignal(signal)) this.fraud.screening.push([signal.event_time, signal.score])
   }
 }
 
@@ -187,6 +216,8 @@ export const finalRowOf = (
     fraud_reasons: [...fraud.reasons].sort(compareCodePoints),
     confirmed_fraud: fraud.confirmed,
     ...dimensionColumnsFor(dimensions, latest.user_id, latest.merchant_id),
+    device_id: latest.device_id,
+    fraud_prior_signal_max_score: priorScreeningMaxScore(fraud.screening, first),
     dt: utcDate(first)
   }
 }

@@ -146,6 +146,13 @@ export interface FinalAggregateRow extends DimensionColumns {
   readonly fraud_max_score: number | null
   readonly fraud_reasons: ReadonlyArray<string>
   readonly confirmed_fraud: boolean
+  /** Extension: device_id of the latest state; null when it has none. */
+  readonly device_id: string | null
+  /**
+   * Extension: max score of the non-label signals (sources rules, model, partner, not confirmed_fraud)
+   * timed at or before first_event_time, so known when the transaction happened; null when none.
+   */
+  readonly fraud_prior_signal_max_score: number | null
   /** The partition value, UTC date of first_event_time; stored in the path `dt=YYYY-MM-DD/`, not the file. */
   readonly dt: string
 }
@@ -177,5 +184,7 @@ export const finalAggregateSchema: TableSchema = [
   column("fraud_max_score", "double", true),
   column("fraud_reasons", "string_list"),
   column("confirmed_fraud", "boolean"),
-  ...dimensionColumns
+  ...dimensionColumns,
+  column("device_id", "string", true),
+  column("fraud_prior_signal_max_score", "double", true)
 ]
