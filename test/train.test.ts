@@ -6,15 +6,33 @@ import { utcDate } from "../src/domain/time.js"
 import { makeMemoryObjectStore, ProcessedBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { Tensorflow } from "../src/layers/Tensorflow.js"
-import { prefixes, readFinalAggregate, writeManifest } from "../src/streams/datasets.js"
-import { featureVector, fitFeatureSpec, logMajorAmount, splitByTime } from "../src/streams/train/features.js"
-import { atAlertRate, averagePrecision, classificationMetrics, rocAuc } from "../src/streams/train/metrics.js"
+import { prefixes, writeManifest } from "../src/streams/datasets.js"
+import { ActivityTracker } from "../src/streams/train/activity.js"
+import {
+  examplesInTimeOrder,
+  featureVector,
+  fitFeatureSpec,
+  logMajorAmount,
+  type ScoringFacts,
+  splitByTime
+} from "../src/streams/train/features.js"
+import {
+  atAlertRate,
+  averagePrecision,
+  calibration,
+  classificationMetrics,
+  precisionRecallCurve,
+  rocAuc
+} from "../src/streams/train/metrics.js"
 import { makePrng, reservoirSample } from "../src/streams/train/random.js"
 import {
   disposeFraudModel,
   fitFraudModel,
   loadFraudModel,
   modelKeyPrefix,
+  promotedModel,
+  promoteFraudModel,
+  readTrainingExamples,
   resolveTrainOptions,
   saveFraudModel,
   scoreRows,
@@ -64,6 +82,9 @@ const baseRow: FinalAggregateRow = {
   dt: "2026-01-01"
 }
 
+const noActivity = { user_txn_1h: 0, user_txn_24h: 0, device_txn_24h: 0, device_known_for_user: false }
+const baseFacts: FinalAggregateRow & ScoringFacts = { ...baseRow, ...noActivity }
+
 const currencies = ["USD", "EUR", "JPY", "KWD"] as const
 const riskyMccList = ["7995", "5967", "6051", "4829"] as const
 const safeMccList = ["5812", "5411", "5999", "4111"] as const
@@ -83,6 +104,7 @@ const syntheticRows = (count: number, seed: number): Array<FinalAggregateRow> =>
   }))
   return Array.from({ length: count }, (_, index): FinalAggregateRow => {
     const merchant = pick(merchants)
+    const userIndex = Math.floor(random() * 600)
     const firstEventTime = startMicros + Math.floor(((index + random()) * 30 * dayMicros) / count)
     const newUser = random() < 0.2
     const knownUser = random() < 0.9
@@ -107,7 +129,8 @@ const syntheticRows = (count: number, seed: number): Array<FinalAggregateRow> =>
       status: fraud ? "chargeback" : pick(["captured", "settled"]),
       amount_minor: amountMinor,
       currency: merchant.currency,
-      user_id: `u-${Math.floor(random() * 600)}`,
+      user_id: `u-${userIndex}`,
+      device_id: random() < 0.9 ? `d-${userIndex}` : null,
       merchant_id: merchant.id,
       payment_method: pick(["card", "card", "wallet", "bank_transfer"]),
       card_bin: random() < 0.8 ? "411111" : null,
@@ -156,6 +179,7 @@ const commitFinalAggregate = (rows: ReadonlyArray<FinalAggregateRow>) =>
   })
 
 const syntheticData = syntheticRows(3000, 20260101)
+const syntheticExamples = examplesInTimeOrder(syntheticData)
 
 const BucketWithData = Layer.effect(
   ProcessedBucket,
@@ -226,7 +250,7 @@ describe("fraud metrics", () => {
 })
 
 describe("fraud features", () => {
-  const trainRows = syntheticData.slice(0, 500)
+  const trainRows = syntheticExamples.slice(0, 500)
   const spec = fitFeatureSpec(trainRows)
 
   it("ignore status, lifecycle outcomes, fraud_* and confirmed_fraud (no label leakage)", () => {
@@ -244,14 +268,17 @@ describe("fraud features", () => {
       fraud_reasons: ["velocity", "chargeback"],
       confirmed_fraud: true
     }
-    const leaked = { ...baseRow, ...outcomes }
-    assert.deepStrictEqual(Array.from(featureVector(leaked, spec)), Array.from(featureVector(baseRow, spec)))
+    const leaked = { ...baseFacts, ...outcomes }
+    assert.deepStrictEqual(
+      Array.from(featureVector(leaked, spec)),
+      Array.from(featureVector(baseFacts, spec))
+    )
     const relabelled = trainRows.map((row) => ({ ...row, ...outcomes }))
     assert.deepStrictEqual(fitFeatureSpec(relabelled), spec)
     // Control: a transaction-time fact does change the vector.
     assert.notDeepEqual(
-      Array.from(featureVector({ ...baseRow, amount_minor: baseRow.amount_minor * 50 }, spec)),
-      Array.from(featureVector(baseRow, spec))
+      Array.from(featureVector({ ...baseFacts, amount_minor: baseRow.amount_minor * 50 }, spec)),
+      Array.from(featureVector(baseFacts, spec))
     )
   })
 
@@ -259,7 +286,7 @@ describe("fraud features", () => {
     assert.strictEqual(logMajorAmount(1000, "JPY"), logMajorAmount(100_000, "USD"))
     assert.strictEqual(logMajorAmount(1_000_000, "KWD"), logMajorAmount(100_000, "USD"))
     const names = spec.featureNames
-    const raw = (row: FinalAggregateRow) => {
+    const raw = (row: ScoringFacts) => {
       const vector = featureVector(row, spec)
       return (name: string) => {
         const index = names.indexOf(name)
@@ -270,7 +297,7 @@ describe("fraud features", () => {
       }
     }
     const unknownUser = raw({
-      ...baseRow,
+      ...baseFacts,
       user_country: null,
       user_kyc_level: null,
       user_risk_tier: null,
@@ -287,7 +314,7 @@ describe("fraud features", () => {
     assert.closeTo(unknownUser("risky_mcc"), 1, 1e-6)
     assert.closeTo(unknownUser("country_mismatch"), 0, 1e-6)
     assert.closeTo(unknownUser("card_bin_present"), 0, 1e-6)
-    const known = raw({ ...baseRow, country: "DE" })
+    const known = raw({ ...baseFacts, country: "DE" })
     assert.closeTo(known("country_mismatch"), 1, 1e-6)
     assert.closeTo(known("user_kyc_basic"), 1, 1e-6)
     assert.closeTo(known("user_tenure_log_days"), Math.log1p(400 + 13 / 24), 1e-4)
@@ -296,7 +323,7 @@ describe("fraud features", () => {
   })
 
   it("fit merchant amount statistics on the training split only", () => {
-    const { train, validation } = splitByTime(syntheticData, 0.2)
+    const { train, validation } = splitByTime(syntheticExamples, 0.2)
     const fitted = fitFeatureSpec(train)
     assert.strictEqual(fitted.globalAmountStats.count, train.length)
     const merchantTrain = train.filter((row) => row.merchant_id === "m-0")
@@ -308,6 +335,112 @@ describe("fraud features", () => {
       merchantTrain.length
     assert.closeTo(stats?.mean ?? Number.NaN, mean, 1e-9)
     assert.isTrue((validation[0]?.first_event_time ?? 0) >= (train.at(-1)?.first_event_time ?? Infinity))
+  })
+})
+
+describe("past activity features", () => {
+  const hour = 3_600_000_000
+  const at = (hours: number) => startMicros + Math.round(hours * hour)
+  const key = (user: string, device: string | null, hours: number) => ({
+    user_id: user,
+    device_id: device,
+    first_event_time: at(hours)
+  })
+
+  it("count only earlier transactions inside each window, never the row itself or one at the same instant", () => {
+    const tracker = new ActivityTracker()
+    assert.deepStrictEqual(tracker.observe(key("u", "d", 0)), noActivity)
+    assert.deepStrictEqual(tracker.observe(key("u", "d", 0)), noActivity)
+    assert.deepStrictEqual(tracker.observe(key("u", "d", 0.5)), {
+      user_txn_1h: 2,
+      user_txn_24h: 2,
+      device_txn_24h: 2,
+      device_known_for_user: true
+    })
+    // 1h15 after the first two: they fall out of [t − 1h, t), the one at 0h30 stays.
+    assert.deepStrictEqual(tracker.observe(key("u", "other", 1.25)), {
+      user_txn_1h: 1,
+      user_txn_24h: 3,
+      device_txn_24h: 0,
+      device_known_for_user: false
+    })
+    assert.deepStrictEqual(tracker.observe(key("v", "d", 2)), {
+      user_txn_1h: 0,
+      user_txn_24h: 0,
+      device_txn_24h: 3,
+      device_known_for_user: false
+    })
+    assert.strictEqual(tracker.observe(key("u", null, 30)).device_known_for_user, false)
+    tracker.evictBefore(at(24 * 40))
+    assert.strictEqual(tracker.size, 0)
+  })
+
+  it("cannot see the future: changing or adding later rows leaves every earlier row's features unchanged", () => {
+    const cut = syntheticExamples[1500]!.first_event_time
+    const spec = fitFeatureSpec(syntheticExamples.slice(0, 1000))
+    const vectorsBefore = (examples: ReadonlyArray<ScoringFacts>) =>
+      examples
+        .filter((example) => example.first_event_time < cut)
+        .map((example) => Array.from(featureVector(example, spec)))
+    const future = syntheticData.map((row) =>
+      row.first_event_time < cut
+        ? row
+        : {
+            ...row,
+            amount_minor: row.amount_minor * 7,
+            device_id: "d-shared",
+            confirmed_fraud: !row.confirmed_fraud
+          }
+    )
+    const burst = Array.from({ length: 50 }, (_, index) => ({
+      ...syntheticData[0]!,
+      transaction_id: `tx-future-${index}`,
+      first_event_time: cut + index
+    }))
+    const shuffled = [...future, ...burst].reverse()
+    assert.deepStrictEqual(vectorsBefore(examplesInTimeOrder(shuffled)), vectorsBefore(syntheticExamples))
+    // Control: the same burst before the cut does change the activity of later rows.
+    const early = burst.map((row, index) => ({
+      ...row,
+      first_event_time: syntheticData[0]!.first_event_time + index
+    }))
+    assert.notDeepEqual(
+      vectorsBefore(examplesInTimeOrder([...syntheticData, ...early])),
+      vectorsBefore(syntheticExamples)
+    )
+  })
+})
+
+describe("calibration and curves", () => {
+  it("bins scores, with Brier score and expected calibration error", () => {
+    const result = calibration([0.05, 0.05, 0.95, 0.95, 1], [false, true, true, true, true], 10)
+    assert.strictEqual(result.bins.length, 10)
+    assert.deepStrictEqual(
+      result.bins.map((bin) => bin.count),
+      [2, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+    )
+    assert.closeTo(result.bins[0]!.observedRate, 0.5, 1e-12)
+    assert.closeTo(result.bins[9]!.meanScore, (0.95 + 0.95 + 1) / 3, 1e-12)
+    assert.closeTo(result.brierScore, (0.05 ** 2 + 0.95 ** 2 + 0.05 ** 2 + 0.05 ** 2 + 0) / 5, 1e-12)
+    assert.closeTo(result.expectedCalibrationError, (2 / 5) * 0.45 + (3 / 5) * Math.abs(2.9 / 3 - 1), 1e-12)
+  })
+
+  it("the precision-recall curve steps through distinct thresholds and is thinned", () => {
+    const curve = precisionRecallCurve([0.9, 0.8, 0.8, 0.1], [true, false, true, false])
+    assert.deepStrictEqual(curve, [
+      { threshold: 0.9, precision: 1, recall: 0.5 },
+      { threshold: 0.8, precision: 2 / 3, recall: 1 },
+      { threshold: 0.1, precision: 0.5, recall: 1 }
+    ])
+    const many = Array.from({ length: 1000 }, (_, index) => index / 1000)
+    assert.strictEqual(
+      precisionRecallCurve(
+        many,
+        many.map((value) => value > 0.5),
+        50
+      ).length,
+      50
+    )
   })
 })
 
@@ -352,7 +485,31 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
       assert.closeTo(first.positiveClassWeight, (2400 - first.positives.train) / first.positives.train, 1e-12)
       const store = yield* ProcessedBucket
       const saved = (yield* store.list(first.key)).map((info) => info.key.slice(first.key.length))
-      assert.deepStrictEqual(saved, ["feature_spec.json", "metrics.json", "model.json", "weights.bin"])
+      assert.deepStrictEqual(saved, [
+        "calibration.svg",
+        "feature_spec.json",
+        "metrics.json",
+        "model.json",
+        "model_card.json",
+        "model_card.md",
+        "pr_curve.svg",
+        "weights.bin"
+      ])
+      assert.deepStrictEqual(second.logisticMetrics, first.logisticMetrics)
+      assert.isAbove(first.logisticMetrics.rocAuc, 0.5)
+      const card = JSON.parse(
+        new TextDecoder().decode(Option.getOrThrow(yield* store.get(`${first.key}model_card.json`)))
+      ) as { metrics: { model: unknown; logisticRegression: unknown; rules: unknown }; dataRange: unknown }
+      assert.deepStrictEqual(card.metrics.model, JSON.parse(JSON.stringify(first.metrics)))
+      assert.deepStrictEqual(card.dataRange, first.dataRange)
+      const chart = new TextDecoder().decode(Option.getOrThrow(yield* store.get(`${first.key}pr_curve.svg`)))
+      assert.match(chart, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/)
+      assert.include(chart, "<polyline")
+      const report = new TextDecoder().decode(
+        Option.getOrThrow(yield* store.get(`${first.key}model_card.md`))
+      )
+      assert.include(report, "| logistic regression |")
+      assert.include(report, "pr_curve.svg")
       const other = yield* trainFraudModel({ seed: 12, epochs: 10, batchSize: 64 })
       assert.notStrictEqual(other.version, first.version)
     })
@@ -360,7 +517,7 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
 
   it.effect("the saved model reloads through the object store and scores like the in-memory model", () =>
     Effect.gen(function* () {
-      const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+      const { examples: rows } = yield* readTrainingExamples({ seed: 1 })
       assert.strictEqual(rows.length, 3000)
       const options = yield* resolveTrainOptions({ seed: 5, epochs: 4 })
       const fitted = yield* fitFraudModel(rows, options)
@@ -395,13 +552,13 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
   it.effect("fails with a TrainError on too few rows, a split without positives, or a missing model", () =>
     Effect.gen(function* () {
       const options = yield* resolveTrainOptions({ seed: 1, epochs: 1 })
-      const tooFew = yield* Effect.flip(fitFraudModel(syntheticData.slice(0, 50), options))
+      const tooFew = yield* Effect.flip(fitFraudModel(syntheticExamples.slice(0, 50), options))
       assert.instanceOf(tooFew, TrainError)
       assert.match(tooFew.reason, /too few rows: 50/)
-      const noFraud = syntheticData.map((row) => ({ ...row, confirmed_fraud: false }))
+      const noFraud = syntheticExamples.map((row) => ({ ...row, confirmed_fraud: false }))
       const noPositives = yield* Effect.flip(fitFraudModel(noFraud, options))
       assert.match(noPositives.reason, /no positives .* training split/)
-      const lateFraudOnly = syntheticData.map((row, index) => ({ ...row, confirmed_fraud: index < 100 }))
+      const lateFraudOnly = syntheticExamples.map((row, index) => ({ ...row, confirmed_fraud: index < 100 }))
       const noValidationPositives = yield* Effect.flip(fitFraudModel(lateFraudOnly, options))
       assert.match(noValidationPositives.reason, /no positives .* validation split/)
       const missing = yield* Effect.exit(loadFraudModel("never-saved"))
@@ -409,6 +566,54 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
       const badVersion = yield* Effect.flip(trainFraudModel({ version: "../escape" }))
       assert.match(badVersion.reason, /not a safe path segment/)
     })
+  )
+
+  it.effect(
+    "promotes the first model, then only a model that beats the promoted one on its validation window",
+    () =>
+      Effect.gen(function* () {
+        assert.isTrue(Option.isNone(yield* promotedModel))
+        const weak = yield* trainFraudModel({
+          seed: 21,
+          epochs: 1,
+          hiddenUnits: [1],
+          learningRate: 0.0005,
+          version: "weak"
+        })
+        assert.deepStrictEqual(weak.promotion, {
+          promoted: true,
+          reason: "first model: nothing was promoted",
+          promotedVersion: "weak"
+        })
+        const strong = yield* trainFraudModel({ seed: 21, epochs: 10, batchSize: 64, version: "strong" })
+        assert.isAbove(strong.metrics.prAuc, weak.metrics.prAuc)
+        assert.isTrue(strong.promotion.promoted)
+        assert.match(
+          strong.promotion.reason,
+          /^beats the promoted model: PR-AUC [0-9.]+ vs [0-9.]+ of weak on /
+        )
+        assert.strictEqual(Option.getOrThrow(yield* promotedModel).version, "strong")
+        const again = yield* trainFraudModel({
+          seed: 21,
+          epochs: 1,
+          hiddenUnits: [1],
+          learningRate: 0.0005,
+          version: "weak-2"
+        })
+        assert.isFalse(again.promotion.promoted)
+        assert.match(again.promotion.reason, /^does not beat the promoted model/)
+        assert.strictEqual(again.promotion.promotedVersion, "strong")
+        const manual = yield* trainFraudModel({ seed: 22, epochs: 2, version: "manual", autoPromote: false })
+        assert.isFalse(manual.promotion.promoted)
+        assert.strictEqual(Option.getOrThrow(yield* promotedModel).version, "strong")
+        yield* promoteFraudModel("weak-2")
+        const pointer = Option.getOrThrow(yield* promotedModel)
+        assert.strictEqual(pointer.version, "weak-2")
+        assert.strictEqual(pointer.reason, "promoted by command")
+        const missing = yield* Effect.flip(promoteFraudModel("never-trained"))
+        assert.match(missing.reason, /models\/never-trained\/metrics.json is missing/)
+        assert.strictEqual(Option.getOrThrow(yield* promotedModel).version, "weak-2")
+      }).pipe(Effect.provide(BucketWithData.pipe(Layer.provide(codecLayer))))
   )
 
   it.effect("fails with a TrainError when no final_aggregate is committed", () =>

@@ -103,7 +103,8 @@ export const priorScreeningMaxScore = (
   transactionTime: EpochMicros
 ): number | null => {
   let max: number | null = null
-  for (const [time, score] of screening) if (time <= transactionTime && (max === null || score > max)) max = score
+  for (const [time, score] of screening)
+    if (time <= transactionTime && (max === null || score > max)) max = score
   return max
 }
 

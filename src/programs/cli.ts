@@ -23,7 +23,7 @@ import {
 } from "../streams/sql.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
-import { trainFraudModel } from "../streams/train.js"
+import { promoteFraudModel, trainFraudModel } from "../streams/train.js"
 import { embeddedLayer, eventLogLayer, expiringKeyValueLayer, storageLayer } from "./layers.js"
 
 const printJson = (value: unknown) =>
@@ -208,11 +208,17 @@ const train = Command.make(
     output: outputOption,
     epochs: Options.integer("epochs").pipe(Options.optional),
     sampleSize: Options.integer("sample-size").pipe(Options.optional),
-    seed: Options.integer("seed").pipe(Options.withDefault(42))
+    seed: Options.integer("seed").pipe(Options.withDefault(42)),
+    noPromote: Options.boolean("no-promote").pipe(
+      Options.withDescription(
+        "never move the promoted pointer (default: promote when the new model beats it)"
+      )
+    )
   },
-  ({ output, epochs, sampleSize, seed }) =>
+  ({ output, epochs, sampleSize, seed, noPromote }) =>
     trainFraudModel({
       seed,
+      autoPromote: !noPromote,
       ...(Option.isSome(epochs) ? { epochs: epochs.value } : {}),
       ...(Option.isSome(sampleSize) ? { sampleSize: sampleSize.value } : {})
     }).pipe(
@@ -220,6 +226,18 @@ const train = Command.make(
       Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), Tensorflow.layer))
     )
 ).pipe(Command.withDescription("Train the fraud model on final_aggregate and save it under models/"))
+
+const promote = Command.make(
+  "promote",
+  { output: outputOption, version: Args.text({ name: "version" }) },
+  ({ output, version }) =>
+    promoteFraudModel(version).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(storageLayer(directoriesOf(Option.none(), output)))
+    )
+).pipe(
+  Command.withDescription("Point models/promoted.json at a saved model version (live scoring picks it up)")
+)
 
 const streaming = Command.make(
   "streaming",
@@ -322,6 +340,7 @@ const recon = Command.make("recon").pipe(
     athena,
     aggregate,
     train,
+    promote,
     apiKey
   ])
 )

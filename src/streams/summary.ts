@@ -48,9 +48,11 @@ export const formatEndToEndSummary = (report: EndToEndReport): string => {
       )
       .join(", ")}`,
     `model ${model.version} (${model.backend}): train ${model.rows.train} / validation ${model.rows.validation} rows, positives ${model.positives.validation} in validation`,
-    `  model    ROC-AUC ${metric(model.metrics.rocAuc)}  PR-AUC ${metric(model.metrics.prAuc)}`,
-    `  baseline ROC-AUC ${metric(model.baselineMetrics.rocAuc)}  PR-AUC ${metric(model.baselineMetrics.prAuc)}`,
-    `  training ${Math.round(model.samplesPerSecond)} samples/s; saved under ${model.key}`,
+    `  model               ROC-AUC ${metric(model.metrics.rocAuc)}  PR-AUC ${metric(model.metrics.prAuc)}`,
+    `  logistic regression ROC-AUC ${metric(model.logisticMetrics.rocAuc)}  PR-AUC ${metric(model.logisticMetrics.prAuc)}`,
+    `  rules               ROC-AUC ${metric(model.baselineMetrics.rocAuc)}  PR-AUC ${metric(model.baselineMetrics.prAuc)}`,
+    `  training ${Math.round(model.samplesPerSecond)} samples/s; saved with its model card under ${model.key}`,
+    `  ${model.promotion.promoted ? "promoted" : "not promoted"}: ${model.promotion.reason}`,
     `share quarantined: ${percent(inTotal === 0 ? 0 : quarantined / inTotal)}`
   ]
   return lines.join("\n")

@@ -1,28 +1,52 @@
 import { createHash } from "node:crypto"
 import type * as Tf from "@tensorflow/tfjs"
-import { Effect, Schema } from "effect"
-import type { FinalAggregateRow } from "../domain/rows.js"
+import { Effect, Option, Schema } from "effect"
+import { microsToIso } from "../domain/time.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { Tensorflow, type TfModule } from "../layers/Tensorflow.js"
-import { prefixes, readFinalAggregate } from "./datasets.js"
+import { prefixes, readCommittedFile, readManifest } from "./datasets.js"
+import { ActivityTracker, activityWindows } from "./train/activity.js"
 import { TrainError } from "./train/errors.js"
 import {
   baselineScore,
+  exampleColumns,
+  examplesInTimeOrder,
   FeatureSpec,
   featureMatrix,
   fitFeatureSpec,
-  splitByTime,
-  type TransactionTimeFacts,
-  transactionTimeColumns
+  type LabeledExample,
+  type ScoringFacts,
+  splitByTime
 } from "./train/features.js"
-import { type ClassificationMetrics, classificationMetrics } from "./train/metrics.js"
+import {
+  type Calibration,
+  type ClassificationMetrics,
+  calibration,
+  classificationMetrics,
+  type PrecisionRecallPoint,
+  precisionRecallCurve
+} from "./train/metrics.js"
+import {
+  calibrationChart,
+  type ModelCardSummary,
+  modelCardMarkdown,
+  precisionRecallChart
+} from "./train/modelCard.js"
 import { loadLayersModel, modelFiles, readModelFile, saveLayersModel } from "./train/modelStore.js"
-import { makePrng, permutation, reservoirSample } from "./train/random.js"
+import { makePrng, permutation, Reservoir } from "./train/random.js"
+import {
+  decidePromotion,
+  type PromotedPointer,
+  type PromotionDecision,
+  readPromotedPointer,
+  writePromotedPointer
+} from "./train/registry.js"
 
 export { TrainError } from "./train/errors.js"
-export type { FeatureSpec, TransactionTimeFacts } from "./train/features.js"
-export type { AlertRateMetrics, ClassificationMetrics } from "./train/metrics.js"
+export type { FeatureSpec, LabeledExample, ScoringFacts, TransactionTimeFacts } from "./train/features.js"
+export type { AlertRateMetrics, Calibration, ClassificationMetrics } from "./train/metrics.js"
+export type { PromotedPointer } from "./train/registry.js"
 
 /** Options of {@link trainFraudModel}; every field has a default. */
 export interface TrainOptions {
@@ -44,6 +68,8 @@ export interface TrainOptions {
   readonly minRows?: number
   /** Model version (a path segment); default `v-<seed>-<hash of data and options>`. */
   readonly version?: string
+  /** Promote the new model when it beats the promoted one on its validation window. Default true. */
+  readonly autoPromote?: boolean
 }
 
 /** {@link TrainOptions} with defaults applied. */
@@ -64,6 +90,12 @@ export interface SplitCounts {
   readonly validation: number
 }
 
+/** First and last first_event_time (RFC 3339, UTC) of a split. */
+export interface TimeRange {
+  readonly from: string
+  readonly to: string
+}
+
 /** A trained model in memory with what it was fitted and evaluated on. */
 export interface FittedFraudModel {
   readonly model: Tf.LayersModel
@@ -71,15 +103,35 @@ export interface FittedFraudModel {
   readonly options: ResolvedTrainOptions
   readonly rows: SplitCounts
   readonly positives: SplitCounts
+  readonly dataRange: { readonly train: TimeRange; readonly validation: TimeRange }
+  /** The validation examples (newest rows), kept to compare with the promoted model on the same window. */
+  readonly validation: ReadonlyArray<LabeledExample>
   /** negatives / positives on the training split. */
   readonly positiveClassWeight: number
   readonly finalLoss: number
-  /** Validation metrics of the model and of the rules baseline. */
+  /** Validation metrics of the model, of the logistic-regression baseline and of the rules baseline. */
   readonly metrics: ClassificationMetrics
+  readonly logisticMetrics: ClassificationMetrics
   readonly baselineMetrics: ClassificationMetrics
+  readonly calibration: Calibration
+  readonly logisticCalibration: Calibration
+  readonly curves: {
+    readonly model: ReadonlyArray<PrecisionRecallPoint>
+    readonly logisticRegression: ReadonlyArray<PrecisionRecallPoint>
+    readonly rules: ReadonlyArray<PrecisionRecallPoint>
+  }
+  /** Training samples per second of the network (examples × epochs / seconds). */
   readonly samplesPerSecond: number
   /** Identifies the data and options: same hash, same model. */
   readonly dataHash: string
+}
+
+/** Whether a training run moved the promoted pointer, and why. */
+export interface PromotionOutcome {
+  readonly promoted: boolean
+  readonly reason: string
+  /** The promoted version after the run (none when nothing is promoted). */
+  readonly promotedVersion: string | null
 }
 
 /** What {@link trainFraudModel} reports. */
@@ -90,12 +142,18 @@ export interface TrainingReport {
   readonly key: string
   readonly rows: SplitCounts
   readonly positives: SplitCounts
+  readonly dataRange: { readonly train: TimeRange; readonly validation: TimeRange }
   readonly metrics: ClassificationMetrics
+  readonly logisticMetrics: ClassificationMetrics
   readonly baselineMetrics: ClassificationMetrics
+  readonly calibration: { readonly brierScore: number; readonly expectedCalibrationError: number }
   readonly positiveClassWeight: number
   readonly finalLoss: number
   readonly epochs: number
   readonly samplesPerSecond: number
+  /** final_aggregate rows read (before sampling). */
+  readonly rowsRead: number
+  readonly promotion: PromotionOutcome
 }
 
 /** A saved model read back from the processed bucket. */
@@ -145,19 +203,20 @@ export const resolveTrainOptions = (
   return Effect.succeed(resolved)
 }
 
-/** A hash of the rows (pass them in time order), their feature columns and labels, and of the options. */
+const activityKeys = ["user_txn_1h", "user_txn_24h", "device_txn_24h", "device_known_for_user"] as const
+
+/** A hash of the examples (pass them in time order), their features and labels, and of the options. */
 export const hashTrainingData = (
-  rows: ReadonlyArray<FinalAggregateRow>,
+  examples: ReadonlyArray<LabeledExample>,
   options: ResolvedTrainOptions
 ): string => {
   const hash = createHash("sha256")
   hash.update(JSON.stringify(options))
-  for (const row of rows) {
+  for (const example of examples) {
     hash.update(
       JSON.stringify([
-        row.transaction_id,
-        ...transactionTimeColumns.map((column) => row[column]),
-        row.confirmed_fraud
+        ...exampleColumns.map((column) => example[column as keyof LabeledExample]),
+        ...activityKeys.map((key) => example[key])
       ])
     )
     hash.update("\n")
@@ -165,8 +224,8 @@ export const hashTrainingData = (
   return hash.digest("hex").slice(0, 16)
 }
 
-const labelsOf = (rows: ReadonlyArray<FinalAggregateRow>): Array<boolean> =>
-  rows.map((row) => row.confirmed_fraud === true)
+const labelsOf = (examples: ReadonlyArray<LabeledExample>): Array<boolean> =>
+  examples.map((example) => example.confirmed_fraud === true)
 
 const countTrue = (labels: ReadonlyArray<boolean>): number => labels.filter(Boolean).length
 
@@ -179,7 +238,7 @@ const checkSplit = (name: string, labels: ReadonlyArray<boolean>): Effect.Effect
   return Effect.void
 }
 
-const buildModel = (tf: TfModule, inputWidth: number, options: ResolvedTrainOptions): Tf.Sequential => {
+const buildNetwork = (tf: TfModule, inputWidth: number, options: ResolvedTrainOptions): Tf.Sequential => {
   const model = tf.sequential({ name: "fraud_model" })
   options.hiddenUnits.forEach((units, index) => {
     model.add(
@@ -204,6 +263,26 @@ const buildModel = (tf: TfModule, inputWidth: number, options: ResolvedTrainOpti
   return model
 }
 
+/** The logistic-regression baseline: one sigmoid unit over the same standardised features. */
+const buildLogisticRegression = (
+  tf: TfModule,
+  inputWidth: number,
+  options: ResolvedTrainOptions
+): Tf.Sequential => {
+  const model = tf.sequential({ name: "logistic_regression" })
+  model.add(
+    tf.layers.dense({
+      name: "fraud_probability",
+      units: 1,
+      activation: "sigmoid",
+      inputShape: [inputWidth],
+      kernelInitializer: tf.initializers.glorotUniform({ seed: options.seed + 1000 })
+    })
+  )
+  model.compile({ optimizer: tf.train.adam(options.learningRate * 4), loss: "binaryCrossentropy" })
+  return model
+}
+
 const predict = (tf: TfModule, model: Tf.LayersModel, matrix: Float32Array, width: number): Float32Array => {
   const rowCount = matrix.length / width
   if (rowCount === 0) return new Float32Array(0)
@@ -221,21 +300,80 @@ export const disposeFraudModel = (model: Tf.LayersModel): void => {
 
 const firstNonFinite = (matrix: Float32Array): number => matrix.findIndex((value) => !Number.isFinite(value))
 
+/** Trains a compiled model with seeded per-epoch shuffling and class weighting; the final loss and speed. */
+const trainNetwork = (
+  tf: TfModule,
+  model: Tf.LayersModel,
+  matrix: Float32Array,
+  labels: ReadonlyArray<boolean>,
+  width: number,
+  options: ResolvedTrainOptions,
+  positiveClassWeight: number,
+  seed: number
+) =>
+  Effect.tryPromise({
+    try: async () => {
+      const rowCount = labels.length
+      const features = tf.tensor2d(matrix, [rowCount, width])
+      const targets = tf.tensor2d(Float32Array.from(labels, Number), [rowCount, 1])
+      const random = makePrng(seed)
+      const started = performance.now()
+      let finalLoss = Number.NaN
+      try {
+        for (let epoch = 0; epoch < options.epochs; epoch++) {
+          const order = tf.tensor1d(permutation(random, rowCount), "int32")
+          const shuffledFeatures = tf.gather(features, order)
+          const shuffledTargets = tf.gather(targets, order)
+          try {
+            const history = await model.fit(shuffledFeatures, shuffledTargets, {
+              epochs: 1,
+              batchSize: options.batchSize,
+              shuffle: false,
+              classWeight: { 0: 1, 1: positiveClassWeight },
+              verbose: 0
+            })
+            finalLoss = Number(history.history["loss"]?.[0] ?? Number.NaN)
+          } finally {
+            tf.dispose([order, shuffledFeatures, shuffledTargets])
+          }
+        }
+      } finally {
+        tf.dispose([features, targets])
+      }
+      const seconds = (performance.now() - started) / 1000
+      return { finalLoss, samplesPerSecond: seconds > 0 ? (rowCount * options.epochs) / seconds : 0 }
+    },
+    catch: (cause) => new TrainError({ reason: `training ${model.name} failed`, cause })
+  }).pipe(
+    Effect.flatMap((result) =>
+      Number.isFinite(result.finalLoss)
+        ? Effect.succeed(result)
+        : invalid(`training ${model.name} diverged: final loss ${result.finalLoss}`)
+    ),
+    Effect.tapError(() => Effect.sync(() => disposeFraudModel(model)))
+  )
+
+const timeRange = (examples: ReadonlyArray<LabeledExample>): TimeRange => ({
+  from: examples.length === 0 ? "" : microsToIso(examples[0]!.first_event_time),
+  to: examples.length === 0 ? "" : microsToIso(examples.at(-1)!.first_event_time)
+})
+
 /**
- * Fits the fraud model on rows already loaded: time-based split, features fitted on the training split,
- * a seeded dense network trained with class weighting, then the model and the rules baseline evaluated
- * on the validation split. The caller owns `model` and frees it with {@link disposeFraudModel}.
+ * Fits the fraud model on examples already loaded: time-based split (train older, validate newer),
+ * features fitted on the training split, a seeded dense network and a logistic-regression baseline
+ * trained with class weighting, then both and the rules baseline evaluated on the validation split.
+ * The caller owns `model` and frees it with {@link disposeFraudModel}.
  */
 export const fitFraudModel = Effect.fn("Train.fitFraudModel")(function* (
-  rows: ReadonlyArray<FinalAggregateRow>,
+  examples: ReadonlyArray<LabeledExample>,
   options: ResolvedTrainOptions
 ) {
   const { tf } = yield* Tensorflow
-  if (rows.length < options.minRows)
+  if (examples.length < options.minRows)
     return yield* invalid(
-      `too few rows: ${rows.length} final_aggregate rows, need at least ${options.minRows}`
+      `too few rows: ${examples.length} final_aggregate rows, need at least ${options.minRows}`
     )
-  const { train, validation } = splitByTime(rows, options.validationFraction)
+  const { train, validation } = splitByTime(examples, options.validationFraction)
   const trainLabels = labelsOf(train)
   const validationLabels = labelsOf(validation)
   yield* checkSplit("training", trainLabels)
@@ -258,59 +396,53 @@ export const fitFraudModel = Effect.fn("Train.fitFraudModel")(function* (
   const trainPositives = countTrue(trainLabels)
   const positiveClassWeight = (train.length - trainPositives) / trainPositives
 
-  const model = buildModel(tf, width, options)
-  const training = yield* Effect.tryPromise({
-    try: async () => {
-      const features = tf.tensor2d(trainMatrix, [train.length, width])
-      const labels = tf.tensor2d(Float32Array.from(trainLabels, Number), [train.length, 1])
-      const random = makePrng(options.seed ^ 0x5bd1e995)
-      const started = performance.now()
-      let finalLoss = Number.NaN
-      try {
-        for (let epoch = 0; epoch < options.epochs; epoch++) {
-          const order = tf.tensor1d(permutation(random, train.length), "int32")
-          const shuffledFeatures = tf.gather(features, order)
-          const shuffledLabels = tf.gather(labels, order)
-          try {
-            const history = await model.fit(shuffledFeatures, shuffledLabels, {
-              epochs: 1,
-              batchSize: options.batchSize,
-              shuffle: false,
-              classWeight: { 0: 1, 1: positiveClassWeight },
-              verbose: 0
-            })
-            finalLoss = Number(history.history["loss"]?.[0] ?? Number.NaN)
-          } finally {
-            tf.dispose([order, shuffledFeatures, shuffledLabels])
-          }
-        }
-      } finally {
-        tf.dispose([features, labels])
-      }
-      const seconds = (performance.now() - started) / 1000
-      return { finalLoss, samplesPerSecond: seconds > 0 ? (train.length * options.epochs) / seconds : 0 }
-    },
-    catch: (cause) => new TrainError({ reason: "training failed", cause })
-  }).pipe(Effect.tapError(() => Effect.sync(() => disposeFraudModel(model))))
-  if (!Number.isFinite(training.finalLoss)) {
-    disposeFraudModel(model)
-    return yield* invalid(`training diverged: final loss ${training.finalLoss}`)
-  }
+  const logistic = buildLogisticRegression(tf, width, options)
+  yield* trainNetwork(
+    tf,
+    logistic,
+    trainMatrix,
+    trainLabels,
+    width,
+    options,
+    positiveClassWeight,
+    options.seed ^ 0x2545f491
+  )
+  const logisticScores = predict(tf, logistic, validationMatrix, width)
+  disposeFraudModel(logistic)
 
+  const model = buildNetwork(tf, width, options)
+  const training = yield* trainNetwork(
+    tf,
+    model,
+    trainMatrix,
+    trainLabels,
+    width,
+    options,
+    positiveClassWeight,
+    options.seed ^ 0x5bd1e995
+  )
   const validationScores = predict(tf, model, validationMatrix, width)
+  const rulesScores = validation.map((example) => baselineScore(example, featureSpec))
   const fitted: FittedFraudModel = {
     model,
     featureSpec,
     options,
     rows: { train: train.length, validation: validation.length },
     positives: { train: trainPositives, validation: countTrue(validationLabels) },
+    dataRange: { train: timeRange(train), validation: timeRange(validation) },
+    validation,
     positiveClassWeight,
     finalLoss: training.finalLoss,
     metrics: classificationMetrics(validationScores, validationLabels),
-    baselineMetrics: classificationMetrics(
-      validation.map((row) => baselineScore(row, featureSpec)),
-      validationLabels
-    ),
+    logisticMetrics: classificationMetrics(logisticScores, validationLabels),
+    baselineMetrics: classificationMetrics(rulesScores, validationLabels),
+    calibration: calibration(validationScores, validationLabels),
+    logisticCalibration: calibration(logisticScores, validationLabels),
+    curves: {
+      model: precisionRecallCurve(validationScores, validationLabels),
+      logisticRegression: precisionRecallCurve(logisticScores, validationLabels),
+      rules: precisionRecallCurve(rulesScores, validationLabels)
+    },
     samplesPerSecond: training.samplesPerSecond,
     dataHash: hashTrainingData([...train, ...validation], options)
   }
@@ -319,43 +451,181 @@ export const fitFraudModel = Effect.fn("Train.fitFraudModel")(function* (
 
 const encodeJson = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value, null, 2))
 
+/** The model card of a fitted model: data range, features, metrics beside both baselines, calibration. */
+export const modelCardOf = (
+  fitted: FittedFraudModel,
+  version: string,
+  backend: string,
+  promotion: string
+) => {
+  const summary: ModelCardSummary = {
+    version,
+    backend,
+    dataRange: fitted.dataRange,
+    rows: fitted.rows,
+    positives: fitted.positives,
+    features: fitted.featureSpec.featureNames,
+    metrics: {
+      model: fitted.metrics,
+      logisticRegression: fitted.logisticMetrics,
+      rules: fitted.baselineMetrics
+    },
+    calibration: { model: fitted.calibration },
+    promotion
+  }
+  return {
+    ...summary,
+    label: "confirmed_fraud",
+    split: { kind: "time", validationFraction: fitted.options.validationFraction },
+    activityWindows,
+    options: fitted.options,
+    dataHash: fitted.dataHash,
+    positiveClassWeight: fitted.positiveClassWeight,
+    finalLoss: fitted.finalLoss,
+    calibration: { model: fitted.calibration, logisticRegression: fitted.logisticCalibration },
+    precisionRecallCurves: fitted.curves,
+    charts: { precisionRecall: modelFiles.prCurve, calibration: modelFiles.calibrationChart },
+    report: modelFiles.cardMarkdown
+  }
+}
+
 /**
  * Writes `models/<version>/`: model.json and weights.bin through a tfjs save handler on the object store,
- * then feature_spec.json, then metrics.json last (its presence marks a complete model).
+ * feature_spec.json, the model card (JSON, Markdown, precision-recall and calibration SVGs), then
+ * metrics.json last (its presence marks a complete model).
  */
 export const saveFraudModel = Effect.fn("Train.saveFraudModel")(function* (
   fitted: FittedFraudModel,
-  version: string
+  version: string,
+  promotion = "not evaluated for promotion"
 ) {
   const { tf, backend } = yield* Tensorflow
   const store = yield* ProcessedBucket
   if (!versionPattern.test(version)) return yield* invalid(`version ${JSON.stringify(version)} is not safe`)
   const prefix = modelKeyPrefix(version)
-  const put = (name: string, value: unknown) =>
+  const putBytes = (name: string, bytes: Uint8Array) =>
     store
-      .put(prefix + name, encodeJson(value))
+      .put(prefix + name, bytes)
       .pipe(Effect.mapError((cause) => new TrainError({ reason: `writing ${prefix}${name} failed`, cause })))
+  const putText = (name: string, text: string) => putBytes(name, new TextEncoder().encode(text))
   yield* saveLayersModel(tf, store, prefix, fitted.model)
-  yield* put(modelFiles.featureSpec, fitted.featureSpec)
-  yield* put(modelFiles.metrics, {
-    version,
-    backend,
-    dataHash: fitted.dataHash,
-    options: fitted.options,
-    rows: fitted.rows,
-    positives: fitted.positives,
-    positiveClassWeight: fitted.positiveClassWeight,
-    finalLoss: fitted.finalLoss,
-    metrics: fitted.metrics,
-    baselineMetrics: fitted.baselineMetrics
-  })
+  yield* putBytes(modelFiles.featureSpec, encodeJson(fitted.featureSpec))
+  const card = modelCardOf(fitted, version, backend, promotion)
+  yield* putBytes(modelFiles.card, encodeJson(card))
+  yield* putText(modelFiles.cardMarkdown, modelCardMarkdown(card))
+  yield* putText(
+    modelFiles.prCurve,
+    precisionRecallChart([
+      { name: "model", color: "#1f77b4", curve: fitted.curves.model },
+      { name: "logistic regression", color: "#ff7f0e", curve: fitted.curves.logisticRegression },
+      { name: "rules", color: "#2ca02c", curve: fitted.curves.rules }
+    ])
+  )
+  yield* putText(
+    modelFiles.calibrationChart,
+    calibrationChart([
+      { name: "model", color: "#1f77b4", calibration: fitted.calibration },
+      { name: "logistic regression", color: "#ff7f0e", calibration: fitted.logisticCalibration }
+    ])
+  )
+  yield* putBytes(
+    modelFiles.metrics,
+    encodeJson({
+      version,
+      backend,
+      dataHash: fitted.dataHash,
+      options: fitted.options,
+      rows: fitted.rows,
+      positives: fitted.positives,
+      dataRange: fitted.dataRange,
+      positiveClassWeight: fitted.positiveClassWeight,
+      finalLoss: fitted.finalLoss,
+      metrics: fitted.metrics,
+      logisticMetrics: fitted.logisticMetrics,
+      baselineMetrics: fitted.baselineMetrics
+    })
+  )
   return prefix
 })
 
 /**
- * Trains the fraud model on the committed final_aggregate (optionally a seeded sample), saves it under
- * `models/<version>/` in the processed bucket and reports validation metrics beside the rules baseline.
- * The same data, options and seed give the same metrics and version.
+ * Streams the committed final_aggregate one dt partition at a time (in dt order, each sorted by time),
+ * computing every row's past activity from all rows before it, and keeps all examples or a seeded
+ * uniform sample of `sampleSize`: memory holds one partition, the activity state and the sample.
+ */
+export const readTrainingExamples = (options: {
+  readonly sampleSize?: number | undefined
+  readonly seed: number
+}) =>
+  Effect.gen(function* () {
+    const store = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const manifest = yield* readManifest(store, prefixes.finalAggregate)
+    const files = Option.match(manifest, { onNone: () => [], onSome: (committed) => committed.files })
+    const byDt = new Map<string, Array<string>>()
+    for (const file of files) byDt.set(file.dt, [...(byDt.get(file.dt) ?? []), file.key])
+    const tracker = new ActivityTracker()
+    const kept = new Reservoir<LabeledExample>(options.sampleSize ?? Number.MAX_SAFE_INTEGER, options.seed)
+    for (const dt of [...byDt.keys()].sort()) {
+      const rows: Array<Omit<LabeledExample, (typeof activityKeys)[number]>> = []
+      for (const key of byDt.get(dt) ?? []) {
+        const part = yield* readCommittedFile(store, codec, "final_aggregate", key, exampleColumns)
+        for (const row of part)
+          rows.push(row as unknown as Omit<LabeledExample, (typeof activityKeys)[number]>)
+      }
+      const examples = examplesInTimeOrder(rows, tracker)
+      for (const example of examples) kept.add(example)
+      const last = examples.at(-1)
+      if (last !== undefined) tracker.evictBefore(last.first_event_time)
+    }
+    return { examples: kept.items(), rowsRead: kept.offered }
+  }).pipe(
+    Effect.mapError((cause) =>
+      cause instanceof TrainError
+        ? cause
+        : new TrainError({ reason: `reading final_aggregate failed: ${cause.message}`, cause })
+    ),
+    Effect.withSpan("Train.readTrainingExamples")
+  )
+
+type PromotedScore =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Unusable"; readonly version: string; readonly reason: string }
+  | { readonly _tag: "Scored"; readonly version: string; readonly prAuc: number }
+
+/** The promoted model's PR-AUC on the given validation examples, or why it cannot be scored. */
+const scorePromotedOn = (
+  pointer: Option.Option<PromotedPointer>,
+  validation: ReadonlyArray<LabeledExample>
+) =>
+  Option.match(pointer, {
+    onNone: (): Effect.Effect<PromotedScore, never, ProcessedBucket | Tensorflow> =>
+      Effect.succeed({ _tag: "None" }),
+    onSome: (promoted) =>
+      Effect.acquireUseRelease(
+        loadFraudModel(promoted.version),
+        (loaded) =>
+          Effect.map(
+            scoreRows(loaded.model, loaded.featureSpec, validation),
+            (scores): PromotedScore => ({
+              _tag: "Scored",
+              version: promoted.version,
+              prAuc: classificationMetrics(scores, labelsOf(validation)).prAuc
+            })
+          ),
+        (loaded) => Effect.sync(() => disposeFraudModel(loaded.model))
+      ).pipe(
+        Effect.catchAll((error) =>
+          Effect.succeed<PromotedScore>({ _tag: "Unusable", version: promoted.version, reason: error.reason })
+        )
+      )
+  })
+
+/**
+ * Trains the fraud model on the committed final_aggregate (optionally a seeded sample), saves it with its
+ * model card under `models/<version>/` in the processed bucket, and promotes it when it beats the
+ * promoted model on its own validation window (or nothing is promoted). The same data, options and seed
+ * give the same metrics and version.
  */
 export const trainFraudModel = (
   options: TrainOptions = {}
@@ -364,36 +634,74 @@ export const trainFraudModel = (
     const resolved = yield* resolveTrainOptions(options)
     const { backend } = yield* Tensorflow
     const store = yield* ProcessedBucket
-    const codec = yield* Parquet
-    const committed = yield* readFinalAggregate(store, codec).pipe(
-      Effect.mapError(
-        (cause) => new TrainError({ reason: `reading final_aggregate failed: ${cause.message}`, cause })
-      )
-    )
-    const rows =
-      resolved.sampleSize !== undefined && committed.length > resolved.sampleSize
-        ? reservoirSample(committed, resolved.sampleSize, resolved.seed)
-        : committed
-    const fitted = yield* fitFraudModel(rows, resolved)
+    const { examples, rowsRead } = yield* readTrainingExamples({
+      sampleSize: resolved.sampleSize,
+      seed: resolved.seed
+    })
+    const fitted = yield* fitFraudModel(examples, resolved)
     return yield* Effect.gen(function* () {
       const version = options.version ?? `v-${resolved.seed}-${fitted.dataHash}`
-      const key = yield* saveFraudModel(fitted, version)
+      const pointer = yield* readPromotedPointer(store)
+      const window = `${fitted.dataRange.validation.from} … ${fitted.dataRange.validation.to}`
+      const decision: PromotionDecision =
+        options.autoPromote === false
+          ? { promote: false, reason: "automatic promotion is off; promote with `recon promote <version>`" }
+          : decidePromotion(
+              { version, prAuc: fitted.metrics.prAuc },
+              yield* scorePromotedOn(pointer, fitted.validation),
+              window
+            )
+      const key = yield* saveFraudModel(fitted, version, decision.reason)
+      if (decision.promote) yield* writePromotedPointer(store, version, decision.reason)
       const report: TrainingReport = {
         backend,
         version,
         key,
         rows: fitted.rows,
         positives: fitted.positives,
+        dataRange: fitted.dataRange,
         metrics: fitted.metrics,
+        logisticMetrics: fitted.logisticMetrics,
         baselineMetrics: fitted.baselineMetrics,
+        calibration: {
+          brierScore: fitted.calibration.brierScore,
+          expectedCalibrationError: fitted.calibration.expectedCalibrationError
+        },
         positiveClassWeight: fitted.positiveClassWeight,
         finalLoss: fitted.finalLoss,
         epochs: resolved.epochs,
-        samplesPerSecond: fitted.samplesPerSecond
+        samplesPerSecond: fitted.samplesPerSecond,
+        rowsRead,
+        promotion: {
+          promoted: decision.promote,
+          reason: decision.reason,
+          promotedVersion: decision.promote
+            ? version
+            : Option.getOrNull(Option.map(pointer, (p) => p.version))
+        }
       }
       return report
     }).pipe(Effect.ensuring(Effect.sync(() => disposeFraudModel(fitted.model))))
   }).pipe(Effect.withSpan("Train.trainFraudModel"))
+
+/** Moves the promoted pointer to a complete saved model (explicit promotion, e.g. `recon promote`). */
+export const promoteFraudModel = (
+  version: string,
+  reason = "promoted by command"
+): Effect.Effect<PromotedPointer, TrainError, ProcessedBucket> =>
+  Effect.gen(function* () {
+    if (!versionPattern.test(version)) return yield* invalid(`version ${JSON.stringify(version)} is not safe`)
+    const store = yield* ProcessedBucket
+    yield* readModelFile(store, modelKeyPrefix(version), modelFiles.metrics)
+    return yield* writePromotedPointer(store, version, reason)
+  })
+
+/** The promoted pointer, if any model was promoted. */
+export const promotedModel: Effect.Effect<
+  Option.Option<PromotedPointer>,
+  TrainError,
+  ProcessedBucket
+> = Effect.flatMap(ProcessedBucket, readPromotedPointer)
 
 const decodeFeatureSpec = Schema.decodeUnknown(Schema.parseJson(FeatureSpec))
 
@@ -418,11 +726,11 @@ export const loadFraudModel = (
     return loaded
   }).pipe(Effect.withSpan("Train.loadFraudModel"))
 
-/** Fraud probabilities for rows, in row order, using the feature spec the model was trained with. */
+/** Fraud probabilities for examples, in order, using the feature spec the model was trained with. */
 export const scoreRows = (
   model: Tf.LayersModel,
   featureSpec: FeatureSpec,
-  rows: ReadonlyArray<TransactionTimeFacts>
+  rows: ReadonlyArray<ScoringFacts>
 ): Effect.Effect<Float32Array, TrainError, Tensorflow> =>
   Effect.flatMap(Tensorflow, ({ tf }) =>
     Effect.try({

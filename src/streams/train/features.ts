@@ -3,11 +3,13 @@ import { currencyExponent } from "../../domain/currency.js"
 import { kycLevels, paymentMethods, riskLevels } from "../../domain/events.js"
 import { compareCodePoints } from "../../domain/order.js"
 import type { FinalAggregateRow } from "../../domain/rows.js"
+import { ActivityTracker, type PastActivity } from "./activity.js"
 
 /**
  * The only final_aggregate columns the features read: facts known when the transaction happens.
- * Outcome columns (status, settled_at, refunded_at, chargeback_at, fraud_*, confirmed_fraud) are the
- * label or leak it, so they are left out by type.
+ * Outcome columns (status, settled_at, refunded_at, chargeback_at, fraud_signal_count, fraud_max_score,
+ * fraud_reasons, confirmed_fraud) are the label or leak it, so they are left out by type; the one signal
+ * column kept, fraud_prior_signal_max_score, only counts non-label signals timed before the transaction.
  */
 export const transactionTimeColumns = [
   "amount_minor",
@@ -22,11 +24,27 @@ export const transactionTimeColumns = [
   "user_risk_tier",
   "user_created_at",
   "merchant_mcc",
-  "merchant_risk_level"
+  "merchant_risk_level",
+  "user_id",
+  "device_id",
+  "fraud_prior_signal_max_score"
 ] as const satisfies ReadonlyArray<keyof FinalAggregateRow>
 
 /** The part of a final_aggregate row features may use. */
 export type TransactionTimeFacts = Pick<FinalAggregateRow, (typeof transactionTimeColumns)[number]>
+
+/** What the model scores: the transaction's own facts and its past activity. */
+export type ScoringFacts = TransactionTimeFacts & PastActivity
+
+/** A training or validation example: scoring facts, the id and the label. */
+export type LabeledExample = ScoringFacts & Pick<FinalAggregateRow, "transaction_id" | "confirmed_fraud">
+
+/** The columns a training run reads from final_aggregate. */
+export const exampleColumns: ReadonlyArray<keyof FinalAggregateRow> = [
+  "transaction_id",
+  ...transactionTimeColumns,
+  "confirmed_fraud"
+]
 
 /** Merchant category codes treated as risky: gambling, direct marketing, quasi-cash, money transfer. */
 export const riskyMccs: ReadonlyArray<string> = ["7995", "5967", "6051", "4829"]
@@ -44,7 +62,7 @@ export type AmountStats = typeof AmountStats.Type
 
 /** Everything needed to turn a row into the model's input, fitted on the training split only. */
 export const FeatureSpec = Schema.Struct({
-  formatVersion: Schema.Literal(1),
+  formatVersion: Schema.Literal(2),
   featureNames: Schema.Array(Schema.String),
   /** Per feature; mean 0 and std 1 for features left as they are (one-hots, flags, sin/cos). */
   standardization: Schema.Struct({ mean: Schema.Array(Schema.Number), std: Schema.Array(Schema.Number) }),
@@ -78,10 +96,24 @@ export const featureNames: ReadonlyArray<string> = [
   "user_tenure_log_days",
   "user_tenure_unknown",
   "country_mismatch",
-  "card_bin_present"
+  "card_bin_present",
+  "user_txn_1h_log",
+  "user_txn_24h_log",
+  "device_txn_24h_log",
+  "device_missing",
+  "device_known_for_user",
+  "prior_signal_score",
+  "prior_signal_present"
 ]
 
-const standardizedFeatures = new Set(["log_amount", "amount_merchant_z", "user_tenure_log_days"])
+const standardizedFeatures = new Set([
+  "log_amount",
+  "amount_merchant_z",
+  "user_tenure_log_days",
+  "user_txn_1h_log",
+  "user_txn_24h_log",
+  "device_txn_24h_log"
+])
 
 /** log1p of the amount in major units of its currency (JPY 0, USD 2, KWD 3 minor digits). */
 export const logMajorAmount = (amountMinor: number, currency: string): number =>
@@ -115,7 +147,7 @@ const tenureDays = (row: TransactionTimeFacts, maxDays: number): number | null =
 
 /** Features before standardisation, in {@link featureNames} order. */
 export const rawFeatures = (
-  row: TransactionTimeFacts,
+  row: ScoringFacts,
   spec: Pick<FeatureSpec, "merchantAmountStats" | "globalAmountStats" | "maxTenureDays">
 ): Array<number> => {
   const millisOfDay =
@@ -135,7 +167,14 @@ export const rawFeatures = (
     tenure === null ? 0 : Math.log1p(tenure),
     tenure === null ? 1 : 0,
     row.country !== null && row.user_country !== null && row.country !== row.user_country ? 1 : 0,
-    row.card_bin !== null && row.card_bin !== "" ? 1 : 0
+    row.card_bin !== null && row.card_bin !== "" ? 1 : 0,
+    Math.log1p(row.user_txn_1h),
+    Math.log1p(row.user_txn_24h),
+    Math.log1p(row.device_txn_24h),
+    row.device_id === null ? 1 : 0,
+    row.device_known_for_user ? 1 : 0,
+    row.fraud_prior_signal_max_score ?? 0,
+    row.fraud_prior_signal_max_score === null ? 0 : 1
   ]
 }
 
@@ -155,7 +194,7 @@ const quantile = (values: ReadonlyArray<number>, q: number): number => {
 }
 
 /** Fits merchant amount statistics, standardisation and baseline thresholds on the training rows. */
-export const fitFeatureSpec = (trainRows: ReadonlyArray<TransactionTimeFacts>): FeatureSpec => {
+export const fitFeatureSpec = (trainRows: ReadonlyArray<ScoringFacts>): FeatureSpec => {
   const logAmounts = trainRows.map((row) => logMajorAmount(row.amount_minor, row.currency))
   const global = { count: trainRows.length, ...meanAndStd(logAmounts) }
   const byMerchant = new Map<string, Array<number>>()
@@ -180,7 +219,7 @@ export const fitFeatureSpec = (trainRows: ReadonlyArray<TransactionTimeFacts>): 
       : { mean: 0, std: 1 }
   )
   return {
-    formatVersion: 1,
+    formatVersion: 2,
     featureNames,
     standardization: { mean: columns.map((c) => c.mean), std: columns.map((c) => c.std) },
     merchantAmountStats,
@@ -193,7 +232,7 @@ export const fitFeatureSpec = (trainRows: ReadonlyArray<TransactionTimeFacts>): 
 }
 
 /** The standardised model input for one row. */
-export const featureVector = (row: TransactionTimeFacts, spec: FeatureSpec): Float32Array => {
+export const featureVector = (row: ScoringFacts, spec: FeatureSpec): Float32Array => {
   const raw = rawFeatures(row, spec)
   return Float32Array.from(
     raw,
@@ -203,7 +242,7 @@ export const featureVector = (row: TransactionTimeFacts, spec: FeatureSpec): Flo
 }
 
 /** Row-major n × d matrix of {@link featureVector}s. */
-export const featureMatrix = (rows: ReadonlyArray<TransactionTimeFacts>, spec: FeatureSpec): Float32Array => {
+export const featureMatrix = (rows: ReadonlyArray<ScoringFacts>, spec: FeatureSpec): Float32Array => {
   const width = spec.featureNames.length
   const matrix = new Float32Array(rows.length * width)
   rows.forEach((row, index) => {
@@ -245,3 +284,12 @@ export const splitByTime = <R extends Pick<FinalAggregateRow, "first_event_time"
   const trainCount = Math.floor(sorted.length * (1 - validationFraction))
   return { train: sorted.slice(0, trainCount), validation: sorted.slice(trainCount) }
 }
+
+/**
+ * Examples in time order, each with the past activity of its user and device computed from the rows
+ * before it. `tracker` carries activity across calls (one per dt partition, in dt order).
+ */
+export const examplesInTimeOrder = <R extends Omit<LabeledExample, keyof PastActivity>>(
+  rows: ReadonlyArray<R>,
+  tracker: ActivityTracker = new ActivityTracker()
+): Array<R & PastActivity> => sortByTime(rows).map((row) => ({ ...row, ...tracker.observe(row) }))

@@ -123,3 +123,105 @@ export const classificationMetrics = (
     negatives: labels.length - positives
   }
 }
+
+/** One bin of a reliability diagram. */
+export interface CalibrationBin {
+  readonly lower: number
+  readonly upper: number
+  readonly count: number
+  /** Mean predicted probability in the bin; NaN when empty. */
+  readonly meanScore: number
+  /** Share of positives in the bin; NaN when empty. */
+  readonly observedRate: number
+}
+
+/** How well scores read as probabilities. */
+export interface Calibration {
+  readonly bins: ReadonlyArray<CalibrationBin>
+  /** Mean squared error of the scores against the 0/1 labels. */
+  readonly brierScore: number
+  /** Expected calibration error: Σ (count/n)·|meanScore − observedRate| over non-empty bins. */
+  readonly expectedCalibrationError: number
+}
+
+/** Reliability bins of equal width over [0, 1] (a score of exactly 1 falls in the last bin). */
+export const calibration = (
+  scores: ArrayLike<number>,
+  labels: ReadonlyArray<boolean>,
+  binCount = 10
+): Calibration => {
+  assertSameLength(scores, labels)
+  const counts = new Array<number>(binCount).fill(0)
+  const scoreSums = new Array<number>(binCount).fill(0)
+  const positives = new Array<number>(binCount).fill(0)
+  let squaredError = 0
+  for (let index = 0; index < labels.length; index++) {
+    const score = Math.min(1, Math.max(0, scores[index] as number))
+    const label = labels[index] ? 1 : 0
+    const bin = Math.min(binCount - 1, Math.floor(score * binCount))
+    counts[bin] = (counts[bin] as number) + 1
+    scoreSums[bin] = (scoreSums[bin] as number) + score
+    positives[bin] = (positives[bin] as number) + label
+    squaredError += (score - label) ** 2
+  }
+  const bins = counts.map((count, bin) => ({
+    lower: bin / binCount,
+    upper: (bin + 1) / binCount,
+    count,
+    meanScore: count === 0 ? Number.NaN : (scoreSums[bin] as number) / count,
+    observedRate: count === 0 ? Number.NaN : (positives[bin] as number) / count
+  }))
+  const total = labels.length
+  return {
+    bins,
+    brierScore: total === 0 ? Number.NaN : squaredError / total,
+    expectedCalibrationError:
+      total === 0
+        ? Number.NaN
+        : bins.reduce(
+            (sum, bin) =>
+              bin.count === 0 ? sum : sum + (bin.count / total) * Math.abs(bin.meanScore - bin.observedRate),
+            0
+          )
+  }
+}
+
+/** A point of the precision-recall curve at a score threshold. */
+export interface PrecisionRecallPoint {
+  readonly threshold: number
+  readonly precision: number
+  readonly recall: number
+}
+
+/**
+ * The precision-recall curve over distinct score thresholds from highest to lowest, thinned to at most
+ * `maxPoints` (the first and last points are always kept).
+ */
+export const precisionRecallCurve = (
+  scores: ArrayLike<number>,
+  labels: ReadonlyArray<boolean>,
+  maxPoints = 200
+): Array<PrecisionRecallPoint> => {
+  assertSameLength(scores, labels)
+  const positives = countPositives(labels)
+  if (positives === 0) return []
+  const order = indicesByDescendingScore(scores)
+  const points: Array<PrecisionRecallPoint> = []
+  let truePositives = 0
+  for (let start = 0; start < order.length; ) {
+    let end = start
+    const score = scores[order[start] as number] as number
+    while (end < order.length && scores[order[end] as number] === score) {
+      if (labels[order[end] as number]) truePositives++
+      end++
+    }
+    points.push({ threshold: score, precision: truePositives / end, recall: truePositives / positives })
+    start = end
+  }
+  if (points.length <= maxPoints) return points
+  const step = (points.length - 1) / (maxPoints - 1)
+  return Array.from(
+    { length: maxPoints },
+    (_, index) => points[Math.round(index * step)] as PrecisionRecallPoint
+  )
+}

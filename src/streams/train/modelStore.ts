@@ -9,6 +9,10 @@ export const modelFiles = {
   modelJson: "model.json",
   weights: "weights.bin",
   featureSpec: "feature_spec.json",
+  card: "model_card.json",
+  cardMarkdown: "model_card.md",
+  prCurve: "pr_curve.svg",
+  calibrationChart: "calibration.svg",
   metrics: "metrics.json"
 } as const
 

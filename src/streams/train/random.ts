@@ -30,20 +30,44 @@ export const permutation = (random: Prng, length: number): Int32Array => {
 }
 
 /**
- * Reservoir sampling (Algorithm R): a uniform sample of at most `capacity` items in one pass; the
- * sample keeps the input order of the chosen items. The same input and seed give the same sample.
+ * Reservoir sampling (Algorithm R) fed one item at a time: a uniform sample of at most `capacity` items
+ * in one pass, handed back in input order. The same input and seed give the same sample.
  */
-export const reservoirSample = <A>(items: Iterable<A>, capacity: number, seed: number): Array<A> => {
-  const random = makePrng(seed)
-  const reservoir: Array<{ readonly position: number; readonly item: A }> = []
-  let seen = 0
-  for (const item of items) {
-    if (reservoir.length < capacity) reservoir.push({ position: seen, item })
-    else {
-      const slot = nextInt(random, seen + 1)
-      if (slot < capacity) reservoir[slot] = { position: seen, item }
-    }
-    seen++
+export class Reservoir<A> {
+  private readonly random: Prng
+  private readonly slots: Array<{ readonly position: number; readonly item: A }> = []
+  private seen = 0
+
+  constructor(
+    private readonly capacity: number,
+    seed: number
+  ) {
+    this.random = makePrng(seed)
   }
-  return reservoir.sort((a, b) => a.position - b.position).map((entry) => entry.item)
+
+  add(item: A): void {
+    if (this.slots.length < this.capacity) this.slots.push({ position: this.seen, item })
+    else {
+      const slot = nextInt(this.random, this.seen + 1)
+      if (slot < this.capacity) this.slots[slot] = { position: this.seen, item }
+    }
+    this.seen++
+  }
+
+  /** Items offered so far. */
+  get offered(): number {
+    return this.seen
+  }
+
+  /** The sample in input order. */
+  items(): Array<A> {
+    return [...this.slots].sort((a, b) => a.position - b.position).map((entry) => entry.item)
+  }
+}
+
+/** {@link Reservoir} over a whole iterable. */
+export const reservoirSample = <A>(items: Iterable<A>, capacity: number, seed: number): Array<A> => {
+  const reservoir = new Reservoir<A>(capacity, seed)
+  for (const item of items) reservoir.add(item)
+  return reservoir.items()
 }
