@@ -94,6 +94,20 @@ export const indexedTransactionSchema: TableSchema = [
   column("source_location", "string")
 ]
 
+/** A transaction event in `streaming_index/transactions/`: an index row with its live fraud score. */
+export interface ScoredTransaction extends IndexedTransaction {
+  /** The promoted model's fraud probability when the row was indexed; null when no model was promoted. */
+  readonly model_score: number | null
+  /** The model version that scored the row; null when none did. */
+  readonly model_version: string | null
+}
+
+export const scoredTransactionSchema: TableSchema = [
+  ...indexedTransactionSchema,
+  column("model_score", "double", true),
+  column("model_version", "string", true)
+]
+
 /** A validated fraud signal in an index dataset. */
 export interface IndexedFraudSignal {
   readonly signal_id: string

@@ -14,6 +14,7 @@ import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
+import { FraudScoring } from "../streams/liveScoring.js"
 import {
   readyQueries,
   registerFinalAggregateView,
@@ -264,7 +265,12 @@ const streaming = Command.make(
           : {})
     }).pipe(
       Effect.flatMap(printJson),
-      Effect.provide(Layer.merge(storageLayer(directoriesOf(input, output)), eventLogLayer))
+      Effect.provide(
+        Layer.provideMerge(
+          FraudScoring.layerForService,
+          Layer.merge(storageLayer(directoriesOf(input, output)), eventLogLayer)
+        )
+      )
     )
 ).pipe(Command.withDescription("Run the streaming index service (long-lived unless --until-idle)"))
 

@@ -1,5 +1,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Logger } from "effect"
+import { FraudScoring } from "../streams/liveScoring.js"
 import { operationsPortConfig } from "../streams/operationsServer.js"
 import { streamingIndexOptionsConfig } from "../streams/streamingIndex.js"
 import { runStreamingService } from "../streams/streamingService.js"
@@ -26,7 +27,9 @@ const program = Effect.gen(function* () {
 })
 
 program.pipe(
-  Effect.provide(Layer.merge(storageLayer(), eventLogLayer)),
+  Effect.provide(
+    Layer.provideMerge(FraudScoring.layerForService, Layer.merge(storageLayer(), eventLogLayer))
+  ),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

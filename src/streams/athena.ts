@@ -4,6 +4,7 @@ import {
   finalAggregateSchema,
   indexedFraudSignalSchema,
   indexedTransactionSchema,
+  scoredTransactionSchema,
   type TableSchema
 } from "../domain/rows.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
@@ -53,7 +54,7 @@ export const athenaTables: ReadonlyArray<AthenaTable> = [
   {
     name: "streaming_index_transactions",
     prefix: streamingPrefixes.transactions,
-    schema: indexedTransactionSchema,
+    schema: scoredTransactionSchema,
     source: "files",
     description: "transaction events indexed by the streaming service (fresh, micro-batches)"
   },

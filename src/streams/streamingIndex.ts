@@ -1,8 +1,25 @@
-import { Chunk, Clock, Config, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
+import {
+  Chunk,
+  Clock,
+  Config,
+  type Context,
+  Duration,
+  Effect,
+  Either,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
-import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
+import {
+  indexedFraudSignalSchema,
+  indexedTransactionSchema,
+  scoredTransactionSchema
+} from "../domain/rows.js"
 import { utcDate } from "../domain/time.js"
 import { decodeJsonRecord } from "../domain/validation.js"
 import {
@@ -17,9 +34,11 @@ import { Parquet } from "../layers/ParquetCodec.js"
 import { contentTag, ManifestFile, prefixes, readCommittedFile, writePartitioned } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
+import { FraudScoring, LiveScoringState } from "./liveScoring.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 import { type SignalJoinRow, SignalJoinWindow, signalJoinSchema } from "./signalJoin.js"
 import { observeBatch, observeEventLatencies, observeLag, observeStateSize } from "./streamingMetrics.js"
+import type { ScoringFacts } from "./train/features.js"
 
 /** Topic names of the two streams. */
 export interface TopicNames {
@@ -357,6 +376,10 @@ interface BatchOutcome {
 }
 
 type IndexedTransactionRow = Partitioned<ReturnType<typeof indexTransaction>>
+type ScoredTransactionRow = IndexedTransactionRow & {
+  readonly model_score: number | null
+  readonly model_version: string | null
+}
 type IndexedFraudSignalRow = Partitioned<ReturnType<typeof indexFraudSignal>>
 
 /** A micro-batch after validation, dedup and joins: rows to write, nothing written yet. */
@@ -365,7 +388,9 @@ interface DecodedBatch {
   readonly records: ReadonlyArray<LogRecord>
   readonly quarantined: ReadonlyArray<QuarantineEntry>
   readonly deadLetters: ReadonlyMap<string, ReadonlyArray<{ key: string; value: Uint8Array }>>
-  readonly indexed: ReadonlyArray<IndexedTransactionRow>
+  readonly indexed: ReadonlyArray<ScoredTransactionRow>
+  /** Scoring facts of `indexed`, row for row; empty when live scoring is off. */
+  readonly scoringFacts: ReadonlyArray<ScoringFacts>
   readonly lateTransactions: ReadonlyArray<IndexedTransactionRow>
   readonly signals: ReadonlyArray<IndexedFraudSignalRow>
   readonly lateSignals: ReadonlyArray<IndexedFraudSignalRow>
@@ -387,11 +412,13 @@ const decodeBatch = (
   dimensions: DimensionTables,
   transactionState: EventTimeState,
   signalState: EventTimeState,
-  joins: SignalJoinWindow
+  joins: SignalJoinWindow,
+  scoring: LiveScoringState | undefined
 ): DecodedBatch => {
   const quarantined: Array<QuarantineEntry> = []
   const deadLetters = new Map<string, Array<{ key: string; value: Uint8Array }>>()
-  const indexed: Array<IndexedTransactionRow> = []
+  const indexed: Array<ScoredTransactionRow> = []
+  const scoringFacts: Array<ScoringFacts> = []
   const lateTransactions: Array<IndexedTransactionRow> = []
   const signals: Array<IndexedFraudSignalRow> = []
   const lateSignals: Array<IndexedFraudSignalRow> = []
@@ -407,6 +434,7 @@ const decodeBatch = (
             const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
             if (seen === "duplicate") duplicates++
             else {
+              scoring?.observeSignal(signal)
               ;(seen === "late" ? lateSignals : signals).push(
                 indexFraudSignal(signal, seen === "late" ? "late" : "stream", location)
               )
@@ -416,10 +444,13 @@ const decodeBatch = (
         : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
             const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
             if (seen === "duplicate") duplicates++
+            else if (seen === "late")
+              lateTransactions.push(indexTransaction(event, dimensions, "late", location))
             else {
-              ;(seen === "late" ? lateTransactions : indexed).push(
-                indexTransaction(event, dimensions, seen === "late" ? "late" : "stream", location)
-              )
+              const row = indexTransaction(event, dimensions, "stream", location)
+              indexed.push({ ...row, model_score: null, model_version: null })
+            }
+            if (seen !== "duplicate") {
               joined.push(...joins.addTransaction(event))
             }
           })
@@ -438,13 +469,18 @@ const decodeBatch = (
   }
   transactionState.evict()
   signalState.evict()
-  joins.evict(combinedWatermark([transactionState, signalState]))
+  // After the whole batch, so signals that arrived in the same batch as their transaction are seen.
+  if (scoring !== undefined) for (const row of indexed) scoringFacts.push(scoring.factsFor(row))
+  const watermark = combinedWatermark([transactionState, signalState])
+  joins.evict(watermark)
+  scoring?.evict(watermark)
   return {
     batchId: batchIdOf(records),
     records,
     quarantined,
     deadLetters,
     indexed,
+    scoringFacts,
     lateTransactions,
     signals,
     lateSignals,
@@ -452,6 +488,28 @@ const decodeBatch = (
     duplicates
   }
 }
+
+/** Adds the promoted model's scores to a decoded batch's indexed transactions (one predict call). */
+const scoreDecodedBatch = (scorer: Option.Option<Context.Tag.Service<FraudScoring>>, decoded: DecodedBatch) =>
+  Effect.gen(function* () {
+    if (Option.isNone(scorer) || decoded.indexed.length === 0) return decoded
+    const active = yield* scorer.value.active
+    if (Option.isNone(active)) return decoded
+    const model = active.value
+    const scores = yield* Effect.try(() => scorer.value.score(model, decoded.scoringFacts)).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning(`live scoring failed; rows keep a null model_score: ${error}`)
+      ),
+      Effect.option
+    )
+    if (Option.isNone(scores)) return decoded
+    const indexed = decoded.indexed.map((row, index) => ({
+      ...row,
+      model_score: scores.value[index] ?? null,
+      model_version: model.version
+    }))
+    return { ...decoded, indexed }
+  })
 
 /**
  * Writes a decoded batch's Parquet and quarantine files. Names derive from the batch's offsets, so a retry
@@ -473,7 +531,7 @@ const writeBatchFiles = (decoded: DecodedBatch) =>
       )
     const files = (yield* Effect.all(
       [
-        write(streamingPrefixes.transactions, "transactions", indexedTransactionSchema, decoded.indexed),
+        write(streamingPrefixes.transactions, "transactions", scoredTransactionSchema, decoded.indexed),
         write(streamingPrefixes.fraudSignals, "fraud_signals", indexedFraudSignalSchema, decoded.signals),
         write(
           streamingPrefixes.lateTransactions,
@@ -723,6 +781,8 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const signalState = new EventTimeState(latenessMicros, idleTimeoutMillis)
     yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState)
     const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
+    const scorer = yield* Effect.serviceOption(FraudScoring)
+    const scoringState = Option.isSome(scorer) ? new LiveScoringState() : undefined
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     yield* resumeFromManifests(settings.group, settings.topics)
@@ -742,10 +802,16 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
             signalState.advanceTo(started)
             const tables = yield* Ref.get(dimensions)
             const records = Chunk.toReadonlyArray(chunk)
-            return {
-              started,
-              decoded: decodeBatch(settings.topics, records, tables, transactionState, signalState, joins)
-            }
+            const decoded = decodeBatch(
+              settings.topics,
+              records,
+              tables,
+              transactionState,
+              signalState,
+              joins,
+              scoringState
+            )
+            return { started, decoded: yield* scoreDecodedBatch(scorer, decoded) }
           })
         ),
         // The files of the next batch are written while this one commits; manifests and offset commits stay
@@ -767,7 +833,9 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               written.decoded.records.map((record) => record.timestamp),
               committedAt
             )
-            yield* observeStateSize(transactionState.size + signalState.size + joins.size)
+            yield* observeStateSize(
+              transactionState.size + signalState.size + joins.size + (scoringState?.size ?? 0)
+            )
             yield* observeConsumerLag(log, outcome.offsets)
             yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))
             return outcome.summary
