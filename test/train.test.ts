@@ -38,6 +38,7 @@ import {
   trainFraudModel
 } from "../src/streams/train.js"
 import { baseFacts, baseRow, dayMicros, noActivity, startMicros, syntheticRows } from "./support/fraudRows.js"
+import { runSmallPipeline } from "./support/smallPipeline.js"
 
 /** Writes rows as a committed final_aggregate: one Parquet file per dt, then the manifest. */
 const commitFinalAggregate = (rows: ReadonlyArray<FinalAggregateRow>) =>
@@ -507,5 +508,26 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
       assert.isTrue(Option.isNone(manifest))
       assert.strictEqual(modelKeyPrefix("x"), "models/x/")
     }).pipe(Effect.provide(ProcessedBucket.layerMemory))
+  )
+})
+
+describe("fraud model on generated data", () => {
+  it.effect(
+    "beats the logistic-regression and rules baselines on PR-AUC on the held-out newest window",
+    () =>
+      Effect.gen(function* () {
+        const { processed } = yield* runSmallPipeline("fraud-generated", 30_000, 42)
+        const report = yield* trainFraudModel({ seed: 42 }).pipe(
+          Effect.provide(
+            Layer.mergeAll(Layer.succeed(ProcessedBucket, processed), Parquet.layer(), Tensorflow.layerWasm)
+          )
+        )
+        assert.isAbove(report.positives.validation, 50)
+        assert.isAbove(report.metrics.prAuc, report.logisticMetrics.prAuc)
+        assert.isAbove(report.metrics.prAuc, report.baselineMetrics.prAuc)
+        assert.isAbove(report.metrics.rocAuc, 0.8)
+        assert.isTrue(report.dataRange.train.to <= report.dataRange.validation.from)
+      }),
+    300_000
   )
 })
