@@ -145,13 +145,20 @@ const baseLayers = Layer.mergeAll(
 
 describe("live scoring in the streaming index", () => {
   it.scoped(
-    "scores each transaction exactly like offline scoring of its final_aggregate row",
+    "scores each transaction exactly like offline scoring of its final_aggregate row, across a restart",
     () =>
       Effect.gen(function* () {
         yield* saveTrainedModel("live-a", 7)
         yield* promoteFraudModel("live-a")
         yield* putDimensions
-        yield* produceInOrder(producerRecords(80, 3))
+        const records = producerRecords(80, 3)
+        const restartAt = records.findIndex((record) => record.value["transaction_id"] === "t-050")
+        // Two runs: the second starts from the committed batches like a restarted service.
+        yield* produceInOrder(records.slice(0, restartAt))
+        yield* runStreamingIndex({ stopAtEnd: true, maxBatchRecords: 1000 }).pipe(
+          Effect.provide(FraudScoring.layer("1 hour"))
+        )
+        yield* produceInOrder(records.slice(restartAt))
         yield* runStreamingIndex({ stopAtEnd: true, maxBatchRecords: 1000 }).pipe(
           Effect.provide(FraudScoring.layer("1 hour"))
         )

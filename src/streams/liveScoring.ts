@@ -12,7 +12,8 @@ import { disposeFraudModel, type LoadedFraudModel, loadFraudModel } from "./trai
 
 const dayMicros = 86_400_000_000
 
-interface SeenTransaction {
+/** A transaction as live scoring first saw it. */
+export interface SeenTransaction {
   readonly firstEventTime: EpochMicros
   readonly activity: PastActivity
 }
@@ -43,8 +44,10 @@ export class LiveScoringState {
     this.screening.set(signal.transaction_id, list)
   }
 
-  /** The scoring facts of an indexed transaction event (its dimension columns already joined). */
-  factsFor(row: IndexedTransaction): ScoringFacts {
+  /** Records a transaction event's activity (when its transaction is first seen) and returns what was kept. */
+  observeTransaction(
+    row: Pick<IndexedTransaction, "transaction_id" | "user_id" | "device_id" | "event_time">
+  ): SeenTransaction {
     let seen = this.seen.get(row.transaction_id)
     if (seen === undefined) {
       seen = {
@@ -57,6 +60,12 @@ export class LiveScoringState {
       }
       this.seen.set(row.transaction_id, seen)
     }
+    return seen
+  }
+
+  /** The scoring facts of an indexed transaction event (its dimension columns already joined). */
+  factsFor(row: IndexedTransaction): ScoringFacts {
+    const seen = this.observeTransaction(row)
     return {
       amount_minor: row.amount_minor,
       currency: row.currency,

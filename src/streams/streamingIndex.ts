@@ -649,7 +649,8 @@ const rebuildEventTimeState = (
   group: string,
   latenessMicros: number,
   transactionState: EventTimeState,
-  signalState: EventTimeState
+  signalState: EventTimeState,
+  scoring: LiveScoringState | undefined
 ) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
@@ -666,6 +667,12 @@ const rebuildEventTimeState = (
         .at(-1) ?? ""
     const horizon = utcDate(Date.parse(`${newest}T00:00:00Z`) * 1000 - latenessMicros - 86_400_000_000)
     let restored = 0
+    const scoredTransactions: Array<{
+      transaction_id: string
+      user_id: string
+      device_id: string | null
+      event_time: number
+    }> = []
     for (const file of files.filter((listed) => listed.dt >= horizon)) {
       const rows = yield* readCommittedFile(processed, codec, "streaming_index", file.key)
       const isSignal = file.dataset === "fraud_signals"
@@ -674,8 +681,27 @@ const rebuildEventTimeState = (
         const partition = partitionOfLocation(String(row["source_location"]))
         ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
         restored++
+        if (scoring === undefined) continue
+        if (isSignal)
+          scoring.observeSignal({
+            transaction_id: String(row["transaction_id"]),
+            event_time: Number(row["event_time"]),
+            source: String(row["source"]),
+            score: Number(row["score"]),
+            confirmed_fraud: row["confirmed_fraud"] === true
+          })
+        else
+          scoredTransactions.push({
+            transaction_id: String(row["transaction_id"]),
+            user_id: String(row["user_id"]),
+            device_id: row["device_id"] === null ? null : String(row["device_id"]),
+            event_time: Number(row["event_time"])
+          })
       }
     }
+    // Live scoring's activity state continues from the committed transactions, in event-time order.
+    scoredTransactions.sort((a, b) => a.event_time - b.event_time)
+    for (const row of scoredTransactions) scoring?.observeTransaction(row)
     transactionState.evict()
     signalState.evict()
     yield* Effect.logInfo("event-time state rebuilt from committed batches").pipe(
@@ -779,10 +805,10 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const idleTimeoutMillis = Duration.toMillis(settings.idleTimeout)
     const transactionState = new EventTimeState(latenessMicros, idleTimeoutMillis)
     const signalState = new EventTimeState(latenessMicros, idleTimeoutMillis)
-    yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState)
-    const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     const scorer = yield* Effect.serviceOption(FraudScoring)
     const scoringState = Option.isSome(scorer) ? new LiveScoringState() : undefined
+    yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState, scoringState)
+    const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     yield* resumeFromManifests(settings.group, settings.topics)
