@@ -41,6 +41,8 @@ const row: TableRow = {
   merchant_mcc: "5812",
   merchant_country: "JP",
   merchant_risk_level: "low",
+  first_amount_minor: 9_007_199_254_740_991,
+  first_currency: "JPY",
   device_id: null,
   fraud_prior_signal_max_score: null
 }

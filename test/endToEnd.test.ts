@@ -216,6 +216,8 @@ describe("recon CLI (built)", () => {
       merchant_mcc: "VARCHAR",
       merchant_country: "VARCHAR",
       merchant_risk_level: "VARCHAR",
+      first_amount_minor: "BIGINT",
+      first_currency: "VARCHAR",
       device_id: "VARCHAR",
       fraud_prior_signal_max_score: "DOUBLE",
       dt: "DATE"

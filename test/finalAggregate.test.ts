@@ -277,13 +277,37 @@ describe("duplicates by event_id", () => {
 })
 
 describe("extension columns", () => {
-  it("device_id comes from the latest state", () => {
+  it("first_amount_minor, first_currency and device_id come from the earliest event, not the latest state", () => {
     const events = [
-      event({ event_id: "e1", sequence: 1, device_id: "d-old" }),
-      event({ event_id: "e2", sequence: 2, device_id: "d-new" })
+      event({
+        event_id: "e2",
+        sequence: 2,
+        status: "partially_refunded",
+        amount_minor: 250,
+        device_id: "d-2"
+      }),
+      event({
+        event_id: "e1",
+        sequence: 1,
+        event_time: at("2026-11-24T09:59:59Z"),
+        amount_minor: 1000,
+        currency: "JPY",
+        device_id: "d-1"
+      }),
+      event({ event_id: "e0", sequence: 0, amount_minor: 7, device_id: "d-0" })
     ]
-    for (const order of both(events))
-      expect(onlyRow(buildFinalAggregate(order, [], noDimensions)).device_id).toBe("d-new")
+    for (const order of both(events)) {
+      const row = onlyRow(buildFinalAggregate(order, [], noDimensions))
+      expect([row.amount_minor, row.first_amount_minor, row.first_currency, row.device_id]).toEqual([
+        250,
+        1000,
+        "JPY",
+        "d-1"
+      ])
+    }
+    // Same instant: the first in contract order (sequence 0) is the earliest.
+    const tied = onlyRow(buildFinalAggregate([events[0]!, events[2]!], [], noDimensions))
+    expect([tied.first_amount_minor, tied.device_id]).toEqual([7, "d-0"])
   })
 
   it("fraud_prior_signal_max_score keeps only non-label signals timed at or before the first event", () => {

@@ -219,6 +219,48 @@ describe("live scoring in the streaming index", () => {
     120_000
   )
 
+  it("counts a transaction once, at its opening event; later events of a forgotten transaction add nothing", () => {
+    const state = new LiveScoringState()
+    const micros = (millis: number) => millis * 1000
+    const event = (id: string, status: string, sequence: number, millis: number, amount = 1000) => ({
+      transaction_id: id,
+      user_id: "u-1",
+      device_id: "d-1",
+      event_time: micros(millis),
+      status,
+      sequence,
+      amount_minor: amount,
+      currency: "USD"
+    })
+    state.observeSignal({
+      transaction_id: "t-1",
+      event_time: micros(start + 500),
+      source: "rules",
+      score: 0.9
+    })
+    state.observeSignal({
+      transaction_id: "t-1",
+      event_time: micros(start - 500),
+      source: "partner",
+      score: 0.4
+    })
+    // Captured arrives before its authorization: read, not counted; the authorization then counts it once.
+    const captured = state.observeTransaction(event("t-1", "captured", 1, start + 5000, 1000))
+    assert.isFalse(captured.recorded)
+    const authorized = state.observeTransaction(event("t-1", "authorized", 0, start, 1200))
+    assert.isTrue(authorized.recorded)
+    assert.strictEqual(authorized.firstEventTime, micros(start))
+    assert.strictEqual(authorized.firstAmountMinor, 1200)
+    const next = state.observeTransaction(event("t-2", "authorized", 0, start + 10_000))
+    assert.strictEqual(next.activity.user_txn_1h, 1)
+    // Two days later t-1 is forgotten; its settlement reads the activity without adding a transaction.
+    state.evict(micros(start + 2 * 24 * hour))
+    const settled = state.observeTransaction(event("t-1", "settled", 2, start + 2 * 24 * hour))
+    assert.isFalse(settled.recorded)
+    const after = state.observeTransaction(event("t-3", "authorized", 0, start + 2 * 24 * hour + 1000))
+    assert.strictEqual(after.activity.user_txn_1h, 0)
+  })
+
   it("keeps state bounded: activity, seen transactions and signals behind the watermark are evicted", () => {
     const state = new LiveScoringState()
     const micros = (millis: number) => millis * 1000
@@ -230,8 +272,18 @@ describe("live scoring in the streaming index", () => {
         score: 0.5,
         confirmed_fraud: undefined
       })
+      state.observeTransaction({
+        transaction_id: `t-${index}`,
+        user_id: `u-${index % 7}`,
+        device_id: `d-${index}`,
+        event_time: micros(start + index * hour),
+        status: "authorized",
+        sequence: 0,
+        amount_minor: 100,
+        currency: "EUR"
+      })
     }
-    assert.isAbove(state.size, 0)
+    assert.isAbove(state.size, 200)
     state.evict(micros(start + 200 * 24 * hour))
     assert.strictEqual(state.size, 0)
   })

@@ -136,10 +136,13 @@ describe("fraud features", () => {
   const trainRows = syntheticExamples.slice(0, 500)
   const spec = fitFeatureSpec(trainRows)
 
-  it("ignore status, lifecycle outcomes, fraud_* and confirmed_fraud (no label leakage)", () => {
+  it("ignore status, the latest state's amount, lifecycle outcomes, fraud_* and confirmed_fraud (no label leakage)", () => {
     const outcomes: Partial<FinalAggregateRow> = {
       status: "chargeback",
       sequence: 9,
+      // A partial refund as the latest state: its amount is an outcome too.
+      amount_minor: 17,
+      currency: "JPY",
       last_event_time: baseRow.last_event_time + 40 * dayMicros,
       captured_at: null,
       settled_at: baseRow.first_event_time + dayMicros,
@@ -160,7 +163,7 @@ describe("fraud features", () => {
     assert.deepStrictEqual(fitFeatureSpec(relabelled), spec)
     // Control: a transaction-time fact does change the vector.
     assert.notDeepEqual(
-      Array.from(featureVector({ ...baseFacts, amount_minor: baseRow.amount_minor * 50 }, spec)),
+      Array.from(featureVector({ ...baseFacts, first_amount_minor: baseRow.first_amount_minor * 50 }, spec)),
       Array.from(featureVector(baseFacts, spec))
     )
   })
@@ -214,8 +217,10 @@ describe("fraud features", () => {
     assert.isDefined(stats)
     assert.strictEqual(stats?.count, merchantTrain.length)
     const mean =
-      merchantTrain.reduce((sum, row) => sum + logMajorAmount(row.amount_minor, row.currency), 0) /
-      merchantTrain.length
+      merchantTrain.reduce(
+        (sum, row) => sum + logMajorAmount(row.first_amount_minor, row.first_currency),
+        0
+      ) / merchantTrain.length
     assert.closeTo(stats?.mean ?? Number.NaN, mean, 1e-9)
     assert.isTrue((validation[0]?.first_event_time ?? 0) >= (train.at(-1)?.first_event_time ?? Infinity))
   })
@@ -270,7 +275,7 @@ describe("past activity features", () => {
         ? row
         : {
             ...row,
-            amount_minor: row.amount_minor * 7,
+            first_amount_minor: row.first_amount_minor * 7,
             device_id: "d-shared",
             confirmed_fraud: !row.confirmed_fraud
           }
@@ -497,6 +502,34 @@ layer(trainingLayer, { timeout: 120_000 })("fraud model training", (it) => {
         assert.match(missing.reason, /models\/never-trained\/metrics.json is missing/)
         assert.strictEqual(Option.getOrThrow(yield* promotedModel).version, "weak-2")
       }).pipe(Effect.provide(BucketWithData.pipe(Layer.provide(codecLayer))))
+  )
+
+  it.effect("replaces a promoted model it cannot load, and never overwrites a saved version", () =>
+    Effect.gen(function* () {
+      const store = yield* ProcessedBucket
+      yield* store.put(
+        "models/promoted.json",
+        new TextEncoder().encode(
+          JSON.stringify({ version: "ghost", promoted_at: "2026-01-01T00:00:00Z", reason: "test" })
+        )
+      )
+      const first = yield* trainFraudModel({ seed: 31, epochs: 1 })
+      assert.isTrue(first.promotion.promoted)
+      assert.match(
+        first.promotion.reason,
+        /^promoted ghost cannot score the validation window \(models\/ghost\/metrics.json is missing\)/
+      )
+      const again = yield* trainFraudModel({ seed: 31, epochs: 1 })
+      assert.strictEqual(again.version, first.version)
+      assert.isFalse(again.saved)
+      assert.deepStrictEqual(again.metrics, first.metrics)
+      const options = yield* resolveTrainOptions({ seed: 31, epochs: 1 })
+      const { examples } = yield* readTrainingExamples({ seed: 31 })
+      const fitted = yield* fitFraudModel(examples, options)
+      const overwrite = yield* Effect.flip(saveFraudModel(fitted, first.version))
+      disposeFraudModel(fitted.model)
+      assert.match(overwrite.reason, /already holds a complete model/)
+    }).pipe(Effect.provide(BucketWithData.pipe(Layer.provide(codecLayer))))
   )
 
   it.effect("fails with a TrainError when no final_aggregate is committed", () =>

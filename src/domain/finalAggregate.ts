@@ -182,13 +182,18 @@ export const finalRowOf = (
   const events = [...accumulator.events.values()]
   if (events.length === 0) return undefined
   let latest = events[0]!
-  let first = latest.event_time
+  let earliest = latest
   let last = latest.event_time
   for (const event of events) {
     if (compareEvents(event, latest) > 0) latest = event
-    if (event.event_time < first) first = event.event_time
+    if (
+      event.event_time < earliest.event_time ||
+      (event.event_time === earliest.event_time && compareEvents(event, earliest) < 0)
+    )
+      earliest = event
     if (event.event_time > last) last = event.event_time
   }
+  const first = earliest.event_time
   const fraud = accumulator.fraud
   return {
     transaction_id: transactionId,
@@ -217,7 +222,9 @@ export const finalRowOf = (
     fraud_reasons: [...fraud.reasons].sort(compareCodePoints),
     confirmed_fraud: fraud.confirmed,
     ...dimensionColumnsFor(dimensions, latest.user_id, latest.merchant_id),
-    device_id: latest.device_id,
+    first_amount_minor: earliest.amount_minor,
+    first_currency: earliest.currency,
+    device_id: earliest.device_id,
     fraud_prior_signal_max_score: priorScreeningMaxScore(fraud.screening, first),
     dt: utcDate(first)
   }

@@ -160,7 +160,11 @@ export interface FinalAggregateRow extends DimensionColumns {
   readonly fraud_max_score: number | null
   readonly fraud_reasons: ReadonlyArray<string>
   readonly confirmed_fraud: boolean
-  /** Extension: device_id of the latest state; null when it has none. */
+  /** Extension: amount_minor of the earliest event (by event_time, then contract order): the authorised amount. */
+  readonly first_amount_minor: number
+  /** Extension: currency of the earliest event. */
+  readonly first_currency: string
+  /** Extension: device_id of the earliest event; null when it has none. */
   readonly device_id: string | null
   /**
    * Extension: max score of the non-label signals (sources rules, model, partner, not confirmed_fraud)
@@ -199,6 +203,8 @@ export const finalAggregateSchema: TableSchema = [
   column("fraud_reasons", "string_list"),
   column("confirmed_fraud", "boolean"),
   ...dimensionColumns,
+  column("first_amount_minor", "int64"),
+  column("first_currency", "string"),
   column("device_id", "string", true),
   column("fraud_prior_signal_max_score", "double", true)
 ]

@@ -1,5 +1,5 @@
 import type * as Tf from "@tensorflow/tfjs"
-import { Config, Context, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { isScreeningSignal, priorScreeningMaxScore } from "../domain/finalAggregate.js"
 import type { IndexedTransaction } from "../domain/rows.js"
 import type { EpochMicros } from "../domain/time.js"
@@ -12,23 +12,50 @@ import { disposeFraudModel, type LoadedFraudModel, loadFraudModel } from "./trai
 
 const dayMicros = 86_400_000_000
 
-/** A transaction as live scoring first saw it. */
+/** The fields of a transaction event live scoring reads. */
+export type ScoringEvent = Pick<
+  IndexedTransaction,
+  | "transaction_id"
+  | "user_id"
+  | "device_id"
+  | "event_time"
+  | "status"
+  | "sequence"
+  | "amount_minor"
+  | "currency"
+>
+
+/** A transaction as live scoring knows it: its earliest event so far and its past activity. */
 export interface SeenTransaction {
-  readonly firstEventTime: EpochMicros
-  readonly activity: PastActivity
+  firstEventTime: EpochMicros
+  firstAmountMinor: number
+  firstCurrency: string
+  deviceId: string | null
+  activity: PastActivity
+  /** Counted in the activity of later transactions (its opening event was seen). */
+  recorded: boolean
 }
+
+/** An event that opens a transaction: its first state (sequence 0, or authorized/declined). */
+const opensTransaction = (event: Pick<ScoringEvent, "status" | "sequence">): boolean =>
+  event.sequence === 0 || event.status === "authorized" || event.status === "declined"
+
+const evictEveryMicros = 60_000_000
 
 /**
  * The stream's side of the fraud features, computed the way training computes them from final_aggregate:
- * a transaction's past activity is taken when it is first seen (its first event's time), and the prior
- * signal score from non-label signals timed at or before that time that arrived no later than the micro-batch of the transaction (topics are not ordered against each other). Delivered
- * in time order this gives exactly the offline features; out of order, a transaction only counts the
- * others that arrived before it. State older than the watermark by more than the windows is evicted.
+ * amount, currency and device of a transaction's earliest event, its past activity taken at that time
+ * (a transaction counts for later ones once its opening event is seen; a later lifecycle event of a
+ * transaction no longer in memory reads the activity without adding to it), and the prior signal score
+ * from non-label signals timed at or before that time that arrived no later than the micro-batch of the
+ * transaction (topics are not ordered against each other). Delivered in time order this gives exactly the
+ * offline features. State older than the watermark by more than the windows is evicted.
  */
 export class LiveScoringState {
   private readonly tracker = new ActivityTracker()
   private readonly seen = new Map<string, SeenTransaction>()
   private readonly screening = new Map<string, Array<readonly [EpochMicros, number]>>()
+  private lastEviction = Number.NEGATIVE_INFINITY
 
   /** Records a signal; only non-label sources (rules, model, partner, not confirmed) are kept. */
   observeSignal(signal: {
@@ -44,21 +71,38 @@ export class LiveScoringState {
     this.screening.set(signal.transaction_id, list)
   }
 
-  /** Records a transaction event's activity (when its transaction is first seen) and returns what was kept. */
-  observeTransaction(
-    row: Pick<IndexedTransaction, "transaction_id" | "user_id" | "device_id" | "event_time">
-  ): SeenTransaction {
-    let seen = this.seen.get(row.transaction_id)
+  /** Records a transaction event and returns what is known of its transaction. */
+  observeTransaction(event: ScoringEvent): SeenTransaction {
+    const key = (time: EpochMicros) => ({
+      user_id: event.user_id,
+      device_id: event.device_id,
+      first_event_time: time
+    })
+    const opening = opensTransaction(event)
+    let seen = this.seen.get(event.transaction_id)
     if (seen === undefined) {
       seen = {
-        firstEventTime: row.event_time,
-        activity: this.tracker.observe({
-          user_id: row.user_id,
-          device_id: row.device_id,
-          first_event_time: row.event_time
-        })
+        firstEventTime: event.event_time,
+        firstAmountMinor: event.amount_minor,
+        firstCurrency: event.currency,
+        deviceId: event.device_id,
+        activity: opening
+          ? this.tracker.observe(key(event.event_time))
+          : this.tracker.activityAt(key(event.event_time)),
+        recorded: opening
       }
-      this.seen.set(row.transaction_id, seen)
+      this.seen.set(event.transaction_id, seen)
+      return seen
+    }
+    if (event.event_time < seen.firstEventTime) {
+      seen.firstEventTime = event.event_time
+      seen.firstAmountMinor = event.amount_minor
+      seen.firstCurrency = event.currency
+      seen.deviceId = event.device_id
+    }
+    if (opening && !seen.recorded) {
+      seen.activity = this.tracker.observe(key(event.event_time))
+      seen.recorded = true
     }
     return seen
   }
@@ -67,8 +111,8 @@ export class LiveScoringState {
   factsFor(row: IndexedTransaction): ScoringFacts {
     const seen = this.observeTransaction(row)
     return {
-      amount_minor: row.amount_minor,
-      currency: row.currency,
+      first_amount_minor: seen.firstAmountMinor,
+      first_currency: seen.firstCurrency,
       merchant_id: row.merchant_id,
       payment_method: row.payment_method,
       card_bin: row.card_bin,
@@ -81,18 +125,19 @@ export class LiveScoringState {
       merchant_mcc: row.merchant_mcc,
       merchant_risk_level: row.merchant_risk_level,
       user_id: row.user_id,
-      device_id: row.device_id,
-      fraud_prior_signal_max_score: priorScreeningMaxScore(
-        this.screening.get(row.transaction_id) ?? [],
-        seen.firstEventTime
-      ),
+      device_id: seen.deviceId,
+      // Without its opening event the transaction's start is unknown: no signal can be called prior.
+      fraud_prior_signal_max_score: seen.recorded
+        ? priorScreeningMaxScore(this.screening.get(row.transaction_id) ?? [], seen.firstEventTime)
+        : null,
       ...seen.activity
     }
   }
 
-  /** Drops what no window can reach any more, given the event-time watermark. */
+  /** Drops what no window can reach any more, given the event-time watermark (at most once a minute). */
   evict(watermark: EpochMicros): void {
-    if (!Number.isFinite(watermark)) return
+    if (!Number.isFinite(watermark) || watermark - this.lastEviction < evictEveryMicros) return
+    this.lastEviction = watermark
     this.tracker.evictBefore(watermark)
     const horizon = watermark - dayMicros
     for (const [id, seen] of this.seen) if (seen.firstEventTime < horizon) this.seen.delete(id)
@@ -130,12 +175,23 @@ export const scoreFacts = (
   )
 }
 
+/** Scores of a batch and the model version that produced them. */
+export interface ScoredBatch {
+  readonly version: string
+  readonly scores: Float32Array
+}
+
 /** Live scoring: the promoted model, reloaded when the pointer moves, and the batch scorer. */
 export interface FraudScoringService {
-  /** The model in use now; none until a model is promoted. */
-  readonly active: Effect.Effect<Option.Option<ActiveModel>>
-  /** Scores facts with a model (synchronous, one predict call). */
-  readonly score: (active: ActiveModel, facts: ReadonlyArray<ScoringFacts>) => Float32Array
+  /** The version in use now; none until a model is promoted. */
+  readonly activeVersion: Effect.Effect<Option.Option<string>>
+  /**
+   * Scores facts with the model in use, in one synchronous step (a swap cannot free the model midway);
+   * none when no model is promoted. Throws what tfjs throws.
+   */
+  readonly scoreBatch: (
+    facts: ReadonlyArray<ScoringFacts>
+  ) => Effect.Effect<Option.Option<ScoredBatch>, unknown>
   /** Checks the promoted pointer once and swaps the model when it moved. */
   readonly refresh: Effect.Effect<void>
 }
@@ -157,28 +213,25 @@ const makeFraudScoring = (refreshEvery: Duration.DurationInput) =>
     const { tf } = yield* Tensorflow
     const store = yield* ProcessedBucket
     const context = yield* Effect.context<ProcessedBucket | Tensorflow>()
-    const current = yield* Ref.make(Option.none<ActiveModel>())
+    const holder: { current: ActiveModel | undefined } = { current: undefined }
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Ref.get(current), (active) =>
-        Effect.sync(() => Option.map(active, (model) => disposeFraudModel(model.model)))
-      )
+      Effect.sync(() => {
+        if (holder.current !== undefined) disposeFraudModel(holder.current.model)
+        holder.current = undefined
+      })
     )
     const refresh: Effect.Effect<void> = Effect.gen(function* () {
       const pointer = yield* readPromotedPointer(store)
-      if (Option.isNone(pointer)) return
-      const active = yield* Ref.get(current)
-      if (Option.isSome(active) && active.value.version === pointer.value.version) return
-      const loaded = yield* loadFraudModel(pointer.value.version).pipe(Effect.provide(context))
-      const previous = yield* Ref.getAndSet(current, Option.some(toActive(loaded)))
-      Option.map(previous, (model) => disposeFraudModel(model.model))
+      if (Option.isNone(pointer) || holder.current?.version === pointer.value.version) return
+      const loaded = toActive(yield* loadFraudModel(pointer.value.version).pipe(Effect.provide(context)))
+      const previous = yield* Effect.sync(() => {
+        const replaced = holder.current
+        holder.current = loaded
+        if (replaced !== undefined) disposeFraudModel(replaced.model)
+        return replaced?.version ?? "none"
+      })
       yield* Effect.logInfo("live scoring switched model").pipe(
-        Effect.annotateLogs({
-          version: loaded.version,
-          previous: Option.getOrElse(
-            Option.map(previous, (m) => m.version),
-            () => "none"
-          )
-        })
+        Effect.annotateLogs({ version: loaded.version, previous })
       )
     }).pipe(
       Effect.catchAll((error) =>
@@ -188,8 +241,14 @@ const makeFraudScoring = (refreshEvery: Duration.DurationInput) =>
     yield* refresh
     yield* refresh.pipe(Effect.schedule(Schedule.spaced(refreshEvery)), Effect.forkScoped)
     const service: FraudScoringService = {
-      active: Ref.get(current),
-      score: (active, facts) => scoreFacts(tf, active, facts),
+      activeVersion: Effect.sync(() => Option.fromNullable(holder.current?.version)),
+      scoreBatch: (facts) =>
+        Effect.try(() => {
+          const active = holder.current
+          return active === undefined
+            ? Option.none()
+            : Option.some({ version: active.version, scores: scoreFacts(tf, active, facts) })
+        }),
       refresh
     }
     return service
@@ -210,8 +269,8 @@ export class FraudScoring extends Context.Tag("FraudScoring")<FraudScoring, Frau
 
   /** Scoring that never has a model: rows keep a null model_score. */
   static readonly disabled: Layer.Layer<FraudScoring> = Layer.succeed(FraudScoring, {
-    active: Effect.succeed(Option.none()),
-    score: () => new Float32Array(0),
+    activeVersion: Effect.succeed(Option.none()),
+    scoreBatch: () => Effect.succeed(Option.none()),
     refresh: Effect.void
   })
 

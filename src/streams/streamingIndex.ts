@@ -34,7 +34,7 @@ import { Parquet } from "../layers/ParquetCodec.js"
 import { contentTag, ManifestFile, prefixes, readCommittedFile, writePartitioned } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction, type Partitioned } from "./indexRows.js"
-import { FraudScoring, LiveScoringState } from "./liveScoring.js"
+import { FraudScoring, LiveScoringState, type ScoringEvent } from "./liveScoring.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
 import { type SignalJoinRow, SignalJoinWindow, signalJoinSchema } from "./signalJoin.js"
 import { observeBatch, observeEventLatencies, observeLag, observeStateSize } from "./streamingMetrics.js"
@@ -469,8 +469,27 @@ const decodeBatch = (
   }
   transactionState.evict()
   signalState.evict()
-  // After the whole batch, so signals that arrived in the same batch as their transaction are seen.
-  if (scoring !== undefined) for (const row of indexed) scoringFacts.push(scoring.factsFor(row))
+  // After the whole batch, so signals that arrived in the same batch as their transaction are seen, and in
+  // event-time order (partitions interleave), late events included: training counts them too.
+  if (scoring !== undefined) {
+    const byTime = [
+      ...indexed.map((row, position) => ({ row, position })),
+      ...lateTransactions.map((row) => ({ row, position: -1 }))
+    ].sort(
+      (a, b) =>
+        a.row.event_time - b.row.event_time ||
+        (a.row.transaction_id < b.row.transaction_id
+          ? -1
+          : a.row.transaction_id > b.row.transaction_id
+            ? 1
+            : 0)
+    )
+    scoringFacts.length = indexed.length
+    for (const { row, position } of byTime) {
+      if (position < 0) scoring.observeTransaction(row)
+      else scoringFacts[position] = scoring.factsFor(row)
+    }
+  }
   const watermark = combinedWatermark([transactionState, signalState])
   joins.evict(watermark)
   scoring?.evict(watermark)
@@ -493,20 +512,18 @@ const decodeBatch = (
 const scoreDecodedBatch = (scorer: Option.Option<Context.Tag.Service<FraudScoring>>, decoded: DecodedBatch) =>
   Effect.gen(function* () {
     if (Option.isNone(scorer) || decoded.indexed.length === 0) return decoded
-    const active = yield* scorer.value.active
-    if (Option.isNone(active)) return decoded
-    const model = active.value
-    const scores = yield* Effect.try(() => scorer.value.score(model, decoded.scoringFacts)).pipe(
+    const scored = yield* scorer.value.scoreBatch(decoded.scoringFacts).pipe(
       Effect.tapError((error) =>
-        Effect.logWarning(`live scoring failed; rows keep a null model_score: ${error}`)
+        Effect.logWarning(`live scoring failed; rows keep a null model_score: ${String(error)}`)
       ),
-      Effect.option
+      Effect.orElseSucceed(() => Option.none())
     )
-    if (Option.isNone(scores)) return decoded
+    if (Option.isNone(scored)) return decoded
+    const { scores, version } = scored.value
     const indexed = decoded.indexed.map((row, index) => ({
       ...row,
-      model_score: scores.value[index] ?? null,
-      model_version: model.version
+      model_score: scores[index] ?? null,
+      model_version: version
     }))
     return { ...decoded, indexed }
   })
@@ -658,7 +675,7 @@ const rebuildEventTimeState = (
     const files = (yield* readCommittedBatches(processed))
       .filter((manifest) => manifest.group === group)
       .flatMap((manifest) => manifest.files)
-      .filter((file) => file.dataset === "transactions" || file.dataset === "fraud_signals")
+      .filter((file) => file.dataset !== "fraud_signal_joins")
     if (files.length === 0) return
     const newest =
       files
@@ -667,20 +684,18 @@ const rebuildEventTimeState = (
         .at(-1) ?? ""
     const horizon = utcDate(Date.parse(`${newest}T00:00:00Z`) * 1000 - latenessMicros - 86_400_000_000)
     let restored = 0
-    const scoredTransactions: Array<{
-      transaction_id: string
-      user_id: string
-      device_id: string | null
-      event_time: number
-    }> = []
+    const scoredTransactions: Array<ScoringEvent> = []
     for (const file of files.filter((listed) => listed.dt >= horizon)) {
       const rows = yield* readCommittedFile(processed, codec, "streaming_index", file.key)
-      const isSignal = file.dataset === "fraud_signals"
+      const isSignal = file.dataset === "fraud_signals" || file.dataset === "late_fraud_signals"
+      const isLate = file.dataset === "late_transactions" || file.dataset === "late_fraud_signals"
       for (const row of rows) {
-        const id = String(isSignal ? row["signal_id"] : row["event_id"])
-        const partition = partitionOfLocation(String(row["source_location"]))
-        ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
-        restored++
+        if (!isLate) {
+          const id = String(isSignal ? row["signal_id"] : row["event_id"])
+          const partition = partitionOfLocation(String(row["source_location"]))
+          ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
+          restored++
+        }
         if (scoring === undefined) continue
         if (isSignal)
           scoring.observeSignal({
@@ -695,7 +710,11 @@ const rebuildEventTimeState = (
             transaction_id: String(row["transaction_id"]),
             user_id: String(row["user_id"]),
             device_id: row["device_id"] === null ? null : String(row["device_id"]),
-            event_time: Number(row["event_time"])
+            event_time: Number(row["event_time"]),
+            status: String(row["status"]),
+            sequence: Number(row["sequence"]),
+            amount_minor: Number(row["amount_minor"]),
+            currency: String(row["currency"])
           })
       }
     }

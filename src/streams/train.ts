@@ -14,6 +14,7 @@ import {
   examplesInTimeOrder,
   FeatureSpec,
   featureMatrix,
+  featureNames,
   fitFeatureSpec,
   type LabeledExample,
   type ScoringFacts,
@@ -153,6 +154,8 @@ export interface TrainingReport {
   readonly samplesPerSecond: number
   /** final_aggregate rows read (before sampling). */
   readonly rowsRead: number
+  /** False when this exact model (same default version) was already saved and was left as it is. */
+  readonly saved: boolean
   readonly promotion: PromotionOutcome
 }
 
@@ -503,6 +506,8 @@ export const saveFraudModel = Effect.fn("Train.saveFraudModel")(function* (
   const store = yield* ProcessedBucket
   if (!versionPattern.test(version)) return yield* invalid(`version ${JSON.stringify(version)} is not safe`)
   const prefix = modelKeyPrefix(version)
+  if (yield* modelExists(version))
+    return yield* invalid(`${prefix} already holds a complete model; a saved version is never overwritten`)
   const putBytes = (name: string, bytes: Uint8Array) =>
     store
       .put(prefix + name, bytes)
@@ -615,8 +620,14 @@ const scorePromotedOn = (
           ),
         (loaded) => Effect.sync(() => disposeFraudModel(loaded.model))
       ).pipe(
-        Effect.catchAll((error) =>
-          Effect.succeed<PromotedScore>({ _tag: "Unusable", version: promoted.version, reason: error.reason })
+        Effect.catchIf(
+          (error) => error.kind !== undefined,
+          (error) =>
+            Effect.succeed<PromotedScore>({
+              _tag: "Unusable",
+              version: promoted.version,
+              reason: error.reason
+            })
         )
       )
   })
@@ -640,7 +651,11 @@ export const trainFraudModel = (
     })
     const fitted = yield* fitFraudModel(examples, resolved)
     return yield* Effect.gen(function* () {
-      const version = options.version ?? `v-${resolved.seed}-${fitted.dataHash}`
+      const version =
+        options.version ??
+        `v-${resolved.seed}-${createHash("sha256").update(`${fitted.dataHash}/${backend}`).digest("hex").slice(0, 16)}`
+      // The default version names the data, options, seed and backend: when it exists it is this model.
+      const alreadySaved = options.version === undefined && (yield* modelExists(version))
       const pointer = yield* readPromotedPointer(store)
       const window = `${fitted.dataRange.validation.from} … ${fitted.dataRange.validation.to}`
       const decision: PromotionDecision =
@@ -651,8 +666,16 @@ export const trainFraudModel = (
               yield* scorePromotedOn(pointer, fitted.validation),
               window
             )
-      const key = yield* saveFraudModel(fitted, version, decision.reason)
-      if (decision.promote) yield* writePromotedPointer(store, version, decision.reason)
+      const key = alreadySaved
+        ? modelKeyPrefix(version)
+        : yield* saveFraudModel(fitted, version, decision.reason)
+      // Re-read just before moving the pointer: a promotion made meanwhile is not silently replaced.
+      const pointerNow = yield* readPromotedPointer(store)
+      const moved =
+        Option.getOrNull(Option.map(pointerNow, (p) => p.version)) !==
+        Option.getOrNull(Option.map(pointer, (p) => p.version))
+      const promote = decision.promote && !moved
+      if (promote) yield* writePromotedPointer(store, version, decision.reason)
       const report: TrainingReport = {
         backend,
         version,
@@ -672,12 +695,14 @@ export const trainFraudModel = (
         epochs: resolved.epochs,
         samplesPerSecond: fitted.samplesPerSecond,
         rowsRead,
+        saved: !alreadySaved,
         promotion: {
-          promoted: decision.promote,
-          reason: decision.reason,
-          promotedVersion: decision.promote
-            ? version
-            : Option.getOrNull(Option.map(pointer, (p) => p.version))
+          promoted: promote,
+          reason:
+            decision.promote && moved
+              ? "the promoted pointer moved while training; not promoted (train again to compare)"
+              : decision.reason,
+          promotedVersion: promote ? version : Option.getOrNull(Option.map(pointerNow, (p) => p.version))
         }
       }
       return report
@@ -705,6 +730,17 @@ export const promotedModel: Effect.Effect<
 
 const decodeFeatureSpec = Schema.decodeUnknown(Schema.parseJson(FeatureSpec))
 
+/** Whether `models/<version>/` holds a complete model (its metrics.json). */
+const modelExists = (version: string): Effect.Effect<boolean, TrainError, ProcessedBucket> =>
+  Effect.flatMap(ProcessedBucket, (store) =>
+    store.get(`${modelKeyPrefix(version)}${modelFiles.metrics}`).pipe(
+      Effect.map(Option.isSome),
+      Effect.mapError(
+        (cause) => new TrainError({ reason: `checking ${modelKeyPrefix(version)} failed`, cause })
+      )
+    )
+  )
+
 /** Reads `models/<version>/` back through the object store; fails when the save never completed. */
 export const loadFraudModel = (
   version: string
@@ -718,9 +754,19 @@ export const loadFraudModel = (
     const specBytes = yield* readModelFile(store, prefix, modelFiles.featureSpec)
     const featureSpec = yield* decodeFeatureSpec(new TextDecoder().decode(specBytes)).pipe(
       Effect.mapError(
-        (cause) => new TrainError({ reason: `${prefix}${modelFiles.featureSpec}: ${cause.message}`, cause })
+        (cause) =>
+          new TrainError({
+            reason: `${prefix}${modelFiles.featureSpec}: ${cause.message}`,
+            cause,
+            kind: "incompatible"
+          })
       )
     )
+    if (JSON.stringify(featureSpec.featureNames) !== JSON.stringify(featureNames))
+      return yield* new TrainError({
+        reason: `${prefix}${modelFiles.featureSpec} lists other features than this code computes`,
+        kind: "incompatible"
+      })
     const model = yield* loadLayersModel(tf, store, prefix)
     const loaded: LoadedFraudModel = { version, model, featureSpec }
     return loaded

@@ -72,6 +72,8 @@ export const makeRows = (seed: number, count: number, idPrefix: string): Array<F
       fraud_max_score: scored ? Math.round(random() * 1000) / 1000 : null,
       fraud_reasons: scored ? ["velocity"] : [],
       confirmed_fraud: scored && random() < 0.2,
+      first_amount_minor: 1 + (index % 997),
+      first_currency: "JPY",
       device_id: index % 3 === 0 ? null : `d-${index % 11}`,
       fraud_prior_signal_max_score: null,
       user_country: null,

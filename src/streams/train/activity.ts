@@ -65,9 +65,16 @@ export class ActivityTracker {
 
   /** The past activity of a transaction, then records it for the ones after it. */
   observe(key: ActivityKey): PastActivity {
+    const activity = this.activityAt(key)
+    this.record(key)
+    return activity
+  }
+
+  /** The past activity of a transaction without recording it. */
+  activityAt(key: ActivityKey): PastActivity {
     const time = key.first_event_time
     const userTimes = this.users.get(key.user_id) ?? []
-    const activity: PastActivity = {
+    return {
       user_txn_1h: countInRange(userTimes, time - activityWindows.userShortMicros, time),
       user_txn_24h: countInRange(userTimes, time - activityWindows.userLongMicros, time),
       device_txn_24h:
@@ -76,6 +83,12 @@ export class ActivityTracker {
           : countInRange(this.devices.get(key.device_id) ?? [], time - activityWindows.deviceMicros, time),
       device_known_for_user: key.device_id !== null && this.knownDevice(key.user_id, key.device_id, time)
     }
+  }
+
+  /** Records a transaction for the ones after it. */
+  record(key: ActivityKey): void {
+    const time = key.first_event_time
+    const userTimes = this.users.get(key.user_id) ?? []
     insertSorted(userTimes, time)
     this.users.set(key.user_id, userTimes)
     if (key.device_id !== null) {
@@ -90,7 +103,6 @@ export class ActivityTracker {
         use.last = Math.max(use.last, time)
       }
     }
-    return activity
   }
 
   private knownDevice(userId: string, deviceId: string, time: number): boolean {

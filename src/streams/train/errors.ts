@@ -4,6 +4,8 @@ import { Data } from "effect"
 export class TrainError extends Data.TaggedError("TrainError")<{
   readonly reason: string
   readonly cause?: unknown
+  /** `missing`: a model file is absent; `incompatible`: a saved model this code cannot use. */
+  readonly kind?: "missing" | "incompatible"
 }> {
   override get message(): string {
     return `fraud model: ${this.reason}`

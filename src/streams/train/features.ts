@@ -8,12 +8,14 @@ import { ActivityTracker, type PastActivity } from "./activity.js"
 /**
  * The only final_aggregate columns the features read: facts known when the transaction happens.
  * Outcome columns (status, settled_at, refunded_at, chargeback_at, fraud_signal_count, fraud_max_score,
- * fraud_reasons, confirmed_fraud) are the label or leak it, so they are left out by type; the one signal
+ * fraud_reasons, confirmed_fraud) are the label or leak it, and the latest state's amount can be a
+ * refund's, so they are left out by type: the amount and device are the earliest event's; the one signal
  * column kept, fraud_prior_signal_max_score, only counts non-label signals timed before the transaction.
+ * Dimension columns come from the newest snapshot, not the one in force at the time (documented).
  */
 export const transactionTimeColumns = [
-  "amount_minor",
-  "currency",
+  "first_amount_minor",
+  "first_currency",
   "merchant_id",
   "payment_method",
   "card_bin",
@@ -135,7 +137,7 @@ const merchantZ = (
   row: TransactionTimeFacts
 ): number => {
   const stats = merchantStats(spec, row.merchant_id)
-  const z = (logMajorAmount(row.amount_minor, row.currency) - stats.mean) / stats.std
+  const z = (logMajorAmount(row.first_amount_minor, row.first_currency) - stats.mean) / stats.std
   return Math.max(-maxAbsMerchantZ, Math.min(maxAbsMerchantZ, z))
 }
 
@@ -155,7 +157,7 @@ export const rawFeatures = (
   const angle = 2 * Math.PI * millisOfDay
   const tenure = tenureDays(row, spec.maxTenureDays)
   return [
-    logMajorAmount(row.amount_minor, row.currency),
+    logMajorAmount(row.first_amount_minor, row.first_currency),
     merchantZ(spec, row),
     Math.sin(angle),
     Math.cos(angle),
@@ -195,7 +197,7 @@ const quantile = (values: ReadonlyArray<number>, q: number): number => {
 
 /** Fits merchant amount statistics, standardisation and baseline thresholds on the training rows. */
 export const fitFeatureSpec = (trainRows: ReadonlyArray<ScoringFacts>): FeatureSpec => {
-  const logAmounts = trainRows.map((row) => logMajorAmount(row.amount_minor, row.currency))
+  const logAmounts = trainRows.map((row) => logMajorAmount(row.first_amount_minor, row.first_currency))
   const global = { count: trainRows.length, ...meanAndStd(logAmounts) }
   const byMerchant = new Map<string, Array<number>>()
   trainRows.forEach((row, index) => {
@@ -258,7 +260,8 @@ export const featureMatrix = (rows: ReadonlyArray<ScoringFacts>, spec: FeatureSp
 export const baselineScore = (row: TransactionTimeFacts, spec: FeatureSpec): number => {
   const tenure = tenureDays(row, spec.maxTenureDays)
   const highAmount =
-    logMajorAmount(row.amount_minor, row.currency) >= spec.highAmountLogThreshold || merchantZ(spec, row) >= 2
+    logMajorAmount(row.first_amount_minor, row.first_currency) >= spec.highAmountLogThreshold ||
+    merchantZ(spec, row) >= 2
   return (
     (row.merchant_mcc !== null && spec.riskyMccs.includes(row.merchant_mcc) ? 1 : 0) +
     (highAmount ? 1 : 0) +

@@ -89,7 +89,7 @@ export const readModelFile = (
 ): Effect.Effect<Uint8Array, TrainError> =>
   Effect.flatMap(store.get(prefix + name).pipe(Effect.mapError(storeFailure("get"))), (body) =>
     Option.match(body, {
-      onNone: () => Effect.fail(new TrainError({ reason: `${prefix}${name} is missing` })),
+      onNone: () => Effect.fail(new TrainError({ reason: `${prefix}${name} is missing`, kind: "missing" })),
       onSome: Effect.succeed
     })
   )
