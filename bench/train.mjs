@@ -30,7 +30,15 @@ const processed = NodePath.join(root, "processed")
 if (!NodeFs.existsSync(NodePath.join(processed, "final_aggregate", "_manifest.json"))) {
   const generated = NodePath.join(root, "generated")
   console.log(`generating ${transactions} transactions and building final_aggregate under ${root} …`)
-  const generateSeconds = run(["generate", "--out", generated, "--transactions", String(transactions), "--seed", "7"])
+  const generateSeconds = run([
+    "generate",
+    "--out",
+    generated,
+    "--transactions",
+    String(transactions),
+    "--seed",
+    "7"
+  ])
   const batchSeconds = run(["batch", "--input", generated, "--output", processed])
   console.log(`  generate ${generateSeconds.toFixed(1)} s, batch + final ${batchSeconds.toFixed(1)} s`)
 }
@@ -66,7 +74,10 @@ const program = Effect.gen(function* () {
   bare.add(tf.layers.dense({ units: 1, activation: "sigmoid" }))
   bare.compile({ optimizer: tf.train.adam(0.005), loss: "binaryCrossentropy" })
   const x = tf.tensor2d(matrix, [trainRows, width])
-  const y = tf.tensor2d(Float32Array.from(examples.slice(0, trainRows), (e) => Number(e.confirmed_fraud)), [trainRows, 1])
+  const y = tf.tensor2d(
+    Float32Array.from(examples.slice(0, trainRows), (e) => Number(e.confirmed_fraud)),
+    [trainRows, 1]
+  )
   started = performance.now()
   yield* Effect.promise(() => bare.fit(x, y, { epochs, batchSize: 512, shuffle: true, verbose: 0 }))
   const bareRate = (trainRows * epochs) / ((performance.now() - started) / 1000)
@@ -101,7 +112,11 @@ const program = Effect.gen(function* () {
   const batchCosts = []
   for (let start = 5_000; start + 1000 <= rowsFor.length; start += 1000) {
     const begin = performance.now()
-    scoreFacts(tf, active, rowsFor.slice(start, start + 1000).map((row) => state.factsFor(row)))
+    scoreFacts(
+      tf,
+      active,
+      rowsFor.slice(start, start + 1000).map((row) => state.factsFor(row))
+    )
     batchCosts.push((performance.now() - begin) / 1000)
   }
   batchCosts.sort((a, b) => a - b)
@@ -116,13 +131,25 @@ const program = Effect.gen(function* () {
   prepared.dispose()
   train.disposeFraudModel(fitted.model)
 
-  console.log(`backend ${backend}; final_aggregate rows ${rowsRead}; train ${fitted.rows.train} / validation ${fitted.rows.validation}; ${epochs} epochs`)
-  console.log(`read final_aggregate into examples (past activity included): ${readSeconds.toFixed(1)} s, ${Math.round(rowsRead / readSeconds)} rows/s`)
+  console.log(
+    `backend ${backend}; final_aggregate rows ${rowsRead}; train ${fitted.rows.train} / validation ${fitted.rows.validation}; ${epochs} epochs`
+  )
+  console.log(
+    `read final_aggregate into examples (past activity included): ${readSeconds.toFixed(1)} s, ${Math.round(rowsRead / readSeconds)} rows/s`
+  )
   console.log(`fit (logistic baseline + network + evaluation): ${fitSeconds.toFixed(1)} s`)
-  console.log(`training samples/s   network ${Math.round(fitted.samplesPerSecond)}   bare tf.fit same shape ${Math.round(bareRate)}   (goal ≥ 50000)`)
-  console.log(`validation PR-AUC    model ${fitted.metrics.prAuc.toFixed(4)}   logistic ${fitted.logisticMetrics.prAuc.toFixed(4)}   rules ${fitted.baselineMetrics.prAuc.toFixed(4)}`)
-  console.log(`live scoring, one event (features + predict): p50 ${micros(percentile(single, 0.5))}  p99 ${micros(percentile(single, 0.99))}   bare predict of a prepared row: p50 ${micros(percentile(barePredict, 0.5))}  p99 ${micros(percentile(barePredict, 0.99))}`)
-  console.log(`live scoring in a micro-batch of 1000, per event: p50 ${micros(percentile(batchCosts, 0.5))}  p99 ${micros(percentile(batchCosts, 0.99))}`)
+  console.log(
+    `training samples/s   network ${Math.round(fitted.samplesPerSecond)}   bare tf.fit same shape ${Math.round(bareRate)}   (goal ≥ 50000)`
+  )
+  console.log(
+    `validation PR-AUC    model ${fitted.metrics.prAuc.toFixed(4)}   logistic ${fitted.logisticMetrics.prAuc.toFixed(4)}   rules ${fitted.baselineMetrics.prAuc.toFixed(4)}`
+  )
+  console.log(
+    `live scoring, one event (features + predict): p50 ${micros(percentile(single, 0.5))}  p99 ${micros(percentile(single, 0.99))}   bare predict of a prepared row: p50 ${micros(percentile(barePredict, 0.5))}  p99 ${micros(percentile(barePredict, 0.99))}`
+  )
+  console.log(
+    `live scoring in a micro-batch of 1000, per event: p50 ${micros(percentile(batchCosts, 0.5))}  p99 ${micros(percentile(batchCosts, 0.99))}`
+  )
 })
 
 await Effect.runPromise(program.pipe(Effect.provide(layers)))
