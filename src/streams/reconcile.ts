@@ -14,6 +14,7 @@ import {
   ruleName,
   type SettlementColumns,
   settlementTypeCodes,
+  sourceOf,
   summarizeBreaks
 } from "../domain/reconcile.js"
 import { column, type TableRow, type TableSchema } from "../domain/rows.js"
@@ -181,8 +182,11 @@ export const settlementColumnsOf = (lines: ReadonlyArray<SettlementLine>): Settl
     day: new Int32Array(size),
     type: new Uint8Array(size),
     payoutId: new Array<string | null>(size),
-    source: new Array<string>(size)
+    sourceFile: new Int32Array(size),
+    sourceLine: new Int32Array(size),
+    sourceFiles: [] as string[]
   }
+  const fileNumbers = new Map<string, number>()
   const days = new Map<string, number>()
   for (let at = 0; at < size; at++) {
     const line = lines[at]!
@@ -198,7 +202,16 @@ export const settlementColumnsOf = (lines: ReadonlyArray<SettlementLine>): Settl
     columns.day[at] = day
     columns.type[at] = settlementTypeCodes[line.type]
     columns.payoutId[at] = line.payout_id
-    columns.source[at] = line.source
+    const colon = line.source.lastIndexOf(":")
+    const file = colon < 0 ? line.source : line.source.slice(0, colon)
+    let fileNumber = fileNumbers.get(file)
+    if (fileNumber === undefined) {
+      fileNumber = columns.sourceFiles.length
+      columns.sourceFiles.push(file)
+      fileNumbers.set(file, fileNumber)
+    }
+    columns.sourceFile[at] = fileNumber
+    columns.sourceLine[at] = colon < 0 ? 0 : Number(line.source.slice(colon + 1))
   }
   return columns
 }
@@ -271,7 +284,7 @@ const matchRows = (
       currency: settlements.currency[line]!,
       amount_difference_minor: matches.amountDiff[at]!,
       days_after_event: matches.daysAfter[at]!,
-      source: settlements.source[line]!
+      source: sourceOf(settlements, line)
     }
   }
   return rows
