@@ -190,7 +190,7 @@ class MatchBuilder implements MatchColumns {
 const fnv1a = (text: string): number => {
   let hash = 0x811c9dc5
   for (let at = 0; at < text.length; at++) hash = Math.imul(hash ^ text.charCodeAt(at), 0x01000193)
-  return hash >>> 0
+  return hash
 }
 
 /**
@@ -200,8 +200,8 @@ const fnv1a = (text: string): number => {
  * duplicated key wins.
  */
 class ReferenceTable {
+  /** Slot s: `[2s]` row + 1 (0 = empty), `[2s + 1]` the key's hash; side by side, so a probe touches one cache line. */
   private readonly slots: Int32Array
-  private readonly hashes: Uint32Array
   private readonly mask: number
   private readonly processors = new Map<string, number>()
   private readonly rowProcessor: Uint16Array
@@ -210,22 +210,20 @@ class ReferenceTable {
     let capacity = 16
     while (capacity < index.size * 2) capacity *= 2
     this.mask = capacity - 1
-    this.slots = new Int32Array(capacity).fill(-1)
-    this.hashes = new Uint32Array(capacity)
+    this.slots = new Int32Array(capacity * 2)
     this.rowProcessor = new Uint16Array(index.size)
     for (let row = 0; row < index.size; row++) {
       const processor = this.processorCode(index.processor[row]!)
       this.rowProcessor[row] = processor
       const reference = index.processorReference[row]!
-      const hash = (fnv1a(reference) ^ Math.imul(processor, 0x9e3779b1)) >>> 0
+      const hash = fnv1a(reference) ^ Math.imul(processor, 0x9e3779b1)
       let slot = hash & this.mask
       let duplicate = false
-      while (this.slots[slot] !== -1) {
-        const other = this.slots[slot]!
+      for (let held = this.slots[slot * 2]!; held !== 0; held = this.slots[slot * 2]!) {
         if (
-          this.hashes[slot] === hash &&
-          this.rowProcessor[other] === processor &&
-          index.processorReference[other] === reference
+          this.slots[slot * 2 + 1] === hash &&
+          this.rowProcessor[held - 1] === processor &&
+          index.processorReference[held - 1] === reference
         ) {
           duplicate = true
           break
@@ -233,8 +231,8 @@ class ReferenceTable {
         slot = (slot + 1) & this.mask
       }
       if (!duplicate) {
-        this.slots[slot] = row
-        this.hashes[slot] = hash
+        this.slots[slot * 2] = row + 1
+        this.slots[slot * 2 + 1] = hash
       }
     }
   }
@@ -251,19 +249,18 @@ class ReferenceTable {
 
   /** The row holding the reference for the processor, if any. */
   find(processor: number, reference: string): number | undefined {
-    const hash = (fnv1a(reference) ^ Math.imul(processor, 0x9e3779b1)) >>> 0
+    const hash = fnv1a(reference) ^ Math.imul(processor, 0x9e3779b1)
     let slot = hash & this.mask
-    for (;;) {
-      const row = this.slots[slot]!
-      if (row === -1) return undefined
+    for (let held = this.slots[slot * 2]!; held !== 0; held = this.slots[slot * 2]!) {
       if (
-        this.hashes[slot] === hash &&
-        this.rowProcessor[row] === processor &&
-        this.index.processorReference[row] === reference
+        this.slots[slot * 2 + 1] === hash &&
+        this.rowProcessor[held - 1] === processor &&
+        this.index.processorReference[held - 1] === reference
       )
-        return row
+        return held - 1
       slot = (slot + 1) & this.mask
     }
+    return undefined
   }
 }
 
@@ -653,8 +650,9 @@ export const reconcile = (
     split_settlement: 0,
     payout_group: 0
   }
-  for (let at = 0; at < matches.size; at++) matchesByRule[ruleName(matches.rule[at]!)]++
-  breaks.sort((a, b) => (a.break_id < b.break_id ? -1 : a.break_id > b.break_id ? 1 : 0))
+  const byCode = new Float64Array(ruleNames.length)
+  for (let at = 0; at < matches.size; at++) byCode[matches.rule[at]!]!++
+  for (const [code, name] of ruleNames.entries()) matchesByRule[name] = byCode[code]!
   return {
     matches,
     breaks,
