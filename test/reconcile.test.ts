@@ -1,5 +1,6 @@
+import { HttpApp } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Ref } from "effect"
 import {
   type BreakType,
   breakTypes,
@@ -19,8 +20,10 @@ import {
   type SettlementLine
 } from "../src/domain/settlement.js"
 import { KeyValueStore, layerMemory } from "../src/layers/KeyValueStore.js"
-import { getRequired, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { getRequired, makeMemoryObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
+import { aggregationRouter } from "../src/streams/aggregationService.js"
+import { dashboardHtml } from "../src/streams/dashboard.js"
 import {
   type GeneratedSettlements,
   generateSettlements,
@@ -320,6 +323,8 @@ describe("matching engine", () => {
   })
 })
 
+const processedEmpty = makeMemoryObjectStore
+
 const truthOf = (generated: GeneratedSettlements) =>
   generated.breaks
     .map(
@@ -484,6 +489,36 @@ describe("reconciliation program", () => {
             )
           const index = yield* readIndexColumns(processed)
           assert.isAbove(index.size, 400)
+
+          const handlerOver = (bucket: typeof processed) =>
+            HttpApp.toWebHandler(
+              aggregationRouter(
+                Ref.unsafeMake<{ streamingCommittedAt: string | null; lastError: string | null }>({
+                  streamingCommittedAt: null,
+                  lastError: null
+                })
+              ).pipe(Effect.provideService(ProcessedBucket, bucket), Effect.provide(layerMemory))
+            )
+          const response = yield* Effect.promise(() =>
+            handlerOver(processed)(new Request("http://dashboard.test/api/recon"))
+          )
+          assert.strictEqual(response.status, 200)
+          const body = (yield* Effect.promise(() => response.json())) as {
+            by_type: ReadonlyArray<{
+              break_type: string
+              count: number
+              amount_minor: Record<string, string>
+            }>
+            currency_exponents: Record<string, number>
+          }
+          assert.deepStrictEqual(body.by_type, panel.by_type)
+          assert.isAbove(Object.keys(body.currency_exponents).length, 0)
+          const empty = yield* Effect.promise(() =>
+            handlerOver(processedEmpty())(new Request("http://dashboard.test/api/recon"))
+          )
+          assert.strictEqual(empty.status, 404)
+          assert.include(dashboardHtml, 'id="recon-breaks"')
+          assert.include(dashboardHtml, "/api/recon")
         }).pipe(
           Effect.provide(
             Layer.mergeAll(
