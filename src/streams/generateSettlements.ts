@@ -363,6 +363,16 @@ export const generateSettlements = (
   }
 }
 
+/** The settlement dates a reconciliation must cover to see every injected break (first and last report date, and every break's day). */
+export const reconcileRange = (generated: GeneratedSettlements): { from?: string; to?: string } => {
+  const days = [
+    ...(generated.firstDate === null ? [] : [generated.firstDate]),
+    ...(generated.lastDate === null ? [] : [generated.lastDate]),
+    ...generated.breaks.map((item) => item.day)
+  ].sort()
+  return days.length === 0 ? {} : { from: days[0]!, to: days.at(-1)! }
+}
+
 /** Reads the committed final_aggregate into index columns (every processor). */
 export const readIndexColumns = (
   processed: ObjectStore
