@@ -9,7 +9,7 @@ import {
   type ReconcileRules,
   reconcile
 } from "../src/domain/reconcile.js"
-import type { TableRow } from "../src/domain/rows.js"
+import { finalAggregateSchema, type TableRow } from "../src/domain/rows.js"
 import {
   decimalToMinor,
   defaultProcessorMappings,
@@ -24,6 +24,7 @@ import { getRequired, makeMemoryObjectStore, ProcessedBucket, RawBucket } from "
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { aggregationRouter } from "../src/streams/aggregationService.js"
 import { dashboardHtml } from "../src/streams/dashboard.js"
+import { prefixes, writeManifest } from "../src/streams/datasets.js"
 import {
   type GeneratedSettlements,
   generateSettlements,
@@ -41,7 +42,7 @@ import {
   runReconcile,
   settlementColumnsOf
 } from "../src/streams/reconcile.js"
-import { makeRows } from "./support/finalAggregateRows.js"
+import { makeRows, toTableRow } from "./support/finalAggregateRows.js"
 import { runSmallPipeline } from "./support/smallPipeline.js"
 
 const dayMicros = 86_400_000_000
@@ -531,5 +532,74 @@ describe("reconciliation program", () => {
         )
       }),
     120_000
+  )
+})
+
+describe("exceptions across re-runs", () => {
+  it.effect("a break a re-run of its day no longer finds is cleared; resolved ones stay resolved", () =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      const raw = yield* RawBucket
+      const codec = yield* Parquet
+      const rows = [
+        { ...makeRows(5, 1, "x")[0]!, processor_reference: "psp-a", amount_minor: 1000, currency: "EUR" },
+        { ...makeRows(6, 1, "y")[0]!, processor_reference: "psp-b", amount_minor: 2000, currency: "EUR" }
+      ].map((row) => ({
+        ...row,
+        status: "settled",
+        captured_at: at(0),
+        settled_at: at(1),
+        refunded_at: null,
+        chargeback_at: null
+      }))
+      const key = `${prefixes.finalAggregate}dt=${D}/part-test.parquet`
+      yield* processed.put(key, yield* codec.encode(finalAggregateSchema, rows.map(toTableRow)))
+      yield* writeManifest(processed, prefixes.finalAggregate, {
+        dataset: "final_aggregate",
+        version: "v1",
+        committed_at: "2026-11-20T00:00:00Z",
+        files: [{ key, dt: D, rows: 2 }]
+      })
+      const adyen = defaultProcessorMappings.find((mapping) => mapping.processor === "adyen")!
+      const report = (lines: ReadonlyArray<SettlementLine>) =>
+        raw.put(
+          `raw/settlements/processor=adyen/dt=${iso(1)}/report.csv`,
+          new TextEncoder().encode(formatSettlementCsv(lines, adyen))
+        )
+      yield* report([line("psp-a", 1500, 1), line("psp-b", 2000, 1), line("ghost", 99, 1)])
+      const first = yield* runReconcile({ from: iso(1), to: iso(1) })
+      assert.deepStrictEqual(first.counts.breaks_by_type.amount_mismatch, 1)
+      assert.deepStrictEqual(first.counts.breaks_by_type.missing_in_index, 1)
+      const open = yield* listExceptions()
+      const mismatchId = open.find((item) => item.type === "amount_mismatch")!.break_id
+      const ghostId = open.find((item) => item.type === "missing_in_index")!.break_id
+      yield* acknowledgeException(mismatchId, "checking with adyen")
+      yield* resolveException(ghostId, "test payment of the processor")
+      yield* report([line("psp-a", 1000, 1), line("psp-b", 2000, 1)])
+      const second = yield* runReconcile({ from: iso(1), to: iso(1) })
+      assert.strictEqual(second.counts.breaks, 0)
+      assert.deepStrictEqual(second.replacedRuns, [first.runId])
+      assert.deepStrictEqual(yield* listExceptions(), [])
+      const store = yield* KeyValueStore.KeyValueStore
+      const stateOf = (id: string) =>
+        Effect.map(
+          store.get(exceptionKeys.exception(id)),
+          (text) => JSON.parse(Option.getOrThrow(text)).state
+        )
+      assert.strictEqual(yield* stateOf(mismatchId), "cleared")
+      assert.strictEqual(yield* stateOf(ghostId), "resolved")
+      assert.deepStrictEqual(yield* processed.list(`recon/run=${first.runId}/`), [])
+      yield* report([line("psp-a", 1500, 1), line("psp-b", 2000, 1)])
+      yield* runReconcile({ from: iso(1), to: iso(1) })
+      const reopened = yield* listExceptions()
+      assert.deepStrictEqual(
+        reopened.map((item) => [item.break_id, item.state]),
+        [[mismatchId, "open"]]
+      )
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(ProcessedBucket.layerMemory, RawBucket.layerMemory, Parquet.layer(), layerMemory)
+      )
+    )
   )
 })
