@@ -103,7 +103,16 @@ export interface ReconcileReport {
   readonly files: ReadonlyArray<string>
   readonly quarantined: ReadonlyArray<string>
   readonly replacedRuns: ReadonlyArray<string>
+  /** Wall-clock milliseconds of the matching engine alone. */
   readonly matchMillis: number
+  /** Wall-clock milliseconds of each part: reading reports, reading the index, matching, writing recon/, exceptions. */
+  readonly phaseMillis: {
+    readonly readSettlements: number
+    readonly readIndex: number
+    readonly match: number
+    readonly write: number
+    readonly exceptions: number
+  }
 }
 
 /** Options of {@link runReconcile}. */
@@ -411,7 +420,9 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
     const lookBack = dayToIso(fromDay - rules.settlement_window_days)
     const lookAhead = dayToIso(toDay + rules.settlement_window_days)
     const files = candidates.filter((file) => file.dt >= lookBack && file.dt <= lookAhead)
+    const readStarted = yield* Clock.currentTimeMillis
     const settlementsRead = yield* readSettlementFiles(raw, processed, files, mappings)
+    const settlementsReadAt = yield* Clock.currentTimeMillis
 
     const manifest = yield* readManifest(processed, prefixes.finalAggregate)
     const indexRows: Array<TableRow> = []
@@ -422,6 +433,7 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
     const settlements = settlementColumnsOf(settlementsRead.lines)
 
     const started = yield* Clock.currentTimeMillis
+    const readIndexMillis = started - settlementsReadAt
     const result: ReconcileResult = reconcile(
       index,
       settlements,
@@ -533,7 +545,9 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
       yield* Effect.forEach(run.files, (key) => processed.delete(key), { discard: true })
       yield* processed.delete(`${reconPrefix}run=${run.run_id}/_manifest.json`)
     }
+    const writtenAt = yield* Clock.currentTimeMillis
     yield* publishExceptions(result.breaks, runId, processors, fromDay, toDay)
+    const doneAt = yield* Clock.currentTimeMillis
     return {
       runId,
       processors,
@@ -543,7 +557,14 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
       files: written,
       quarantined: settlementsRead.quarantined,
       replacedRuns: replaced.map((run) => run.run_id),
-      matchMillis
+      matchMillis,
+      phaseMillis: {
+        readSettlements: settlementsReadAt - readStarted,
+        readIndex: readIndexMillis,
+        match: matchMillis,
+        write: writtenAt - started - matchMillis,
+        exceptions: doneAt - writtenAt
+      }
     } satisfies ReconcileReport
   }).pipe(Effect.withSpan("runReconcile"))
 
