@@ -1,5 +1,4 @@
-import { Effect, Option } from "effect"
-import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/errors.js"
+import { Effect } from "effect"
 import {
   type BreakType,
   defaultReconcileRules,
@@ -16,11 +15,9 @@ import {
   type SettlementLine,
   settlementKey
 } from "../domain/settlement.js"
-import { type ObjectStore, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
-import { Parquet } from "../layers/ParquetCodec.js"
-import { prefixes, readCommittedFile, readManifest } from "./datasets.js"
+import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { mixSeed, Random } from "./generate/random.js"
-import { indexColumnsOf } from "./reconcile.js"
+import { readIndexColumns } from "./reconcile.js"
 
 /** What the generator may do to a captured payment's settlement; the first seven are breaks. */
 export type InjectedKind =
@@ -373,31 +370,7 @@ export const reconcileRange = (generated: GeneratedSettlements): { from?: string
   return days.length === 0 ? {} : { from: days[0]!, to: days.at(-1)! }
 }
 
-/** Reads the committed final_aggregate into index columns (every processor). */
-export const readIndexColumns = (
-  processed: ObjectStore
-): Effect.Effect<IndexColumns, ObjectStoreError | ParquetError | DatasetError, Parquet> =>
-  Effect.gen(function* () {
-    const codec = yield* Parquet
-    const manifest = yield* readManifest(processed, prefixes.finalAggregate)
-    const rows = []
-    for (const file of Option.match(manifest, { onNone: () => [], onSome: (m) => m.files }))
-      rows.push(
-        ...(yield* readCommittedFile(processed, codec, "final_aggregate", file.key, [
-          "processor",
-          "processor_reference",
-          "transaction_id",
-          "status",
-          "amount_minor",
-          "currency",
-          "captured_at",
-          "settled_at",
-          "refunded_at",
-          "chargeback_at"
-        ]))
-      )
-    return indexColumnsOf(rows, undefined)
-  })
+export { readIndexColumns } from "./reconcile.js"
 
 /**
  * Generates settlement reports for the committed final_aggregate and stores them in the raw bucket under

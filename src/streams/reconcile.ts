@@ -144,86 +144,151 @@ const indexColumns = [
 const dayMicros = 86_400_000_000
 const dayOf = (micros: unknown): number => (typeof micros === "number" ? Math.floor(micros / dayMicros) : -1)
 
+/** Collects index columns a file's rows at a time, so no file's row objects outlive its turn. */
+export class IndexColumnsBuilder {
+  private readonly processor: Array<string> = []
+  private readonly processorReference: Array<string> = []
+  private readonly transactionId: Array<string> = []
+  private readonly status: Array<string> = []
+  private readonly amountMinor: Array<number> = []
+  private readonly currency: Array<string> = []
+  private readonly captureDay: Array<number> = []
+  private readonly refundDay: Array<number> = []
+  private readonly chargebackDay: Array<number> = []
+
+  /** Appends the final_aggregate rows whose processor is in `processors` (every one when undefined). */
+  add(rows: ReadonlyArray<TableRow>, processors?: ReadonlySet<string>): void {
+    for (const row of rows) {
+      const processor = row.processor as string
+      if (processors !== undefined && !processors.has(processor)) continue
+      this.processor.push(processor)
+      this.processorReference.push(row.processor_reference as string)
+      this.transactionId.push(row.transaction_id as string)
+      this.status.push(row.status as string)
+      this.amountMinor.push(row.amount_minor as number)
+      this.currency.push(row.currency as string)
+      const captured = dayOf(row.captured_at)
+      this.captureDay.push(captured >= 0 ? captured : dayOf(row.settled_at))
+      this.refundDay.push(dayOf(row.refunded_at))
+      this.chargebackDay.push(dayOf(row.chargeback_at))
+    }
+  }
+
+  build(): IndexColumns {
+    return {
+      size: this.processor.length,
+      processor: this.processor,
+      processorReference: this.processorReference,
+      transactionId: this.transactionId,
+      status: this.status,
+      amountMinor: Float64Array.from(this.amountMinor),
+      currency: this.currency,
+      captureDay: Int32Array.from(this.captureDay),
+      refundDay: Int32Array.from(this.refundDay),
+      chargebackDay: Int32Array.from(this.chargebackDay)
+    }
+  }
+}
+
 /** Columns of the given final_aggregate rows whose processor is in `processors` (every one when undefined). */
 export const indexColumnsOf = (
   rows: ReadonlyArray<TableRow>,
   processors: ReadonlySet<string> | undefined
 ): IndexColumns => {
-  const kept = processors === undefined ? rows : rows.filter((row) => processors.has(row.processor as string))
-  const size = kept.length
-  const columns = {
-    size,
-    processor: new Array<string>(size),
-    processorReference: new Array<string>(size),
-    transactionId: new Array<string>(size),
-    status: new Array<string>(size),
-    amountMinor: new Float64Array(size),
-    currency: new Array<string>(size),
-    captureDay: new Int32Array(size),
-    refundDay: new Int32Array(size),
-    chargebackDay: new Int32Array(size)
+  const builder = new IndexColumnsBuilder()
+  builder.add(rows, processors)
+  return builder.build()
+}
+
+/** Collects settlement columns a file's lines at a time, in the order added. */
+export class SettlementColumnsBuilder {
+  private readonly processor: Array<string> = []
+  private readonly processorReference: Array<string> = []
+  private readonly amountMinor: Array<number> = []
+  private readonly currency: Array<string> = []
+  private readonly day: Array<number> = []
+  private readonly type: Array<number> = []
+  private readonly payoutId: Array<string | null> = []
+  private readonly sourceFile: Array<number> = []
+  private readonly sourceLine: Array<number> = []
+  private readonly sourceFiles: Array<string> = []
+  private readonly fileNumbers = new Map<string, number>()
+  private readonly days = new Map<string, number>()
+
+  add(lines: ReadonlyArray<SettlementLine>): void {
+    for (const line of lines) {
+      this.processor.push(line.processor)
+      this.processorReference.push(line.processor_reference)
+      this.amountMinor.push(line.amount_minor)
+      this.currency.push(line.currency)
+      let day = this.days.get(line.settlement_date)
+      if (day === undefined) {
+        day = epochDay(line.settlement_date)
+        this.days.set(line.settlement_date, day)
+      }
+      this.day.push(day)
+      this.type.push(settlementTypeCodes[line.type])
+      this.payoutId.push(line.payout_id)
+      const colon = line.source.lastIndexOf(":")
+      const file = colon < 0 ? line.source : line.source.slice(0, colon)
+      let fileNumber = this.fileNumbers.get(file)
+      if (fileNumber === undefined) {
+        fileNumber = this.sourceFiles.length
+        this.sourceFiles.push(file)
+        this.fileNumbers.set(file, fileNumber)
+      }
+      this.sourceFile.push(fileNumber)
+      this.sourceLine.push(colon < 0 ? 0 : Number(line.source.slice(colon + 1)))
+    }
   }
-  for (let at = 0; at < size; at++) {
-    const row = kept[at]!
-    columns.processor[at] = row.processor as string
-    columns.processorReference[at] = row.processor_reference as string
-    columns.transactionId[at] = row.transaction_id as string
-    columns.status[at] = row.status as string
-    columns.amountMinor[at] = row.amount_minor as number
-    columns.currency[at] = row.currency as string
-    const captured = dayOf(row.captured_at)
-    columns.captureDay[at] = captured >= 0 ? captured : dayOf(row.settled_at)
-    columns.refundDay[at] = dayOf(row.refunded_at)
-    columns.chargebackDay[at] = dayOf(row.chargeback_at)
+
+  build(): SettlementColumns {
+    return {
+      size: this.processor.length,
+      processor: this.processor,
+      processorReference: this.processorReference,
+      amountMinor: Float64Array.from(this.amountMinor),
+      currency: this.currency,
+      day: Int32Array.from(this.day),
+      type: Uint8Array.from(this.type),
+      payoutId: this.payoutId,
+      sourceFile: Int32Array.from(this.sourceFile),
+      sourceLine: Int32Array.from(this.sourceLine),
+      sourceFiles: this.sourceFiles
+    }
   }
-  return columns
 }
 
 /** Columns of settlement lines, in the order given. */
 export const settlementColumnsOf = (lines: ReadonlyArray<SettlementLine>): SettlementColumns => {
-  const size = lines.length
-  const columns = {
-    size,
-    processor: new Array<string>(size),
-    processorReference: new Array<string>(size),
-    amountMinor: new Float64Array(size),
-    currency: new Array<string>(size),
-    day: new Int32Array(size),
-    type: new Uint8Array(size),
-    payoutId: new Array<string | null>(size),
-    sourceFile: new Int32Array(size),
-    sourceLine: new Int32Array(size),
-    sourceFiles: [] as string[]
-  }
-  const fileNumbers = new Map<string, number>()
-  const days = new Map<string, number>()
-  for (let at = 0; at < size; at++) {
-    const line = lines[at]!
-    columns.processor[at] = line.processor
-    columns.processorReference[at] = line.processor_reference
-    columns.amountMinor[at] = line.amount_minor
-    columns.currency[at] = line.currency
-    let day = days.get(line.settlement_date)
-    if (day === undefined) {
-      day = epochDay(line.settlement_date)
-      days.set(line.settlement_date, day)
-    }
-    columns.day[at] = day
-    columns.type[at] = settlementTypeCodes[line.type]
-    columns.payoutId[at] = line.payout_id
-    const colon = line.source.lastIndexOf(":")
-    const file = colon < 0 ? line.source : line.source.slice(0, colon)
-    let fileNumber = fileNumbers.get(file)
-    if (fileNumber === undefined) {
-      fileNumber = columns.sourceFiles.length
-      columns.sourceFiles.push(file)
-      fileNumbers.set(file, fileNumber)
-    }
-    columns.sourceFile[at] = fileNumber
-    columns.sourceLine[at] = colon < 0 ? 0 : Number(line.source.slice(colon + 1))
-  }
-  return columns
+  const builder = new SettlementColumnsBuilder()
+  builder.add(lines)
+  return builder.build()
 }
+
+/** The committed final_aggregate as index columns (rows of `processors` only, when given) and its version. */
+const readIndex = (processed: ObjectStore, processors?: ReadonlySet<string>) =>
+  Effect.gen(function* () {
+    const codec = yield* Parquet
+    const manifest = yield* readManifest(processed, prefixes.finalAggregate)
+    const builder = new IndexColumnsBuilder()
+    for (const file of Option.match(manifest, { onNone: () => [], onSome: (m) => m.files }))
+      builder.add(
+        yield* readCommittedFile(processed, codec, "final_aggregate", file.key, indexColumns),
+        processors
+      )
+    return {
+      index: builder.build(),
+      version: Option.match(manifest, { onNone: () => null, onSome: (m) => m.version })
+    }
+  })
+
+/** Reads the committed final_aggregate into index columns (rows of `processors` only, when given). */
+export const readIndexColumns = (
+  processed: ObjectStore,
+  processors?: ReadonlySet<string>
+): Effect.Effect<IndexColumns, ObjectStoreError | ParquetError | DatasetError, Parquet> =>
+  Effect.map(readIndex(processed, processors), (read) => read.index)
 
 /** Columns of `recon/run=…/breaks.parquet`. */
 export const breaksSchema: TableSchema = [
@@ -333,7 +398,7 @@ const readSettlementFiles = (
   mappings: ReadonlyMap<string, ProcessorMapping>
 ) =>
   Effect.gen(function* () {
-    const lines: Array<SettlementLine> = []
+    const lines = new SettlementColumnsBuilder()
     const hashes: Array<{ key: string; sha256: string }> = []
     const quarantined: Array<string> = []
     let rejectedRows = 0
@@ -358,7 +423,7 @@ const readSettlementFiles = (
               ]
             }
           : parseSettlementCsv(text, mapping, file.key)
-      lines.push(...parsed.lines)
+      lines.add(parsed.lines)
       if (parsed.rejected.length > 0) {
         rejectedRows += parsed.rejected.length
         const entries: Array<QuarantineEntry> = parsed.rejected.map((row) => ({
@@ -378,7 +443,7 @@ const readSettlementFiles = (
         )
       }
     }
-    return { lines, hashes, quarantined, rejectedRows }
+    return { settlements: lines.build(), hashes, quarantined, rejectedRows }
   })
 
 /**
@@ -424,13 +489,8 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
     const settlementsRead = yield* readSettlementFiles(raw, processed, files, mappings)
     const settlementsReadAt = yield* Clock.currentTimeMillis
 
-    const manifest = yield* readManifest(processed, prefixes.finalAggregate)
-    const indexRows: Array<TableRow> = []
-    for (const file of Option.match(manifest, { onNone: () => [], onSome: (m) => m.files }))
-      for (const row of yield* readCommittedFile(processed, codec, "final_aggregate", file.key, indexColumns))
-        if (wanted.has(row.processor as string)) indexRows.push(row)
-    const index = indexColumnsOf(indexRows, undefined)
-    const settlements = settlementColumnsOf(settlementsRead.lines)
+    const { index, version: indexVersion } = yield* readIndex(processed, wanted)
+    const settlements = settlementsRead.settlements
 
     const started = yield* Clock.currentTimeMillis
     const readIndexMillis = started - settlementsReadAt
@@ -449,7 +509,7 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
         to,
         rules,
         mappings: processors.map((processor) => mappings.get(processor) ?? null),
-        index: Option.match(manifest, { onNone: () => null, onSome: (m) => m.version }),
+        index: indexVersion,
         files: settlementsRead.hashes
       })
     )
@@ -494,7 +554,7 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
       from,
       to,
       rules,
-      final_aggregate_version: Option.match(manifest, { onNone: () => null, onSome: (m) => m.version }),
+      final_aggregate_version: indexVersion,
       settlement_files: settlementsRead.hashes,
       files: written,
       counts
