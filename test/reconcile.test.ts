@@ -520,6 +520,8 @@ describe("reconciliation program", () => {
           assert.strictEqual(empty.status, 404)
           assert.include(dashboardHtml, 'id="recon-breaks"')
           assert.include(dashboardHtml, "/api/recon")
+          const script = /<script>([\s\S]*)<\/script>/.exec(dashboardHtml)![1]!
+          assert.doesNotThrow(() => new Function(script))
         }).pipe(
           Effect.provide(
             Layer.mergeAll(

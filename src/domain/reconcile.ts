@@ -284,7 +284,7 @@ const ruleCode = { exact: 0, amount_tolerance: 1, split_settlement: 2, payout_gr
  * - a match dated more than the window after the event → also `late_settlement`;
  * - no line by the window's end: a captured row → `missing_at_processor`, a refunded or charged-back row →
  *   `status_mismatch` (refunded here, not at the processor).
- * A line listing several references is a payout line: every reference must be in the index in the line's
+ * A settled line listing several references is a payout line: every reference must be in the index in the line's
  * currency and the sum within tolerance (`payout_group`), else a break per unknown reference
  * (`missing_in_index`) or one `amount_mismatch`/`currency_mismatch` for the line. Lines whose
  * reference is unknown → `missing_in_index`.
@@ -362,7 +362,7 @@ export const reconcile = (
     const processorCode = references.processorCode(processor)
     const reference = settlements.processorReference[line]!
     const separator = referenceSeparator(processor)
-    if (reference.includes(separator)) {
+    if (settlements.type[line] === 0 && reference.includes(separator)) {
       const parts = reference.split(separator).filter((part) => part !== "")
       const rows = parts.map((part) => references.find(processorCode, part))
       if (!counted) {
