@@ -163,7 +163,8 @@ describe("settlement reports", () => {
       "psp_2,10.00,eur,0.10,24/11/2026,Settled,7\n" +
       "psp_3,-5.00,KWD,0,24/11/2026,Refunded,\n" +
       "psp_4,10.001,EUR,0,31/11/2026,Paid,7\n" +
-      "4111111111111111,1.00,EUR,0,24/11/2026,Settled,7\n"
+      "4111111111111111,1.00,EUR,0,24/11/2026,Settled,7\n" +
+      'psp_6,1.00,EUR,0,24/11/2026,Settled,"4111 1111-1111 1111"\n'
     const parsed = parseSettlementCsv(text, adyen, "raw/settlements/processor=adyen/dt=2026-11-24/a.csv")
     assert.deepStrictEqual(
       parsed.lines.map((item) => [
@@ -185,10 +186,12 @@ describe("settlement reports", () => {
       [
         ["2", ["amount"]],
         ["5", ["type", "settlement_date", "amount"]],
-        ["6", ["(record)"]]
+        ["6", ["(record)"]],
+        ["7", ["(record)"]]
       ]
     )
     assert.notInclude(parsed.rejected[2]!.payload, "4111111111111111")
+    assert.notInclude(parsed.rejected[3]!.payload, "4111 1111-1111 1111")
   })
 
   it("writes and reads every processor's format back to the same lines (net amounts, negative refunds)", () => {

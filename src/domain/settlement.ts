@@ -309,14 +309,24 @@ export const csvField = (value: string, delimiter = ","): string =>
     ? `"${value.replaceAll('"', '""')}"`
     : value
 
-/** Whether the text holds at least 13 digits: no card number can hide in less (a cheap test before the scan). */
-const hasThirteenDigits = (text: string): boolean => {
-  let digits = 0
+/**
+ * Whether the text holds a run of at least 13 digits with at most one space or dash between two digits: the
+ * shape a card number needs (a cheap test before the Luhn scan of {@link containsCardNumber}).
+ */
+const hasLongDigitRun = (text: string): boolean => {
+  let run = 0
   for (let at = 0; at < text.length; at++) {
     const code = text.charCodeAt(at)
-    if (code >= 48 && code <= 57 && ++digits >= 13) return true
+    if (code >= 48 && code <= 57) {
+      if (++run >= 13) return true
+    } else if (!((code === 32 || code === 45) && run > 0 && isDigitAt(text, at + 1))) run = 0
   }
   return false
+}
+
+const isDigitAt = (text: string, at: number): boolean => {
+  const code = text.charCodeAt(at)
+  return code >= 48 && code <= 57
 }
 
 /** A settlement row the parser refused: where, every field problem, the row text (card numbers redacted). */
@@ -369,7 +379,7 @@ export const parseSettlementCsv = (
     const record = records[index]!
     const source = `${objectKey}:${record.line}`
     const problems: Array<RecordProblem> = []
-    if (hasThirteenDigits(record.text) && containsCardNumber(record.text))
+    if (hasLongDigitRun(record.text) && containsCardNumber(record.text))
       problems.push({ field: "(record)", reason: "holds a full card number" })
     if (record.fields.length !== header.fields.length)
       problems.push({
