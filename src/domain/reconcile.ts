@@ -660,15 +660,16 @@ export const reconcile = (
   }
 }
 
-/** One summary row: breaks of one type for one processor, day and currency. */
-export interface BreakSummaryRow {
-  readonly processor: string
-  readonly day: string
-  readonly break_type: BreakType
-  readonly currency: string
-  readonly count: number
-  readonly amount_minor: number
-}
+/** One summary row: breaks of one type for one processor, day and currency (count and money at stake). */
+export const BreakSummaryRow = Schema.Struct({
+  processor: Schema.String,
+  day: Schema.String,
+  break_type: BreakType,
+  currency: Schema.String,
+  count: Schema.Int,
+  amount_minor: Schema.Int
+})
+export type BreakSummaryRow = typeof BreakSummaryRow.Type
 
 /** Breaks summed by processor, day, type and currency (sorted). */
 export const summarizeBreaks = (breaks: ReadonlyArray<ReconBreak>): Array<BreakSummaryRow> => {

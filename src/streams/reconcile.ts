@@ -3,6 +3,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Data, Effect, Option, Schema } from "effect"
 import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/errors.js"
 import {
+  BreakSummaryRow,
   BreakType,
   defaultReconcileRules,
   type IndexColumns,
@@ -46,16 +47,6 @@ export class ReconError extends Data.TaggedError("ReconError")<{ readonly reason
     return `reconciliation: ${this.reason}`
   }
 }
-
-/** Breaks of one type for one processor, day and currency. */
-export const BreakSummaryRow = Schema.Struct({
-  processor: Schema.String,
-  day: Schema.String,
-  break_type: BreakType,
-  currency: Schema.String,
-  count: Schema.Int,
-  amount_minor: Schema.Int
-})
 
 /** Figures of one run. */
 export const ReconRunCounts = Schema.Struct({
@@ -848,6 +839,3 @@ export const reconPanel = (
       }
     })
   )
-
-/** Errors {@link runReconcile} can fail with. */
-export type ReconcileFailure = ObjectStoreError | ParquetError | DatasetError | PlatformError | ReconError
