@@ -25,6 +25,7 @@ import {
   epochDay,
   type ProcessorMapping,
   parseSettlementCsv,
+  parseSettlementDate,
   parseSettlementKey,
   type SettlementLine,
   settlementsPrefix
@@ -468,7 +469,8 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
     const to = options.to ?? dts.at(-1)
     if (from === undefined || to === undefined)
       return yield* new ReconError({ reason: "no settlement files to reconcile and no --from/--to given" })
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(from) || !/^\d{4}-\d{2}-\d{2}$/.test(to) || from > to)
+    const isDate = (text: string) => typeof parseSettlementDate(text, "YYYY-MM-DD") === "string"
+    if (!isDate(from) || !isDate(to) || from > to)
       return yield* new ReconError({ reason: `bad date range ${from} … ${to}` })
     if (processors.length === 0) return yield* new ReconError({ reason: "no processor to reconcile" })
     const fromDay = epochDay(from)
