@@ -1,3 +1,8 @@
+import { execFile } from "node:child_process"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { promisify } from "node:util"
 import { HttpApp } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Ref } from "effect"
@@ -607,4 +612,76 @@ describe("exceptions across re-runs", () => {
       )
     )
   )
+})
+
+describe("recon CLI (built): settlements, reconcile, exceptions", () => {
+  const cli = NodePath.resolve("dist/programs/cli.js")
+  const run = promisify(execFile)
+  /** The command's JSON: stdout after the log lines. */
+  const jsonOf = (stdout: string) => JSON.parse(stdout.slice(stdout.search(/^[[{]\s*$/m)))
+
+  it("generates reports with a truth file, reconciles them and works an exception", async () => {
+    assert.isTrue(NodeFs.existsSync(cli), "build first: npm run build")
+    const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-cli-"))
+    const env = { ...process.env, RECON_KV_BACKEND: "directory", RECON_KV_DIR: NodePath.join(root, "kv") }
+    const input = NodePath.join(root, "in")
+    const output = NodePath.join(root, "out")
+    const truthFile = NodePath.join(root, "truth.json")
+    await run("node", [cli, "generate", "--out", input, "--transactions", "300", "--seed", "3"], { env })
+    await run("node", [cli, "batch", "--input", input, "--output", output], { env })
+    const generated = jsonOf(
+      (
+        await run(
+          "node",
+          [cli, "settlements", "--input", input, "--output", output, "--truth", truthFile, "--seed", "9"],
+          { env }
+        )
+      ).stdout
+    )
+    const truth = JSON.parse(NodeFs.readFileSync(truthFile, "utf8")) as GeneratedSettlements
+    const report = jsonOf(
+      (
+        await run(
+          "node",
+          [
+            cli,
+            "reconcile",
+            "--input",
+            input,
+            "--output",
+            output,
+            "--from",
+            generated.reconcile.from,
+            "--to",
+            generated.reconcile.to
+          ],
+          { env }
+        )
+      ).stdout
+    )
+    assert.strictEqual(report.counts.breaks, truth.breaks.length)
+    assert.strictEqual(report.counts.rejected_rows, generated.badRows)
+    const listed = jsonOf(
+      (await run("node", [cli, "exceptions", "list", "--output", output, "--json"], { env })).stdout
+    ) as ReadonlyArray<ReconBreak & { state: string }>
+    assert.deepStrictEqual(summary(listed), truthOf(truth))
+    assert.isTrue(listed.every((item) => item.state === "open"))
+    const id = listed[0]!.break_id
+    const resolved = jsonOf(
+      (await run("node", [cli, "exceptions", "resolve", id, "--reason", "booked by hand"], { env })).stdout
+    )
+    assert.strictEqual(resolved.state, "resolved")
+    const open = jsonOf(
+      (
+        await run("node", [cli, "exceptions", "list", "--output", output, "--state", "open", "--json"], {
+          env
+        })
+      ).stdout
+    ) as ReadonlyArray<{ break_id: string }>
+    assert.strictEqual(open.length, truth.breaks.length - 1)
+    assert.notInclude(
+      open.map((item) => item.break_id),
+      id
+    )
+  }, 120_000)
 })

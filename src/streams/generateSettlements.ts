@@ -185,12 +185,42 @@ export const generateSettlements = (
         type: "settled"
       })
     const kind = random.weighted(kinds)
+    // Refunds and chargebacks the index records reach the processor too, captured here or not.
+    const refundsAndChargebacks = (injectStatusMismatch: boolean, cleanDay: number) => {
+      const refundDay = index.refundDay[row]!
+      const refundLine = (day: number) =>
+        emit(processor, day, {
+          processor_reference: index.processorReference[row]!,
+          amount_minor: expected,
+          currency,
+          fee_minor: 0,
+          type: "refund"
+        })
+      if (refundDay >= 0) {
+        if (injectStatusMismatch) truth("status_mismatch", row, expected, refundDay + window)
+        else refundLine(refundDay + random.int(0, Math.min(1, window)))
+      } else if (injectStatusMismatch) {
+        const day = cleanDay + 1
+        refundLine(day)
+        truth("status_mismatch", row, expected, day)
+      }
+      const chargebackDay = index.chargebackDay[row]!
+      if (chargebackDay >= 0)
+        emit(processor, chargebackDay + random.int(0, Math.min(1, window)), {
+          processor_reference: index.processorReference[row]!,
+          amount_minor: expected,
+          currency,
+          fee_minor: 0,
+          type: "chargeback"
+        })
+    }
     if (captureDay < 0) {
       if (kind === "status_mismatch") {
         const day = firstCaptureDay + random.int(0, window)
         settle(day)
         truth("status_mismatch", row, expected, day)
       }
+      refundsAndChargebacks(false, firstCaptureDay)
       continue
     }
     const cleanDay = captureDay + random.int(0, Math.min(2, window))
@@ -286,32 +316,7 @@ export const generateSettlements = (
         settle(cleanDay)
         clean.exact++
     }
-    const refundDay = index.refundDay[row]!
-    const refundLine = (day: number) =>
-      emit(processor, day, {
-        processor_reference: index.processorReference[row]!,
-        amount_minor: expected,
-        currency,
-        fee_minor: 0,
-        type: "refund"
-      })
-    if (refundDay >= 0) {
-      if (kind === "status_mismatch") truth("status_mismatch", row, expected, refundDay + window)
-      else refundLine(refundDay + random.int(0, Math.min(1, window)))
-    } else if (kind === "status_mismatch") {
-      const day = cleanDay + 1
-      refundLine(day)
-      truth("status_mismatch", row, expected, day)
-    }
-    const chargebackDay = index.chargebackDay[row]!
-    if (chargebackDay >= 0)
-      emit(processor, chargebackDay + random.int(0, Math.min(1, window)), {
-        processor_reference: index.processorReference[row]!,
-        amount_minor: expected,
-        currency,
-        fee_minor: 0,
-        type: "chargeback"
-      })
+    refundsAndChargebacks(kind === "status_mismatch", cleanDay)
   }
   for (const group of pendingGroups.values()) flushGroup(group)
 
