@@ -254,7 +254,8 @@ describe("matching engine", () => {
       line("refund-there", 1500, 1),
       line("refund-there", 1500, 2, { type: "refund" }),
       line("group-c|group-d|group-x", 300, 2),
-      line("group-c|group-d", 310, 2)
+      line("group-c|group-d", 310, 2),
+      line("ghost", 1234, 2)
     ]
     const result = run(rows, lines)
     assert.deepStrictEqual(summary(result.breaks), [
@@ -264,6 +265,7 @@ describe("matching engine", () => {
       `duplicate_settlement dup 4000 EUR ${iso(2)}`,
       `late_settlement late 5000 EUR ${iso(4)}`,
       `missing_at_processor missing 7000 EUR ${iso(3)}`,
+      `missing_in_index ghost 1234 EUR ${iso(2)}`,
       `missing_in_index ghost 1234 EUR ${iso(2)}`,
       `missing_in_index group-x 0 EUR ${iso(2)}`,
       `status_mismatch declined 3000 EUR ${iso(1)}`,

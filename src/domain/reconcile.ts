@@ -306,6 +306,15 @@ export const reconcile = (
   const matches = new MatchBuilder(settlements.size + (settlements.size >> 4))
   const inRange = (day: number) => day >= fromDay && day <= toDay
   let linesInRange = 0
+  // Identical lines (the same unknown line twice in a report) give the same parts: the n-th repeat in the
+  // run's order gets n appended, so every break keeps an id of its own and a re-run gives it the same one.
+  const idsSeen = new Map<string, number>()
+  const uniqueId = (parts: ReadonlyArray<string | number | null>): string => {
+    const id = breakId(parts)
+    const seen = idsSeen.get(id)
+    idsSeen.set(id, (seen ?? 0) + 1)
+    return seen === undefined ? id : breakId([...parts, `repeat ${seen}`])
+  }
 
   const lineBreak = (
     type: BreakType,
@@ -326,7 +335,7 @@ export const reconcile = (
     const payout = settlements.payoutId[line] ?? null
     const date = dayToIso(settlements.day[line]!)
     breaks.push({
-      break_id: breakId([
+      break_id: uniqueId([
         type,
         processor,
         reference,
@@ -553,7 +562,7 @@ export const reconcile = (
     const processor = index.processor[row]!
     const reference = index.processorReference[row]!
     breaks.push({
-      break_id: breakId([type, processor, reference, index.transactionId[row]!, detail.split(":")[0]!]),
+      break_id: uniqueId([type, processor, reference, index.transactionId[row]!, detail.split(":")[0]!]),
       type,
       processor,
       processor_reference: reference,
