@@ -6,6 +6,7 @@ import { promisify } from "node:util"
 import { HttpApp } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Ref } from "effect"
+import { onTestFinished } from "vitest"
 import {
   type BreakType,
   breakTypes,
@@ -624,7 +625,8 @@ describe("recon CLI (built): settlements, reconcile, exceptions", () => {
 
   it("generates reports with a truth file, reconciles them and works an exception", async () => {
     assert.isTrue(NodeFs.existsSync(cli), "build first: npm run build")
-    const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-cli-"))
+    const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-settlements-cli-"))
+    onTestFinished(() => NodeFs.rmSync(root, { recursive: true, force: true }))
     const env = { ...process.env, RECON_KV_BACKEND: "directory", RECON_KV_DIR: NodePath.join(root, "kv") }
     const input = NodePath.join(root, "in")
     const output = NodePath.join(root, "out")
