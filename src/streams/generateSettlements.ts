@@ -65,7 +65,7 @@ export interface GeneratedSettlements {
   readonly breaks: ReadonlyArray<InjectedBreak>
   /** Clean variants written (not breaks): within_tolerance, split_settlement, payout_group payments. */
   readonly clean: Readonly<Record<"exact" | "within_tolerance" | "split_settlement" | "payout_group", number>>
-  /** First and last settlement date written, and the range a reconciliation should cover to see every break. */
+  /** First and last settlement date written ({@link reconcileRange} gives the dates that cover every break). */
   readonly firstDate: string | null
   readonly lastDate: string | null
 }
