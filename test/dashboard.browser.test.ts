@@ -12,11 +12,14 @@ import { Redis } from "ioredis"
 import { chromium } from "playwright-core"
 import { currencyExponent } from "../src/domain/currency.js"
 import { DuckDb } from "../src/layers/DuckDb.js"
-import { ProcessedBucket } from "../src/layers/ObjectStore.js"
+import { layerMemory } from "../src/layers/KeyValueStore.js"
+import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import * as RedisKeyValueStore from "../src/layers/RedisKeyValueStore.js"
 import { readCurrentAggregation } from "../src/streams/aggregate.js"
 import { aggregationServiceLayer } from "../src/streams/aggregationService.js"
+import { reconcileRange, writeGeneratedSettlements } from "../src/streams/generateSettlements.js"
+import { reconPanel, runReconcile } from "../src/streams/reconcile.js"
 import { requireService } from "./support/services.js"
 import { runSmallPipeline } from "./support/smallPipeline.js"
 
@@ -26,6 +29,8 @@ const runId = `${process.pid}-${Date.now().toString(36)}`
 const prefix = `recon-test:${runId}:dash:`
 /** Where the screenshot goes (ignored by git): look at it after a run. */
 export const screenshotPath = NodePath.resolve(".cache/dashboard.png")
+/** The reconciliation panel's screenshot. */
+export const reconScreenshotPath = NodePath.resolve(".cache/dashboard-recon.png")
 
 /** Minor units as the dashboard shows major units: grouped thousands, the currency's decimals. */
 const major = (minor: string, exponent: number) => {
@@ -135,3 +140,66 @@ describe.skipIf(redisUrl === undefined || chromiumPath === undefined)(
     )
   }
 )
+
+describe.skipIf(chromiumPath === undefined)("reconciliation panel in headless Chromium", () => {
+  it.live(
+    "shows the break counts and amounts by type of the current reconciliation",
+    () =>
+      Effect.gen(function* () {
+        const { processed } = yield* runSmallPipeline("dashboard-recon", 400, 5)
+        const storage = Layer.mergeAll(
+          Layer.succeed(ProcessedBucket, processed),
+          RawBucket.layerMemory,
+          Parquet.layer(),
+          layerMemory,
+          DuckDb.layer
+        )
+        const server = aggregationServiceLayer({ interval: Duration.minutes(10) }).pipe(
+          Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+          Layer.provideMerge(storage)
+        )
+        const context = yield* Layer.build(server)
+        const generated = yield* Effect.provide(
+          writeGeneratedSettlements({ seed: 5 }),
+          Layer.succeedContext(context)
+        )
+        yield* Effect.provide(runReconcile(reconcileRange(generated)), Layer.succeedContext(context))
+        const panel = Option.getOrThrow(yield* reconPanel(processed))
+        const address = (yield* Effect.provide(HttpServer.HttpServer, Layer.succeedContext(context))).address
+        const port = address._tag === "TcpAddress" ? address.port : 0
+        const browser = yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            chromium.launch({ executablePath: chromiumPath ?? "", args: ["--no-sandbox", "--disable-gpu"] })
+          ),
+          (opened) => Effect.promise(() => opened.close())
+        )
+        const page = yield* Effect.promise(() => browser.newPage({ viewport: { width: 1440, height: 1000 } }))
+        yield* Effect.promise(() => page.goto(`http://127.0.0.1:${port}/`))
+        yield* Effect.promise(() => page.waitForSelector("#recon-breaks tbody tr", { timeout: 15_000 }))
+        const rows = yield* Effect.promise(() =>
+          page.evaluate(() =>
+            [...document.querySelectorAll("#recon-breaks tbody tr")].map((row) => ({
+              type: (row as HTMLElement).dataset["breakType"],
+              cells: [...row.querySelectorAll("td")].map((cell) => cell.textContent)
+            }))
+          )
+        )
+        yield* Effect.promise(() => page.screenshot({ path: reconScreenshotPath, fullPage: true }))
+        assert.deepStrictEqual(
+          rows.map((row) => [row.type, row.cells[1]]),
+          panel.by_type.map((row) => [row.break_type, row.count.toLocaleString("en")])
+        )
+        for (const [at, row] of panel.by_type.entries())
+          for (const [currency, minor] of Object.entries(row.amount_minor))
+            assert.include(
+              rows[at]?.cells[2] ?? "",
+              `${major(minor, currencyExponent(currency))} ${currency}`
+            )
+        assert.strictEqual(
+          panel.by_type.reduce((sum, row) => sum + row.count, 0),
+          generated.breaks.length
+        )
+      }).pipe(Effect.scoped),
+    120_000
+  )
+})

@@ -19,7 +19,12 @@ export type CellValue = string | number | boolean | null | ReadonlyArray<string>
 /** A row in memory, keyed by column name. */
 export type TableRow = Readonly<Record<string, CellValue>>
 
-const column = (name: string, type: ColumnType, optional = false): ColumnSpec => ({ name, type, optional })
+/** A column of a {@link TableSchema}. */
+export const column = (name: string, type: ColumnType, optional = false): ColumnSpec => ({
+  name,
+  type,
+  optional
+})
 
 /** Dimension attributes carried on index and aggregate rows; null when the key is unknown. */
 export interface DimensionColumns {

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
+import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Layer, Option, Schema } from "effect"
 import { mintApiKey } from "../domain/apiAuth.js"
+import { BreakType, defaultReconcileRules, type ReconcileRules } from "../domain/reconcile.js"
+import { ProcessorMapping } from "../domain/settlement.js"
 import { DuckDb } from "../layers/DuckDb.js"
+import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { athenaDdl, athenaDdlOptionsConfig } from "../streams/athena.js"
@@ -13,8 +17,17 @@ import { runBatchIndex } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
+import { generateSettlements, readIndexColumns, reconcileRange } from "../streams/generateSettlements.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
 import { FraudScoring } from "../streams/liveScoring.js"
+import {
+  acknowledgeException,
+  ExceptionState,
+  listExceptions,
+  ReconError,
+  resolveException,
+  runReconcile
+} from "../streams/reconcile.js"
 import {
   readyQueries,
   registerFinalAggregateView,
@@ -25,7 +38,7 @@ import {
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
 import { promoteFraudModel, trainFraudModel } from "../streams/train.js"
-import { embeddedLayer, eventLogLayer, expiringKeyValueLayer, storageLayer } from "./layers.js"
+import { embeddedLayer, eventLogLayer, expiringKeyValueLayer, keyValueLayer, storageLayer } from "./layers.js"
 
 const printJson = (value: unknown) =>
   Console.log(JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2))
@@ -303,8 +316,238 @@ const all = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Everything on embedded layers: generate → ingest → stream → batch → final → SQL → aggregate → train"
+    "Everything on embedded layers: generate → ingest → stream → batch → final → SQL → aggregate → train → settlements → reconcile"
   )
+)
+
+const dateOption = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(description),
+    Options.mapEffect((text) =>
+      /^\d{4}-\d{2}-\d{2}$/.test(text)
+        ? Effect.succeed(text)
+        : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name} must be YYYY-MM-DD, got "${text}"`)))
+    ),
+    Options.optional
+  )
+
+const mappingsOption = Options.file("mappings").pipe(
+  Options.withDescription(
+    "JSON array of processor column mappings (see docs/CONTRACT-settlements.md); default the built-in five"
+  ),
+  Options.optional
+)
+
+const readMappings = (file: Option.Option<string>) =>
+  Option.match(file, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (path) =>
+      Effect.flatMap(
+        Effect.tryPromise({
+          try: () => NodeFs.readFile(path, "utf8"),
+          catch: (cause) => new ReconError({ reason: `cannot read ${path}: ${String(cause)}` })
+        }),
+        (text) =>
+          Schema.decodeUnknown(Schema.parseJson(Schema.Array(ProcessorMapping)))(text).pipe(
+            Effect.mapError(
+              (error) => new ReconError({ reason: `bad mappings in ${path}: ${error.message}` })
+            )
+          )
+      )
+  })
+
+const rulesOptions = {
+  toleranceMinor: Options.integer("tolerance-minor").pipe(
+    Options.withDescription(
+      `Amount tolerance in minor units (default ${defaultReconcileRules.amount_tolerance_minor})`
+    ),
+    Options.withDefault(defaultReconcileRules.amount_tolerance_minor)
+  ),
+  toleranceBps: Options.integer("tolerance-bps").pipe(
+    Options.withDescription(
+      `Amount tolerance in basis points of the amount, the larger wins (default ${defaultReconcileRules.amount_tolerance_bps})`
+    ),
+    Options.withDefault(defaultReconcileRules.amount_tolerance_bps)
+  ),
+  windowDays: Options.integer("window-days").pipe(
+    Options.withDescription(
+      `Days after capture a settlement is due (default ${defaultReconcileRules.settlement_window_days})`
+    ),
+    Options.withDefault(defaultReconcileRules.settlement_window_days)
+  )
+}
+
+const rulesOf = (values: { toleranceMinor: number; toleranceBps: number; windowDays: number }) =>
+  Schema.decodeUnknown(
+    Schema.Struct({
+      amount_tolerance_minor: Schema.NonNegativeInt,
+      amount_tolerance_bps: Schema.NonNegativeInt,
+      settlement_window_days: Schema.NonNegativeInt
+    })
+  )({
+    amount_tolerance_minor: values.toleranceMinor,
+    amount_tolerance_bps: values.toleranceBps,
+    settlement_window_days: values.windowDays
+  }).pipe(Effect.mapError((error) => new ReconError({ reason: `bad tolerance: ${error.message}` })))
+
+const settlements = Command.make(
+  "settlements",
+  {
+    input: inputOption,
+    output: outputOption,
+    out: Options.directory("out", { exists: "either" }).pipe(
+      Options.withDescription(
+        "Write the reports under DIR/raw/settlements/… (for `ingest --from DIR`) instead of into the raw bucket"
+      ),
+      Options.optional
+    ),
+    truth: Options.file("truth", { exists: "either" }).pipe(
+      Options.withDescription("Write the injected breaks (the truth) to this JSON file"),
+      Options.optional
+    ),
+    seed: Options.integer("seed").pipe(Options.withDefault(42)),
+    mappings: mappingsOption,
+    ...rulesOptions
+  },
+  ({ input, output, out, truth, seed, mappings, ...rules }) =>
+    Effect.gen(function* () {
+      const processed = yield* ProcessedBucket
+      const raw = yield* RawBucket
+      const mappingList = yield* readMappings(mappings)
+      const generated = generateSettlements(yield* readIndexColumns(processed), {
+        seed,
+        rules: yield* rulesOf(rules),
+        ...(mappingList === undefined ? {} : { mappings: mappingList })
+      })
+      for (const file of generated.files) {
+        if (Option.isSome(out)) {
+          const path = NodePath.join(out.value, ...file.key.split("/"))
+          yield* Effect.promise(() => NodeFs.mkdir(NodePath.dirname(path), { recursive: true }))
+          yield* Effect.promise(() => NodeFs.writeFile(path, file.text))
+        } else yield* raw.put(file.key, new TextEncoder().encode(file.text))
+      }
+      if (Option.isSome(truth))
+        yield* Effect.promise(() =>
+          NodeFs.writeFile(
+            truth.value,
+            JSON.stringify({ breaks: generated.breaks, clean: generated.clean }, null, 2)
+          )
+        )
+      const byType: Record<string, number> = {}
+      for (const item of generated.breaks) byType[item.type] = (byType[item.type] ?? 0) + 1
+      yield* printJson({
+        files: generated.files.length,
+        lines: generated.lines,
+        badRows: generated.badRows,
+        injectedBreaks: byType,
+        clean: generated.clean,
+        reconcile: reconcileRange(generated)
+      })
+    }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
+).pipe(
+  Command.withDescription(
+    "Generate processor settlement reports for the committed final_aggregate, with a known share of every break type"
+  )
+)
+
+const reconcileCommand = Command.make(
+  "reconcile",
+  {
+    input: inputOption,
+    output: outputOption,
+    processor: Options.text("processor").pipe(
+      Options.withDescription("Processor to reconcile (repeatable); default every processor with reports"),
+      Options.repeated
+    ),
+    from: dateOption("from", "First settlement date (default: the first report's dt)"),
+    to: dateOption("to", "Last settlement date (default: the last report's dt)"),
+    mappings: mappingsOption,
+    noMatches: Options.boolean("no-matches").pipe(Options.withDescription("Do not write matches.parquet")),
+    ...rulesOptions
+  },
+  ({ input, output, processor, from, to, mappings, noMatches, ...rules }) =>
+    Effect.gen(function* () {
+      const mappingList = yield* readMappings(mappings)
+      const ruleValues: ReconcileRules = yield* rulesOf(rules)
+      const report = yield* runReconcile({
+        rules: ruleValues,
+        writeMatches: !noMatches,
+        ...(processor.length > 0 ? { processors: processor } : {}),
+        ...(Option.isSome(from) ? { from: from.value } : {}),
+        ...(Option.isSome(to) ? { to: to.value } : {}),
+        ...(mappingList === undefined ? {} : { mappings: mappingList })
+      })
+      yield* printJson(report)
+    }).pipe(Effect.provide(Layer.merge(storageLayer(directoriesOf(input, output)), keyValueLayer)))
+).pipe(
+  Command.withDescription(
+    "Match processor settlement reports (raw/settlements/) against final_aggregate; breaks, matches and summary to recon/, exceptions to the key-value store"
+  )
+)
+
+const breakIdArg = Args.text({ name: "break-id" }).pipe(Args.withDescription("The break_id of the exception"))
+
+const exceptionsList = Command.make(
+  "list",
+  {
+    output: outputOption,
+    processor: Options.text("processor").pipe(Options.optional),
+    day: dateOption("day", "Only this day"),
+    state: Options.choice("state", ExceptionState.literals).pipe(Options.optional),
+    type: Options.choice("type", BreakType.literals).pipe(Options.optional),
+    json: Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table"))
+  },
+  ({ output, processor, day, state, type, json }) =>
+    Effect.gen(function* () {
+      const found = yield* listExceptions({
+        ...(Option.isSome(processor) ? { processor: processor.value } : {}),
+        ...(Option.isSome(day) ? { day: day.value } : {}),
+        ...(Option.isSome(state) ? { state: state.value } : {}),
+        ...(Option.isSome(type) ? { type: type.value } : {})
+      })
+      if (json) return yield* printJson(found)
+      yield* Console.table(
+        found.map((item) => ({
+          break_id: item.break_id,
+          state: item.state,
+          type: item.type,
+          processor: item.processor,
+          day: item.day,
+          reference: item.processor_reference,
+          amount: `${item.amount_minor} ${item.currency}`,
+          reason: item.reason ?? ""
+        }))
+      )
+      yield* Console.log(`${found.length} exceptions`)
+    }).pipe(Effect.provide(Layer.merge(storageLayer(directoriesOf(Option.none(), output)), keyValueLayer)))
+).pipe(Command.withDescription("List reconciliation exceptions of the current run days"))
+
+const exceptionsAck = Command.make(
+  "ack",
+  {
+    breakId: breakIdArg,
+    reason: Options.text("reason").pipe(Options.withDescription("Optional note"), Options.optional)
+  },
+  ({ breakId, reason }) =>
+    acknowledgeException(breakId, Option.getOrUndefined(reason)).pipe(
+      Effect.flatMap(printJson),
+      Effect.provide(keyValueLayer)
+    )
+).pipe(Command.withDescription("Acknowledge an exception: seen and being worked"))
+
+const exceptionsResolve = Command.make(
+  "resolve",
+  {
+    breakId: breakIdArg,
+    reason: Options.text("reason").pipe(Options.withDescription("Why it needs no more work (required)"))
+  },
+  ({ breakId, reason }) =>
+    resolveException(breakId, reason).pipe(Effect.flatMap(printJson), Effect.provide(keyValueLayer))
+).pipe(Command.withDescription("Resolve an exception with a reason"))
+
+const exceptions = Command.make("exceptions").pipe(
+  Command.withDescription("Work reconciliation exceptions: list, ack, resolve --reason"),
+  Command.withSubcommands([exceptionsList, exceptionsAck, exceptionsResolve])
 )
 
 const apiKey = Command.make(
@@ -347,6 +590,9 @@ const recon = Command.make("recon").pipe(
     aggregate,
     train,
     promote,
+    settlements,
+    reconcileCommand,
+    exceptions,
     apiKey
   ])
 )

@@ -7,6 +7,7 @@ import { ProcessedBucket } from "../layers/ObjectStore.js"
 import type { Parquet } from "../layers/ParquetCodec.js"
 import { aggregateMerchantTotals, readCurrentAggregation } from "./aggregate.js"
 import { dashboardHtml } from "./dashboard.js"
+import { reconPanel } from "./reconcile.js"
 import { readCommittedBatches } from "./streamingIndex.js"
 
 /** How often the service refreshes, and how it aggregates. */
@@ -53,12 +54,37 @@ const refreshLoop = (options: AggregationServiceOptions, state: Ref.Ref<RefreshS
 
 /**
  * The dashboard's routes: `GET /` the page, `GET /api/aggregation` the published version (404 before the
- * first), `GET /healthz`.
+ * first), `GET /api/recon` the reconciliation's break counts and amounts by type (404 before the first
+ * run), `GET /healthz`.
  */
 export const aggregationRouter = (state: Ref.Ref<RefreshState>) =>
   HttpRouter.empty.pipe(
     HttpRouter.get("/", HttpServerResponse.html(dashboardHtml)),
     HttpRouter.get("/healthz", HttpServerResponse.text("ok\n")),
+    HttpRouter.get(
+      "/api/recon",
+      Effect.gen(function* () {
+        const panel = yield* reconPanel(yield* ProcessedBucket)
+        if (Option.isNone(panel))
+          return yield* HttpServerResponse.json({ error: "no reconciliation run yet" }, { status: 404 })
+        const currencies = new Set(panel.value.by_type.flatMap((row) => Object.keys(row.amount_minor)))
+        return yield* HttpServerResponse.json({
+          ...panel.value,
+          currency_exponents: Object.fromEntries(
+            [...currencies].map((code) => [code, currencyExponent(code)])
+          )
+        })
+      }).pipe(
+        Effect.catchAll((error) =>
+          HttpServerResponse.json(
+            {
+              error: `cannot read the reconciliation: ${error._tag === "HttpBodyError" ? "encoding failed" : error.message}`
+            },
+            { status: 503 }
+          )
+        )
+      )
+    ),
     HttpRouter.get(
       "/api/aggregation",
       Effect.gen(function* () {

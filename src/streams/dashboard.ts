@@ -1,6 +1,7 @@
 /**
  * The ops dashboard: one self-contained page (no external scripts, styles or fonts) that polls
- * `/api/aggregation` and draws the merchant leaderboard, hourly volume, rates and data freshness.
+ * `/api/aggregation` and draws the merchant leaderboard, hourly volume, rates and data freshness, and polls
+ * `/api/recon` for the reconciliation panel (break counts and amounts by type).
  */
 export const dashboardHtml = `<!doctype html>
 <html lang="en">
@@ -48,6 +49,10 @@ export const dashboardHtml = `<!doctype html>
   <section class="wide scroll"><h2>Stream since the snapshot: merchants with new transactions</h2>
     <table id="fresh"><thead><tr><th>#</th><th>Merchant</th><th>Transactions</th><th>Volume (newest event)</th><th>Events</th></tr></thead><tbody></tbody></table>
     <p id="fresh-empty">Nothing streamed since the snapshot.</p>
+  </section>
+  <section class="wide scroll" id="recon"><h2>Reconciliation breaks</h2>
+    <table id="recon-breaks"><thead><tr><th>Break type</th><th>Count</th><th>Amount at stake</th></tr></thead><tbody></tbody></table>
+    <p id="recon-status">No reconciliation run yet.</p>
   </section>
   <section class="wide scroll"><h2>Merchant leaderboard (captured volume)</h2>
     <table id="leaderboard"><thead><tr><th>#</th><th>Merchant</th><th>Transactions</th><th>Captured volume</th><th>Refund rate</th><th>Chargeback rate</th><th>Fraud rate</th><th>Max fraud score</th></tr></thead><tbody></tbody></table>
@@ -174,7 +179,33 @@ function renderFresh(fresh, exponents) {
     return row;
   }));
 }
+async function refreshRecon() {
+  const status = document.getElementById("recon-status");
+  try {
+    const response = await fetch("/api/recon", { cache: "no-store" });
+    if (response.status === 404) { text(status, "No reconciliation run yet."); return; }
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const data = await response.json();
+    document.querySelector("#recon-breaks tbody").replaceChildren(...data.by_type.map((row) => {
+      const tr = document.createElement("tr");
+      tr.dataset.breakType = row.break_type;
+      const cells = [row.break_type.replaceAll("_", " "), row.count.toLocaleString("en"), amounts(row.amount_minor, data.currency_exponents)];
+      cells.forEach((value, column) => {
+        const cell = text(document.createElement("td"), value);
+        if (column === 1 && row.count > 0) cell.className = "high";
+        if (column === 2) cell.className = "amounts";
+        tr.append(cell);
+      });
+      return tr;
+    }));
+    text(status, data.matches.toLocaleString("en") + " matches · " + data.days + " processor-days in " + data.runs + " runs · updated " + ago(data.updated_at) +
+      " · by processor: " + (data.by_processor.map((row) => row.processor + " " + row.count).join(", ") || "no breaks"));
+  } catch (cause) {
+    text(status, "reconciliation refresh failed: " + cause.message);
+  }
+}
 async function refresh() {
+  refreshRecon();
   const error = document.getElementById("error");
   try {
     const response = await fetch("/api/aggregation", { cache: "no-store" });

@@ -5,7 +5,9 @@ import { aggregateMerchantTotals, readCurrentAggregation } from "./aggregate.js"
 import { runBatchIndex } from "./batchIndex.js"
 import { runFinalAggregate } from "./finalAggregate.js"
 import { generateDataset } from "./generate.js"
+import { reconcileRange, writeGeneratedSettlements } from "./generateSettlements.js"
 import { runBatchIngest, runStreamIngest } from "./ingest.js"
+import { runReconcile } from "./reconcile.js"
 import { registerFinalAggregateView, runReadyQuery, runSql } from "./sql.js"
 import { runStreamingIndex } from "./streamingIndex.js"
 import { trainFraudModel } from "./train.js"
@@ -21,7 +23,8 @@ export interface EndToEndOptions {
 
 /**
  * The whole system once, stage after stage: generate → batch ingest (raw/) → stream ingest (event log)
- * → streaming index → batch index → final aggregate → SQL sample → merchant aggregation → fraud model.
+ * → streaming index → batch index → final aggregate → SQL sample → merchant aggregation → fraud model →
+ * settlement reports generated for the index (with injected breaks) and reconciled against it.
  * Returns every stage's figures for the summary.
  */
 export const runEndToEnd = (options: EndToEndOptions) =>
@@ -58,6 +61,9 @@ export const runEndToEnd = (options: EndToEndOptions) =>
     const model = yield* trainFraudModel(
       options.trainEpochs === undefined ? {} : { epochs: options.trainEpochs }
     )
+    yield* Effect.logInfo("reconciliation: generated settlement reports against the index")
+    const settlements = yield* writeGeneratedSettlements({ seed: options.seed })
+    const reconciliation = yield* runReconcile(reconcileRange(settlements))
     return {
       generated,
       batchIngest,
@@ -72,6 +78,13 @@ export const runEndToEnd = (options: EndToEndOptions) =>
         onSome: (value) => value.merchants.slice(0, 3)
       }),
       model,
+      settlements: {
+        files: settlements.files.length,
+        lines: settlements.lines,
+        badRows: settlements.badRows,
+        injectedBreaks: settlements.breaks.length
+      },
+      reconciliation,
       generatedDir: NodePath.resolve(options.generatedDir)
     }
   })

@@ -53,7 +53,20 @@ export const formatEndToEndSummary = (report: EndToEndReport): string => {
     `  rules               ROC-AUC ${metric(model.baselineMetrics.rocAuc)}  PR-AUC ${metric(model.baselineMetrics.prAuc)}`,
     `  training ${Math.round(model.samplesPerSecond)} samples/s; saved with its model card under ${model.key}`,
     `  ${model.promotion.promoted ? "promoted" : "not promoted"}: ${model.promotion.reason}`,
-    `share quarantined: ${percent(inTotal === 0 ? 0 : quarantined / inTotal)}`
+    `share quarantined: ${percent(inTotal === 0 ? 0 : quarantined / inTotal)}`,
+    `reconciliation: ${report.settlements.lines} settlement lines in ${report.settlements.files} reports (${report.settlements.badRows} bad rows quarantined), run ${report.reconciliation.runId} ${report.reconciliation.from} … ${report.reconciliation.to}`,
+    `  matches ${report.reconciliation.counts.matches} (${Object.entries(
+      report.reconciliation.counts.matches_by_rule
+    )
+      .map(([rule, count]) => `${rule} ${count}`)
+      .join(", ")})`,
+    `  breaks ${report.reconciliation.counts.breaks} (${Object.entries(
+      report.reconciliation.counts.breaks_by_type
+    )
+      .map(([type, count]) => `${type} ${count}`)
+      .join(", ")}); injected ${report.settlements.injectedBreaks}: ${
+      report.settlements.injectedBreaks === report.reconciliation.counts.breaks ? "same count" : "DIFFERENT"
+    }`
   ]
   return lines.join("\n")
 }
