@@ -198,6 +198,33 @@ describe("settlement reports", () => {
     )
     assert.notInclude(parsed.rejected[2]!.payload, "4111111111111111")
     assert.notInclude(parsed.rejected[3]!.payload, "4111 1111-1111 1111")
+    // A card number quoted in a reason is redacted too; a line of spaces is blank, not a bad row.
+    const quoted = parseSettlementCsv(
+      `${text.split("\n")[0]}\npsp_7,4111-1111-1111-1111,EUR,0,24/11/2026,4111 1111 1111 1111,7\n   \n`,
+      adyen,
+      "k"
+    )
+    assert.strictEqual(quoted.rejected.length, 1)
+    assert.notMatch(JSON.stringify(quoted.rejected), /4111[ -]?1111[ -]?1111[ -]?1111/)
+    const checkout = defaultProcessorMappings.find((mapping) => mapping.amount_is_net === true)!
+    const net = parseSettlementCsv(
+      formatSettlementCsv(
+        [
+          line("fee-over-gross", 100, 0, { processor: checkout.processor, fee_minor: 150 }),
+          line("fee-over-refund", 100, 0, { processor: checkout.processor, fee_minor: 150, type: "refund" })
+        ],
+        checkout
+      ),
+      checkout,
+      "k"
+    )
+    assert.deepStrictEqual(
+      net.lines.map((item) => [item.processor_reference, item.amount_minor, item.fee_minor]),
+      [
+        ["fee-over-gross", 100, 150],
+        ["fee-over-refund", 100, 150]
+      ]
+    )
   })
 
   it("writes and reads every processor's format back to the same lines (net amounts, negative refunds)", () => {
@@ -268,7 +295,7 @@ describe("matching engine", () => {
       `missing_at_processor missing 7000 EUR ${iso(3)}`,
       `missing_in_index ghost 1234 EUR ${iso(2)}`,
       `missing_in_index ghost 1234 EUR ${iso(2)}`,
-      `missing_in_index group-x 0 EUR ${iso(2)}`,
+      `missing_in_index group-c|group-d|group-x 300 EUR ${iso(2)}`,
       `status_mismatch declined 3000 EUR ${iso(1)}`,
       `status_mismatch refund-there 1500 EUR ${iso(2)}`,
       `status_mismatch refunded-here 6000 EUR ${iso(4)}`
@@ -279,6 +306,33 @@ describe("matching engine", () => {
     assert.strictEqual(over.transaction_id, "tx-over")
     assert.deepStrictEqual(new Set(result.breaks.map((item) => item.type)), new Set<BreakType>(breakTypes))
     assert.strictEqual(new Set(result.breaks.map((item) => item.break_id)).size, result.breaks.length)
+  })
+
+  it("checks payout lines like single ones: paid out twice, never captured, late", () => {
+    const rows = [
+      indexRow("p-a", 100),
+      indexRow("p-b", 200),
+      indexRow("p-void", 300, { status: "voided", captured_at: null, settled_at: null }),
+      indexRow("p-c", 400),
+      indexRow("p-late-1", 500),
+      indexRow("p-late-2", 600)
+    ]
+    const result = run(rows, [
+      line("p-a|p-b", 300, 1),
+      line("p-a|p-b", 300, 2),
+      line("p-void|p-c", 700, 1),
+      line("p-late-1|p-late-2", 1100, 6)
+    ])
+    assert.deepStrictEqual(summary(result.breaks), [
+      `duplicate_settlement p-a|p-b 300 EUR ${iso(2)}`,
+      `late_settlement p-late-1|p-late-2 1100 EUR ${iso(6)}`,
+      `status_mismatch p-void|p-c 700 EUR ${iso(1)}`
+    ])
+  })
+
+  it("a tiny payment settled twice is a duplicate, not a split", () => {
+    const result = run([indexRow("tiny", 1)], [line("tiny", 1, 1), line("tiny", 1, 1)])
+    assert.deepStrictEqual(summary(result.breaks), [`duplicate_settlement tiny 1 EUR ${iso(1)}`])
   })
 
   it("holds the tolerance and window edges", () => {

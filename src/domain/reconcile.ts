@@ -374,23 +374,46 @@ export const reconcile = (
     if (settlements.type[line] === 0 && reference.includes(separator)) {
       const parts = reference.split(separator).filter((part) => part !== "")
       const rows = parts.map((part) => references.find(processorCode, part))
+      const unknown = parts.filter((_, at) => rows[at] === undefined)
+      const known = rows.filter((row): row is number => row !== undefined)
       if (!counted) {
-        for (const row of rows) if (row !== undefined) groupCovered[row] = 1
+        if (unknown.length === 0) for (const row of known) groupCovered[row] = 1
         continue
       }
-      const unknown = parts.filter((_, at) => rows[at] === undefined)
-      for (const [ordinal, part] of unknown.entries())
+      if (unknown.length > 0) {
+        // The line's money cannot be split between its payments: all of it is at stake, and the known
+        // payments stay unsettled (each is checked on its own).
         lineBreak("missing_in_index", line, null, {
           expected: null,
-          actual: null,
-          amount: 0,
-          reference: part,
-          ordinal,
-          detail: `payout line lists ${part}, which the index does not hold for ${processor}`
+          actual: settlements.amountMinor[line]!,
+          amount: settlements.amountMinor[line]!,
+          detail: `payout line lists ${unknown.join(", ")}, which the index does not hold for ${processor}`
         })
-      const known = rows.filter((row): row is number => row !== undefined)
+        continue
+      }
+      if (known.some((row) => groupCovered[row] === 1)) {
+        lineBreak("duplicate_settlement", line, null, {
+          expected: null,
+          actual: settlements.amountMinor[line]!,
+          amount: settlements.amountMinor[line]!,
+          detail: `payout line covers ${known
+            .filter((row) => groupCovered[row] === 1)
+            .map((row) => index.processorReference[row])
+            .join(", ")}, already on an earlier payout line`
+        })
+        continue
+      }
       for (const row of known) groupCovered[row] = 1
-      if (unknown.length > 0 || known.length === 0) continue
+      const notCaptured = known.filter((row) => index.captureDay[row]! < 0)
+      if (notCaptured.length > 0) {
+        lineBreak("status_mismatch", line, null, {
+          expected: null,
+          actual: settlements.amountMinor[line]!,
+          amount: settlements.amountMinor[line]!,
+          detail: `payout line settles ${notCaptured.map((row) => `${index.processorReference[row]} (${index.status[row]})`).join(", ")}, never captured in the index`
+        })
+        continue
+      }
       const currency = settlements.currency[line]!
       const otherCurrency = known.filter((row) => index.currency[row] !== currency)
       if (otherCurrency.length > 0) {
@@ -417,6 +440,14 @@ export const reconcile = (
       }
       for (const row of known)
         matches.add(line, row, ruleCode.payout_group, difference, day - index.captureDay[row]!)
+      const lateDays = Math.max(...known.map((row) => day - index.captureDay[row]!))
+      if (lateDays > windowDays)
+        lineBreak("late_settlement", line, null, {
+          expected,
+          actual,
+          amount: actual,
+          detail: `payout line ${lateDays} days after the earliest capture it covers (window ${windowDays})`
+        })
       continue
     }
     const row = references.find(processorCode, reference)
@@ -519,14 +550,6 @@ export const reconcile = (
       sum += settlements.amountMinor[line]!
       if (settlements.day[line]! > settlements.day[last]!) last = line
     }
-    if (!lowerBoundOnly && Math.abs(sum - expected) <= tolerance) {
-      if (!inRange(settlements.day[last]!)) return
-      for (const line of sameCurrency) {
-        matches.add(line, row, ruleCode.split_settlement, 0, settlements.day[line]! - eventDay)
-      }
-      lateCheck(last)
-      return
-    }
     if (sameCurrency.every((line) => within(settlements.amountMinor[line]!))) {
       matchOne(sameCurrency[0]!, ruleCode.exact)
       lateCheck(sameCurrency[0]!)
@@ -539,6 +562,14 @@ export const reconcile = (
             ordinal,
             detail: `${settlementTypeNames[type]} again (first: ${sourceOf(settlements, sameCurrency[0]!)})`
           })
+      return
+    }
+    if (!lowerBoundOnly && Math.abs(sum - expected) <= tolerance) {
+      if (!inRange(settlements.day[last]!)) return
+      for (const line of sameCurrency) {
+        matches.add(line, row, ruleCode.split_settlement, 0, settlements.day[line]! - eventDay)
+      }
+      lateCheck(last)
       return
     }
     if (inRange(settlements.day[last]!))

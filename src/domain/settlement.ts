@@ -298,7 +298,7 @@ export const parseCsv = (text: string, delimiter = ","): Array<CsvRecord> => {
       }
     }
     const raw = text.slice(start, position).replace(/\r?\n$/, "")
-    if (!(fields.length === 1 && fields[0] === "")) records.push({ line: startLine, fields, text: raw })
+    if (!fields.every((field) => field.trim() === "")) records.push({ line: startLine, fields, text: raw })
   }
   return records
 }
@@ -366,11 +366,13 @@ export const parseSettlementCsv = (
     else positions[field] = position
   }
   if (missing.length > 0) {
-    rejected.push({
-      source: `${objectKey}:${header.line}`,
-      problems: missing,
-      payload: redactCardNumbersInText(header.text)
-    })
+    // Every data row is quarantined with the header's problems, so rows in = accepted + quarantined.
+    for (const record of records.slice(1))
+      rejected.push({
+        source: `${objectKey}:${record.line}`,
+        problems: missing,
+        payload: redactCardNumbersInText(record.text)
+      })
     return { lines, rejected }
   }
   const at = (record: CsvRecord, field: keyof ProcessorMapping["columns"]) =>
@@ -408,14 +410,28 @@ export const parseSettlementCsv = (
       const parsedFee = feeText === "" ? 0 : decimalToMinor(feeText, exponent)
       if (typeof parsedFee === "string") problems.push({ field: "fee", reason: parsedFee })
       else fee = Math.abs(parsedFee)
-      if (type === "settled" && amount < 0)
-        problems.push({ field: "amount", reason: "negative on a settled line" })
-      amount = Math.abs(amount)
-      if (mapping.amount_is_net) amount += fee
+      if (mapping.amount_is_net) {
+        // Net = gross − fee, written positive for a settlement and negative for a refund or chargeback; a
+        // fee larger than the gross makes a settlement's net negative and a refund's positive.
+        amount = (type === "settled" ? amount : -amount) + fee
+        if (amount < 0) problems.push({ field: "amount", reason: "net amount plus fee is negative" })
+      } else {
+        if (type === "settled" && amount < 0)
+          problems.push({ field: "amount", reason: "negative on a settled line" })
+        amount = Math.abs(amount)
+      }
       if (!Number.isSafeInteger(amount)) problems.push({ field: "amount", reason: "out of range" })
     }
     if (problems.length > 0 || type === undefined || typeof date !== "string") {
-      rejected.push({ source, problems, payload: redactCardNumbersInText(record.text) })
+      // Reasons quote field text: redacted like the payload, so a card number never reaches quarantine.
+      rejected.push({
+        source,
+        problems: problems.map((problem) => ({
+          ...problem,
+          reason: redactCardNumbersInText(problem.reason)
+        })),
+        payload: redactCardNumbersInText(record.text)
+      })
       continue
     }
     const payout = at(record, "payout_id")

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto"
 import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Data, Effect, Option, Schema } from "effect"
+import { redactCardNumbersInText } from "../domain/card.js"
 import type { DatasetError, ObjectStoreError, ParquetError } from "../domain/errors.js"
 import {
   BreakSummaryRow,
@@ -404,18 +405,25 @@ const readSettlementFiles = (
         mapping === undefined
           ? {
               lines: [],
-              rejected: [
-                {
-                  source: file.key,
+              // Every data row is quarantined with the file's problem, so rows in = accepted + quarantined.
+              rejected: text
+                .split(/\r?\n/)
+                .map((row, at) => ({ row, at }))
+                .filter(({ row, at }) => at > 0 && row.trim() !== "")
+                .map(({ row, at }) => ({
+                  source: `${file.key}:${at + 1}`,
                   problems: [
                     { field: "(file)", reason: `no column mapping for processor ${file.processor}` }
                   ],
-                  payload: ""
-                }
-              ]
+                  payload: redactCardNumbersInText(row)
+                }))
             }
           : parseSettlementCsv(text, mapping, file.key)
       lines.add(parsed.lines)
+      const quarantineName = `${file.processor}-${file.dt}-${contentTag(file.key)}`
+      // A fixed report leaves no stale entries behind.
+      if (parsed.rejected.length === 0)
+        yield* processed.delete(`${prefixes.quarantine}batch/settlements/${quarantineName}.jsonl`)
       if (parsed.rejected.length > 0) {
         rejectedRows += parsed.rejected.length
         const entries: Array<QuarantineEntry> = parsed.rejected.map((row) => ({
@@ -425,14 +433,7 @@ const readSettlementFiles = (
           problems: row.problems,
           payload: row.payload
         }))
-        quarantined.push(
-          ...(yield* writeQuarantine(
-            processed,
-            "batch",
-            `${file.processor}-${file.dt}-${contentTag(file.key)}`,
-            entries
-          ))
-        )
+        quarantined.push(...(yield* writeQuarantine(processed, "batch", quarantineName, entries)))
       }
     }
     return { settlements: lines.build(), hashes, quarantined, rejectedRows }
