@@ -388,7 +388,8 @@ const readSettlementFiles = (
   raw: ObjectStore,
   processed: ObjectStore,
   files: ReadonlyArray<SettlementFile>,
-  mappings: ReadonlyMap<string, ProcessorMapping>
+  mappings: ReadonlyMap<string, ProcessorMapping>,
+  windowDays: number
 ) =>
   Effect.gen(function* () {
     const lines = new SettlementColumnsBuilder()
@@ -419,6 +420,30 @@ const readSettlementFiles = (
                 }))
             }
           : parseSettlementCsv(text, mapping, file.key)
+      // A run reads folders within ± the window of its days: a line dated further from its folder's dt
+      // would never be judged, so it is quarantined instead of silently skipped.
+      const folderDay = Date.parse(`${file.dt}T00:00:00Z`) / 86_400_000
+      const stray = parsed.lines.filter(
+        (item) =>
+          Math.abs(Date.parse(`${item.settlement_date}T00:00:00Z`) / 86_400_000 - folderDay) > windowDays
+      )
+      if (stray.length > 0) {
+        const strayLines = new Set(stray)
+        const kept = parsed.lines.filter((item) => !strayLines.has(item))
+        parsed.lines.length = 0
+        for (const item of kept) parsed.lines.push(item)
+        for (const item of stray)
+          parsed.rejected.push({
+            source: item.source,
+            problems: [
+              {
+                field: "settlement_date",
+                reason: `${item.settlement_date} is more than ${windowDays} days from the report's folder dt=${file.dt}`
+              }
+            ],
+            payload: JSON.stringify(item)
+          })
+      }
       lines.add(parsed.lines)
       const quarantineName = `${file.processor}-${file.dt}-${contentTag(file.key)}`
       // A fixed report leaves no stale entries behind.
@@ -480,7 +505,13 @@ export const runReconcile = (options: ReconcileOptions = {}) =>
     const lookAhead = dayToIso(toDay + rules.settlement_window_days)
     const files = candidates.filter((file) => file.dt >= lookBack && file.dt <= lookAhead)
     const readStarted = yield* Clock.currentTimeMillis
-    const settlementsRead = yield* readSettlementFiles(raw, processed, files, mappings)
+    const settlementsRead = yield* readSettlementFiles(
+      raw,
+      processed,
+      files,
+      mappings,
+      rules.settlement_window_days
+    )
     const settlementsReadAt = yield* Clock.currentTimeMillis
 
     const { index, version: indexVersion } = yield* readIndex(processed, wanted)
