@@ -663,6 +663,21 @@ describe("exceptions across re-runs", () => {
         reopened.map((item) => [item.break_id, item.state]),
         [[mismatchId, "open"]]
       )
+      // A line dated far from its report's folder is quarantined, not silently never judged; the report
+      // fixed, its quarantine file goes.
+      yield* report([line("psp-a", 1500, 1), line("psp-b", 2000, 1), line("stray", 77, 30)])
+      const stray = yield* runReconcile({ from: iso(1), to: iso(1) })
+      assert.strictEqual(stray.counts.rejected_rows, 1)
+      assert.strictEqual(stray.quarantined.length, 1)
+      const entry = new TextDecoder().decode(yield* getRequired(processed, stray.quarantined[0]!))
+      assert.include(
+        entry,
+        `settlement_date: ${iso(30)} is more than 3 days from the report's folder dt=${iso(1)}`
+      )
+      yield* report([line("psp-a", 1500, 1), line("psp-b", 2000, 1)])
+      const fixed = yield* runReconcile({ from: iso(1), to: iso(1) })
+      assert.strictEqual(fixed.counts.rejected_rows, 0)
+      assert.deepStrictEqual(yield* processed.list(prefixes.quarantine), [])
     }).pipe(
       Effect.provide(
         Layer.mergeAll(ProcessedBucket.layerMemory, RawBucket.layerMemory, Parquet.layer(), layerMemory)
