@@ -6,9 +6,9 @@ import type { EpochMicros } from "../domain/time.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import { Tensorflow, type TfModule } from "../layers/Tensorflow.js"
 import { ActivityTracker, type PastActivity } from "./train/activity.js"
-import { type FeatureSpec, featureMatrix, type ScoringFacts } from "./train/features.js"
+import type { FeatureSpec, ScoringFacts } from "./train/features.js"
 import { readPromotedPointer } from "./train/registry.js"
-import { disposeFraudModel, type LoadedFraudModel, loadFraudModel } from "./train.js"
+import { disposeFraudModel, type LoadedFraudModel, loadFraudModel, predictFacts } from "./train.js"
 
 const dayMicros = 86_400_000_000
 
@@ -163,17 +163,7 @@ export const scoreFacts = (
   tf: TfModule,
   active: ActiveModel,
   facts: ReadonlyArray<ScoringFacts>
-): Float32Array => {
-  const width = active.featureSpec.featureNames.length
-  if (facts.length === 0) return new Float32Array(0)
-  const matrix = featureMatrix(facts, active.featureSpec)
-  return tf.tidy(
-    () =>
-      (
-        active.model.predict(tf.tensor2d(matrix, [facts.length, width]), { batchSize: 4096 }) as Tf.Tensor
-      ).dataSync() as Float32Array
-  )
-}
+): Float32Array => predictFacts(tf, active.model, active.featureSpec, facts)
 
 /** Scores of a batch and the model version that produced them. */
 export interface ScoredBatch {

@@ -15,6 +15,7 @@ import {
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
+import { compareCodePoints } from "../domain/order.js"
 import {
   indexedFraudSignalSchema,
   indexedTransactionSchema,
@@ -477,12 +478,7 @@ const decodeBatch = (
       ...lateTransactions.map((row) => ({ row, position: -1 }))
     ].sort(
       (a, b) =>
-        a.row.event_time - b.row.event_time ||
-        (a.row.transaction_id < b.row.transaction_id
-          ? -1
-          : a.row.transaction_id > b.row.transaction_id
-            ? 1
-            : 0)
+        a.row.event_time - b.row.event_time || compareCodePoints(a.row.transaction_id, b.row.transaction_id)
     )
     scoringFacts.length = indexed.length
     for (const { row, position } of byTime) {

@@ -772,6 +772,14 @@ export const loadFraudModel = (
     return loaded
   }).pipe(Effect.withSpan("Train.loadFraudModel"))
 
+/** Fraud probabilities for facts, in order, in one predict call with the model's own feature spec. */
+export const predictFacts = (
+  tf: TfModule,
+  model: Tf.LayersModel,
+  featureSpec: FeatureSpec,
+  facts: ReadonlyArray<ScoringFacts>
+): Float32Array => predict(tf, model, featureMatrix(facts, featureSpec), featureSpec.featureNames.length)
+
 /** Fraud probabilities for examples, in order, using the feature spec the model was trained with. */
 export const scoreRows = (
   model: Tf.LayersModel,
@@ -780,7 +788,7 @@ export const scoreRows = (
 ): Effect.Effect<Float32Array, TrainError, Tensorflow> =>
   Effect.flatMap(Tensorflow, ({ tf }) =>
     Effect.try({
-      try: () => predict(tf, model, featureMatrix(rows, featureSpec), featureSpec.featureNames.length),
+      try: () => predictFacts(tf, model, featureSpec, rows),
       catch: (cause) => new TrainError({ reason: "scoring failed", cause })
     })
   )

@@ -57,18 +57,16 @@ export const rocAuc = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>
   return (positiveRankSum - (positives * (positives + 1)) / 2) / (positives * negatives)
 }
 
-/**
- * Average precision, Σ (Rₖ − Rₖ₋₁)·Pₖ over the distinct score thresholds from highest to lowest (rows
- * with equal scores enter together). NaN when there are no positives.
- */
-export const averagePrecision = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>): number => {
-  assertSameLength(scores, labels)
+/** Precision and recall at each distinct score threshold, highest first (rows with equal scores enter together). */
+const thresholdPoints = (
+  scores: ArrayLike<number>,
+  labels: ReadonlyArray<boolean>
+): Array<{ readonly threshold: number; readonly precision: number; readonly recall: number }> => {
   const positives = countPositives(labels)
-  if (positives === 0) return Number.NaN
   const order = indicesByDescendingScore(scores)
+  const points: Array<{ readonly threshold: number; readonly precision: number; readonly recall: number }> =
+    []
   let truePositives = 0
-  let previousRecall = 0
-  let area = 0
   for (let start = 0; start < order.length; ) {
     let end = start
     const score = scores[order[start] as number] as number
@@ -76,10 +74,24 @@ export const averagePrecision = (scores: ArrayLike<number>, labels: ReadonlyArra
       if (labels[order[end] as number]) truePositives++
       end++
     }
-    const recall = truePositives / positives
-    area += (recall - previousRecall) * (truePositives / end)
-    previousRecall = recall
+    points.push({ threshold: score, precision: truePositives / end, recall: truePositives / positives })
     start = end
+  }
+  return points
+}
+
+/**
+ * Average precision, Σ (Rₖ − Rₖ₋₁)·Pₖ over the distinct score thresholds from highest to lowest (rows
+ * with equal scores enter together). NaN when there are no positives.
+ */
+export const averagePrecision = (scores: ArrayLike<number>, labels: ReadonlyArray<boolean>): number => {
+  assertSameLength(scores, labels)
+  if (countPositives(labels) === 0) return Number.NaN
+  let previousRecall = 0
+  let area = 0
+  for (const point of thresholdPoints(scores, labels)) {
+    area += (point.recall - previousRecall) * point.precision
+    previousRecall = point.recall
   }
   return area
 }
@@ -203,21 +215,8 @@ export const precisionRecallCurve = (
   maxPoints = 200
 ): Array<PrecisionRecallPoint> => {
   assertSameLength(scores, labels)
-  const positives = countPositives(labels)
-  if (positives === 0) return []
-  const order = indicesByDescendingScore(scores)
-  const points: Array<PrecisionRecallPoint> = []
-  let truePositives = 0
-  for (let start = 0; start < order.length; ) {
-    let end = start
-    const score = scores[order[start] as number] as number
-    while (end < order.length && scores[order[end] as number] === score) {
-      if (labels[order[end] as number]) truePositives++
-      end++
-    }
-    points.push({ threshold: score, precision: truePositives / end, recall: truePositives / positives })
-    start = end
-  }
+  if (countPositives(labels) === 0) return []
+  const points = thresholdPoints(scores, labels)
   if (points.length <= maxPoints) return points
   const step = (points.length - 1) / (maxPoints - 1)
   return Array.from(
