@@ -671,7 +671,14 @@ const rebuildEventTimeState = (
     const files = (yield* readCommittedBatches(processed))
       .filter((manifest) => manifest.group === group)
       .flatMap((manifest) => manifest.files)
-      .filter((file) => file.dataset !== "fraud_signal_joins")
+      // Late files only feed live scoring's state; without scoring they are not read.
+      .filter(
+        (file) =>
+          file.dataset === "transactions" ||
+          file.dataset === "fraud_signals" ||
+          (scoring !== undefined &&
+            (file.dataset === "late_transactions" || file.dataset === "late_fraud_signals"))
+      )
     if (files.length === 0) return
     const newest =
       files
