@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
+import * as fc from "fast-check"
 import {
   containsCardNumber,
   findCardNumberPaths,
@@ -119,6 +120,36 @@ describe("containsCardNumber", () => {
     ]) {
       expect(containsCardNumber(text), text).toBe(false)
     }
+  })
+
+  it("agrees with the regular-expression definition on random text around real PANs", () => {
+    // The definition the char-code scanner replaced: every match of /\d(?:[ -]?\d)*/g, split into groups at
+    // its separators, holding whole consecutive groups of 13–19 digits that pass Luhn.
+    const passesLuhn = (digits: string) => withLuhnCheckDigit(digits.slice(0, -1)) === digits
+    const byRegex = (text: string) =>
+      [...text.matchAll(/\d(?:[ -]?\d)*/g)].some((run) => {
+        const groups = run[0].split(/[ -]/)
+        return groups.some((_, first) => {
+          let digits = ""
+          for (let last = first; last < groups.length && digits.length <= 19; last++) {
+            digits += groups[last]
+            if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) return true
+          }
+          return false
+        })
+      })
+    const piece = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom("0", "1", "4", "7", "9", " ", "-", "a", ".", "  ", "--", "x-") },
+      { weight: 1, arbitrary: fc.integer({ min: 13, max: 19 }).map(panOfLength) },
+      { weight: 1, arbitrary: fc.constantFrom(visa, amex, visa13, "4111 1111 1111 1111", "3782-822463-10005") }
+    )
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
+        const text = pieces.join("")
+        expect(containsCardNumber(text), text).toBe(byRegex(text))
+      }),
+      { seed: 20261127, numRuns: 5000 }
+    )
   })
 })
 

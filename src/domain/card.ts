@@ -38,11 +38,36 @@ const cardNumberRanges = (run: string): Array<readonly [number, number]> => {
   return ranges
 }
 
-/** True when the text holds a full card number: a run of 13–19 digits that passes the Luhn check. */
+const isDigitCode = (code: number): boolean => code >= 48 && code <= 57
+
+/**
+ * True when the text holds a full card number: a run of 13–19 digits that passes the Luhn check. The runs
+ * are the matches of {@link digitRun}, found by one scan of char codes that allocates nothing until a run
+ * holds 13 digits (every value is scanned, almost none holds one).
+ */
 export const containsCardNumber = (text: string): boolean => {
-  if (text.length < 13) return false
-  for (const match of text.matchAll(digitRun)) {
-    if (match[0].length >= 13 && cardNumberRanges(match[0]).length > 0) return true
+  const length = text.length
+  if (length < 13) return false
+  let index = 0
+  while (index < length) {
+    if (!isDigitCode(text.charCodeAt(index))) {
+      index++
+      continue
+    }
+    const start = index
+    let digits = 1
+    index++
+    while (index < length) {
+      const code = text.charCodeAt(index)
+      if (isDigitCode(code)) {
+        digits++
+        index++
+      } else if ((code === 32 || code === 45) && index + 1 < length && isDigitCode(text.charCodeAt(index + 1))) {
+        digits++
+        index += 2
+      } else break
+    }
+    if (digits >= 13 && cardNumberRanges(text.slice(start, index)).length > 0) return true
   }
   return false
 }

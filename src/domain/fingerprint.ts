@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { Schema } from "effect"
 
 /** Every field name of a struct schema's records, sorted: the key order of a record's fingerprint. */
@@ -16,6 +16,4 @@ export const recordFingerprint = (
   record: Readonly<Record<string, unknown>>,
   sortedFields: ReadonlyArray<string>
 ): string =>
-  createHash("sha256")
-    .update(JSON.stringify(sortedFields.map((field) => record[field] ?? null)))
-    .digest("base64url")
+  hash("sha256", JSON.stringify(sortedFields.map((field) => record[field] ?? null)), "base64url")
