@@ -139,9 +139,15 @@ describe("containsCardNumber", () => {
         })
       })
     const piece = fc.oneof(
-      { weight: 6, arbitrary: fc.constantFrom("0", "1", "4", "7", "9", " ", "-", "a", ".", "  ", "--", "x-") },
+      {
+        weight: 6,
+        arbitrary: fc.constantFrom("0", "1", "4", "7", "9", " ", "-", "a", ".", "  ", "--", "x-")
+      },
       { weight: 1, arbitrary: fc.integer({ min: 13, max: 19 }).map(panOfLength) },
-      { weight: 1, arbitrary: fc.constantFrom(visa, amex, visa13, "4111 1111 1111 1111", "3782-822463-10005") }
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(visa, amex, visa13, "4111 1111 1111 1111", "3782-822463-10005")
+      }
     )
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {

@@ -62,7 +62,11 @@ export const containsCardNumber = (text: string): boolean => {
       if (isDigitCode(code)) {
         digits++
         index++
-      } else if ((code === 32 || code === 45) && index + 1 < length && isDigitCode(text.charCodeAt(index + 1))) {
+      } else if (
+        (code === 32 || code === 45) &&
+        index + 1 < length &&
+        isDigitCode(text.charCodeAt(index + 1))
+      ) {
         digits++
         index += 2
       } else break

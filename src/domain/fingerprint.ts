@@ -15,5 +15,4 @@ export const sortedFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlyArray
 export const recordFingerprint = (
   record: Readonly<Record<string, unknown>>,
   sortedFields: ReadonlyArray<string>
-): string =>
-  hash("sha256", JSON.stringify(sortedFields.map((field) => record[field] ?? null)), "base64url")
+): string => hash("sha256", JSON.stringify(sortedFields.map((field) => record[field] ?? null)), "base64url")
