@@ -1,7 +1,7 @@
 // Throughput and peak memory of the generator and of batch + final, each in its own process, beside
 // DuckDB SQL doing the batch + final work on the same files in the same run.
 // Usage: npm run bench  (BENCH_TRANSACTIONS=100000 by default; BENCH_DIR to keep the files)
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
@@ -26,6 +26,33 @@ const measure = (label, args) => {
   }
   const rss = [...child.stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))
   return { label, seconds, peakRssMb: Math.max(...rss) / 1024, stdout: child.stdout }
+}
+
+// Several workers at once (e.g. the shards of one run): wall time and the sum of their peak RSS.
+const measureParallel = async (label, argsList) => {
+  const started = process.hrtime.bigint()
+  const peaks = await Promise.all(
+    argsList.map(
+      (args) =>
+        new Promise((resolve, reject) => {
+          const child = spawn("node", args, {
+            stdio: ["ignore", "ignore", "pipe"],
+            env: { ...process.env, NODE_OPTIONS: `--require ${NodePath.join(here, "report-rss.cjs")}` }
+          })
+          let stderr = ""
+          child.stderr.on("data", (chunk) => {
+            stderr += chunk
+          })
+          child.on("exit", (code) => {
+            if (code !== 0) reject(new Error(`${label} failed with exit code ${code}: ${stderr}`))
+            const rss = [...stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))
+            resolve(Math.max(...rss) / 1024)
+          })
+        })
+    )
+  )
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  return { label, seconds, peakRssMb: peaks.reduce((sum, peak) => sum + peak, 0) }
 }
 
 // With BENCH_DIR holding an earlier run's generated files, generation is not repeated (10M takes ~10 min).
@@ -54,6 +81,18 @@ const baseline = measure("batch + final (DuckDB SQL baseline)", [
 ])
 const baselineRows = JSON.parse(baseline.stdout.trim().split("\n").at(-1)).rows
 
+// The final aggregate alone, again on the same batch index: one worker, then two shards side by side
+// (each reads only its own rows through transaction_id_hash).
+const finalArgs = (extra) => [cli, "final", "--input", `${root}/in`, "--output", `${root}/out`, ...extra]
+const inputRows = batchResult.finalAggregate.inputRowsRead
+NodeFs.rmSync(`${root}/out/final_aggregate`, { recursive: true, force: true })
+const finalOne = measure("final only, 1 worker", finalArgs([]))
+NodeFs.rmSync(`${root}/out/final_aggregate`, { recursive: true, force: true })
+const finalTwo = await measureParallel("final only, 2 shards at once", [
+  finalArgs(["--shard", "0/2"]),
+  finalArgs(["--shard", "1/2"])
+])
+
 const rows = [
   ...(generated === undefined
     ? []
@@ -67,6 +106,20 @@ const rows = [
         ]
       ]),
   [batch.label, `${rawLines} raw records`, batch.seconds, rawLines / batch.seconds, batch.peakRssMb],
+  [
+    finalOne.label,
+    `${inputRows} index rows`,
+    finalOne.seconds,
+    inputRows / finalOne.seconds,
+    finalOne.peakRssMb
+  ],
+  [
+    `${finalTwo.label} (RSS summed)`,
+    `${inputRows} index rows`,
+    finalTwo.seconds,
+    inputRows / finalTwo.seconds,
+    finalTwo.peakRssMb
+  ],
   [
     baseline.label,
     `${rawLines} raw records`,

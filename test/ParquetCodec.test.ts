@@ -4,7 +4,7 @@ import * as NodePath from "node:path"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { finalAggregateSchema, type TableRow } from "../src/domain/rows.js"
+import { column, finalAggregateSchema, type TableRow } from "../src/domain/rows.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 
 const row: TableRow = {
@@ -117,6 +117,46 @@ describe("ParquetCodec on DuckDB (default)", () => {
       )
       assert.deepStrictEqual(viaParquetjs, [{ transaction_id: "tx-1", amount_minor: 9_007_199_254_740_991 }])
     }).pipe(Effect.provide(Parquet.layer()))
+  )
+
+  it.effect(
+    "selects rows by an integer column modulo n, in both codecs; files without it give every row",
+    () =>
+      Effect.gen(function* () {
+        const hashed = column("transaction_id_hash", "int64")
+        const schema = [...finalAggregateSchema, hashed]
+        const rows = Array.from({ length: 10 }, (_, index) => ({
+          ...row,
+          transaction_id: `tx-${index}`,
+          transaction_id_hash: 4_294_967_290 + index
+        }))
+        const selection = { column: "transaction_id_hash", modulus: 3, remainder: 1 }
+        const expected = rows.filter((r) => r.transaction_id_hash % 3 === 1).map((r) => r.transaction_id)
+        assert.lengthOf(expected, 4)
+        for (const layer of [Parquet.layer(), Parquet.layerParquetjs({ rowGroupSize: 4 })]) {
+          const { selected, withoutColumn, refused } = yield* Effect.provide(
+            Effect.gen(function* () {
+              const codec = yield* Parquet
+              const body = yield* codec.encode(schema, rows)
+              const plain = yield* codec.encode(finalAggregateSchema, rows)
+              return {
+                selected: yield* codec.decode(body, ["transaction_id"], selection),
+                withoutColumn: yield* codec.decode(plain, ["transaction_id"], selection),
+                refused: yield* Effect.flip(
+                  codec.decode(body, ["transaction_id"], { ...selection, remainder: 3 })
+                )
+              }
+            }),
+            layer
+          )
+          assert.deepStrictEqual(
+            selected.map((r) => r["transaction_id"]),
+            expected
+          )
+          assert.lengthOf(withoutColumn, 10)
+          assert.include(refused.message, "0 <= remainder < modulus")
+        }
+      })
   )
 
   it.effect("keeps row order across spool pieces", () =>

@@ -92,8 +92,14 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
       const sharded = yield* finalRows
       const shardAgain = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
       assert.strictEqual(shardAgain.filesWritten, 0, "a re-run of a shard rewrites nothing")
-      yield* runFinalAggregateWith({ passes: 4 })
+      const whole = yield* runFinalAggregateWith({ passes: 4 })
       assert.deepStrictEqual(yield* finalRows, sharded, "four passes in one worker: the same rows")
+      assert.strictEqual(
+        first.inputRowsRead + second.inputRowsRead + third.inputRowsRead,
+        whole.inputRowsRead,
+        "each shard reads only its own rows of the index: together they read the input once"
+      )
+      assert.isAbove(first.inputRowsRead, 0)
       const bounded = yield* runFinalAggregateWith({ rowsPerPass: 60 })
       assert.isAbove(bounded.passes, 3, "about 60 input rows per pass")
       assert.deepStrictEqual(yield* finalRows, sharded)

@@ -74,6 +74,8 @@ export interface IndexedTransaction extends DimensionColumns {
   readonly ingest_path: IngestPath
   /** Topic/partition/offset or object key and line: enough to find the original record. */
   readonly source_location: string
+  /** FNV-1a of transaction_id (see `idHashOf`): a shard's rows are those with hash mod n = i. */
+  readonly transaction_id_hash: number
 }
 
 export const indexedTransactionSchema: TableSchema = [
@@ -96,7 +98,8 @@ export const indexedTransactionSchema: TableSchema = [
   column("ip_address", "string", true),
   ...dimensionColumns,
   column("ingest_path", "string"),
-  column("source_location", "string")
+  column("source_location", "string"),
+  column("transaction_id_hash", "int64")
 ]
 
 /** A transaction event in `streaming_index/transactions/`: an index row with its live fraud score. */
@@ -124,6 +127,8 @@ export interface IndexedFraudSignal {
   readonly confirmed_fraud: boolean | null
   readonly ingest_path: IngestPath
   readonly source_location: string
+  /** FNV-1a of transaction_id, as on transaction index rows. */
+  readonly transaction_id_hash: number
 }
 
 export const indexedFraudSignalSchema: TableSchema = [
@@ -135,7 +140,8 @@ export const indexedFraudSignalSchema: TableSchema = [
   column("reasons", "string_list"),
   column("confirmed_fraud", "boolean", true),
   column("ingest_path", "string"),
-  column("source_location", "string")
+  column("source_location", "string"),
+  column("transaction_id_hash", "int64")
 ]
 
 /** Contract §6: one row per transaction_id with its latest state, lifecycle times, fraud and dimensions. */

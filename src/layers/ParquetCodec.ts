@@ -10,6 +10,29 @@ import { forEachJsonLine } from "../domain/jsonLines.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
 import { quoteIdentifier, quoteLiteral } from "./DuckDb.js"
 
+/**
+ * The rows a reader wants from a file: those whose integer `column` is `remainder` modulo `modulus` (a
+ * shard's share of the transactions). A file without that column gives every row: readers still check.
+ */
+export interface RowSelection {
+  readonly column: string
+  readonly modulus: number
+  readonly remainder: number
+}
+
+const checkedSelection = (selection: RowSelection): RowSelection => {
+  const { modulus, remainder } = selection
+  if (
+    !Number.isSafeInteger(modulus) ||
+    modulus < 1 ||
+    !Number.isSafeInteger(remainder) ||
+    remainder < 0 ||
+    remainder >= modulus
+  )
+    throw new Error(`row selection needs 0 <= remainder < modulus, got ${remainder} of ${modulus}`)
+  return selection
+}
+
 /** Encodes rows of a {@link TableSchema} into Parquet files and back. */
 export interface ParquetCodec {
   readonly encode: (
@@ -18,11 +41,13 @@ export interface ParquetCodec {
   ) => Effect.Effect<Uint8Array, ParquetError>
   /**
    * Decodes every row; int64 and timestamps come back as numbers (safe integers), absent values as null.
-   * With `columns`, rows hold only those columns (the others may not be read at all).
+   * With `columns`, rows hold only those columns (the others may not be read at all); with `selection`,
+   * only the rows it selects (filtered inside the reader, before rows become JavaScript values).
    */
   readonly decode: (
     body: Uint8Array,
-    columns?: ReadonlyArray<string>
+    columns?: ReadonlyArray<string>,
+    selection?: RowSelection
   ) => Effect.Effect<ReadonlyArray<TableRow>, ParquetError>
 }
 
@@ -116,9 +141,10 @@ export const makeParquetjsCodec = (options: ParquetCodecOptions): ParquetCodec =
       },
       catch: (cause) => new ParquetError({ operation: "write", cause })
     }),
-  decode: (body, columns) =>
+  decode: (body, columns, selection) =>
     Effect.tryPromise({
       try: async () => {
+        const selected = selection === undefined ? undefined : checkedSelection(selection)
         const wanted = columns === undefined ? undefined : new Set(columns)
         const reader = await parquet.ParquetReader.openBuffer(
           Buffer.from(body.buffer, body.byteOffset, body.byteLength)
@@ -138,6 +164,10 @@ export const makeParquetjsCodec = (options: ParquetCodecOptions): ParquetCodec =
           const cursor = reader.getCursor()
           const rows: Array<TableRow> = []
           for (let record = await cursor.next(); record; record = await cursor.next()) {
+            if (selected !== undefined) {
+              const value = fromParquetValue((record as Record<string, unknown>)[selected.column], false)
+              if (typeof value === "number" && value % selected.modulus !== selected.remainder) continue
+            }
             const row: Record<string, CellValue> = {}
             for (const field of fields) {
               row[field.name] = fromParquetValue(
@@ -188,7 +218,8 @@ const withParquetSelect = <A>(
   body: Uint8Array,
   timestampAs: (quotedColumn: string) => string,
   columns: ReadonlyArray<string> | undefined,
-  use: (connection: DuckDBConnection, select: string, directory: string) => Promise<A>
+  use: (connection: DuckDBConnection, select: string, directory: string) => Promise<A>,
+  selection?: RowSelection
 ): Promise<A> =>
   withTemporaryDirectory(async (directory) => {
     const file = NodePath.join(directory, "input.parquet")
@@ -197,15 +228,19 @@ const withParquetSelect = <A>(
     try {
       const source = `read_parquet(${quoteLiteral(file)})`
       const wanted = columns === undefined ? undefined : new Set(columns)
-      const projection = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`))
-        .getRows()
+      const described = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRows()
+      const where =
+        selection !== undefined && described.some((row) => String(row[0]) === selection.column)
+          ? ` WHERE ${quoteIdentifier(selection.column)} % ${selection.modulus} = ${selection.remainder}`
+          : ""
+      const projection = described
         .filter((row) => wanted === undefined || wanted.has(String(row[0])))
         .map((row) => {
           const name = quoteIdentifier(String(row[0]))
           return String(row[1]).startsWith("TIMESTAMP") ? `${timestampAs(name)} AS ${name}` : name
         })
         .join(", ")
-      return await use(connection, `SELECT ${projection || "*"} FROM ${source}`, directory)
+      return await use(connection, `SELECT ${projection || "*"} FROM ${source}${where}`, directory)
     } finally {
       connection.closeSync()
     }
@@ -232,7 +267,8 @@ export const readParquetRows = (
  */
 const readOwnParquetRows = (
   body: Uint8Array,
-  columns?: ReadonlyArray<string>
+  columns?: ReadonlyArray<string>,
+  selection?: RowSelection
 ): Promise<ReadonlyArray<TableRow>> =>
   withParquetSelect(
     body,
@@ -244,7 +280,8 @@ const readOwnParquetRows = (
       const rows: Array<TableRow> = []
       forEachJsonLine(await NodeFs.readFile(output), (row) => rows.push(row as TableRow))
       return rows
-    }
+    },
+    selection === undefined ? undefined : checkedSelection(selection)
   )
 
 /** Options of the DuckDB codec. */
@@ -321,9 +358,9 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
           }),
         catch: (cause) => new ParquetError({ operation: "write", cause })
       }),
-    decode: (body, columns) =>
+    decode: (body, columns, selection) =>
       Effect.tryPromise({
-        try: () => readOwnParquetRows(body, columns),
+        try: () => readOwnParquetRows(body, columns, selection),
         catch: (cause) => new ParquetError({ operation: "read", cause })
       })
   }

@@ -3,7 +3,7 @@ import { Effect, Option, Schema } from "effect"
 import { DatasetError, type ObjectStoreError, type ParquetError } from "../domain/errors.js"
 import type { FinalAggregateRow, TableRow, TableSchema } from "../domain/rows.js"
 import type { ObjectStore } from "../layers/ObjectStore.js"
-import type { ParquetCodec } from "../layers/ParquetCodec.js"
+import type { ParquetCodec, RowSelection } from "../layers/ParquetCodec.js"
 
 /** Processed-bucket prefixes (contract §5). */
 export const prefixes = {
@@ -74,13 +74,14 @@ export const readCommittedFile = (
   codec: ParquetCodec,
   dataset: string,
   key: string,
-  columns?: ReadonlyArray<string>
+  columns?: ReadonlyArray<string>,
+  selection?: RowSelection
 ): Effect.Effect<ReadonlyArray<TableRow>, ObjectStoreError | ParquetError | DatasetError> =>
   Effect.flatMap(
     store.get(key),
     (body): Effect.Effect<ReadonlyArray<TableRow>, ParquetError | DatasetError> =>
       Option.isSome(body)
-        ? codec.decode(body.value, columns)
+        ? codec.decode(body.value, columns, selection)
         : Effect.fail(new DatasetError({ dataset, reason: `committed file ${key} is missing` }))
   )
 

@@ -16,7 +16,7 @@ import { forEachJsonLine } from "../domain/jsonLines.js"
 import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
-import { Parquet } from "../layers/ParquetCodec.js"
+import { Parquet, type RowSelection } from "../layers/ParquetCodec.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
   contentTag,
@@ -61,6 +61,11 @@ export interface FinalAggregateSummary {
   readonly passes: number
   readonly transactionEventsRead: number
   readonly fraudSignalsRead: number
+  /**
+   * Input rows the reader handed over, this shard's or not: with several shards, inputs that carry
+   * `transaction_id_hash` give only the shard's rows, so the shards together read the input once.
+   */
+  readonly inputRowsRead: number
   readonly streamingBatches: number
   readonly rows: number
   readonly partitions: number
@@ -172,10 +177,15 @@ const writeContentAddressed = (
     return { files, written }
   })
 
-/** Reads every input file once (only the columns §6 reads), handing each event and signal on. */
+/**
+ * Reads every input file once (only the columns §6 reads, and with `selection` only the rows of the
+ * worker's shard where the file carries `transaction_id_hash`), handing each event and signal on.
+ */
 const readInputFacts = (
   inputs: { readonly transactionKeys: ReadonlyArray<string>; readonly signalKeys: ReadonlyArray<string> },
   progress: Progress,
+  selection: RowSelection | undefined,
+  rowsRead: { count: number },
   onEvent: (event: TransactionEventFacts) => void,
   onSignal: (signal: FraudSignalFacts) => void,
   afterFile: Effect.Effect<void> = Effect.void
@@ -189,8 +199,10 @@ const readInputFacts = (
         codec,
         "transaction index",
         key,
-        transactionEventFactColumns
+        transactionEventFactColumns,
+        selection
       )
+      rowsRead.count += rows.length
       for (const row of rows) onEvent(row as TableRow as unknown as TransactionEventFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
@@ -201,8 +213,10 @@ const readInputFacts = (
         codec,
         "fraud signal index",
         key,
-        fraudSignalFactColumns
+        fraudSignalFactColumns,
+        selection
       )
+      rowsRead.count += rows.length
       for (const row of rows) onSignal(row as TableRow as unknown as FraudSignalFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
@@ -295,9 +309,16 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
 
     const files: Array<ManifestFile> = []
     let eventsRead = 0
+    const rowsRead = { count: 0 }
     let signalsRead = 0
     let rowCount = 0
     let written = 0
+    // Inputs written with transaction_id_hash give only this shard's rows (hash mod n = bucket mod n, as
+    // n divides the bucket count); passOf still decides for every row.
+    const shardSelection: RowSelection | undefined =
+      shard.count > 1
+        ? { column: "transaction_id_hash", modulus: shard.count, remainder: shard.index }
+        : undefined
     const passOf = (transactionId: string): number | undefined => {
       const bucket = bucketOf(transactionId, buckets)
       return bucket % shard.count === shard.index ? Math.floor(bucket / shard.count) : undefined
@@ -318,6 +339,8 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       yield* readInputFacts(
         inputs,
         progress,
+        shardSelection,
+        rowsRead,
         (event) => {
           if (passOf(event.transaction_id) !== undefined) events.push(event)
         },
@@ -337,6 +360,8 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
             yield* readInputFacts(
               inputs,
               progress,
+              shardSelection,
+              rowsRead,
               (event) => {
                 const pass = passOf(event.transaction_id)
                 if (pass !== undefined) spill.add(pass, "e", event)
@@ -392,6 +417,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       passes,
       transactionEventsRead: eventsRead,
       fraudSignalsRead: signalsRead,
+      inputRowsRead: rowsRead.count,
       streamingBatches: inputs.streamingBatches,
       rows: rowCount,
       partitions: new Set(files.map((file) => file.dt)).size,

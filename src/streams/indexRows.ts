@@ -1,3 +1,4 @@
+import { idHashOf } from "../domain/buckets.js"
 import type { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { type DimensionTables, dimensionColumnsFor } from "../domain/finalAggregate.js"
 import type { IndexedFraudSignal, IndexedTransaction, IngestPath, TableRow } from "../domain/rows.js"
@@ -33,6 +34,7 @@ export const indexTransaction = (
   ...dimensionColumnsFor(dimensions, event.user_id, event.merchant_id),
   ingest_path: ingestPath,
   source_location: sourceLocation,
+  transaction_id_hash: idHashOf(event.transaction_id),
   dt: utcDate(event.event_time)
 })
 
@@ -51,6 +53,7 @@ export const indexFraudSignal = (
   confirmed_fraud: signal.confirmed_fraud ?? null,
   ingest_path: ingestPath,
   source_location: sourceLocation,
+  transaction_id_hash: idHashOf(signal.transaction_id),
   dt: utcDate(signal.event_time)
 })
 
