@@ -129,7 +129,7 @@ const rows = [
   ]
 ]
 console.log(
-  `\n${transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`
+  `\n${summary.transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`
 )
 console.log(
   "stage".padEnd(38),
