@@ -93,6 +93,23 @@ const finalTwo = await measureParallel("final only, 2 shards at once", [
   finalArgs(["--shard", "1/2"])
 ])
 
+// The whole batch + final again, as two worker processes (`--workers 2`: two index shards, then two final
+// shards), into a fresh output directory.
+NodeFs.rmSync(`${root}/out2`, { recursive: true, force: true })
+const batchTwo = measure("batch + final, --workers 2 (RSS: max worker)", [
+  cli,
+  "batch",
+  "--input",
+  `${root}/in`,
+  "--output",
+  `${root}/out2`,
+  "--workers",
+  "2"
+])
+const batchTwoRows = JSON.parse(batchTwo.stdout).finalAggregate.reduce((sum, shard) => sum + shard.rows, 0)
+if (batchTwoRows !== batchResult.finalAggregate.rows)
+  throw new Error(`--workers 2 made ${batchTwoRows} rows, one worker ${batchResult.finalAggregate.rows}`)
+
 const rows = [
   ...(generated === undefined
     ? []
@@ -106,6 +123,13 @@ const rows = [
         ]
       ]),
   [batch.label, `${rawLines} raw records`, batch.seconds, rawLines / batch.seconds, batch.peakRssMb],
+  [
+    batchTwo.label,
+    `${rawLines} raw records`,
+    batchTwo.seconds,
+    rawLines / batchTwo.seconds,
+    batchTwo.peakRssMb
+  ],
   [
     finalOne.label,
     `${inputRows} index rows`,

@@ -1,11 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
-import { bucketOf } from "../src/domain/buckets.js"
+import { Effect, Exit, Layer, Option } from "effect"
+import { assignFilesToShards, bucketOf } from "../src/domain/buckets.js"
 import { ObjectStoreError } from "../src/domain/errors.js"
 import { type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
-import { runBatchIndex, runBatchIndexWith } from "../src/streams/batchIndex.js"
-import { readFinalAggregate } from "../src/streams/datasets.js"
+import {
+  type BatchIndexSummary,
+  batchIndexPrefixes,
+  runBatchIndex,
+  runBatchIndexWith
+} from "../src/streams/batchIndex.js"
+import { readFinalAggregate, readManifest, readManifestRows } from "../src/streams/datasets.js"
 import { runFinalAggregateWith } from "../src/streams/finalAggregate.js"
 import {
   jsonLines,
@@ -50,6 +55,60 @@ const seedRaw = Effect.gen(function* () {
     jsonLines(merchantJson())
   )
 })
+
+/** The same 60 transactions spread over seven raw files of different sizes, with bad lines in two. */
+const seedRawInFiles = Effect.gen(function* () {
+  yield* seedRaw
+  const raw = yield* RawBucket
+  const whole = new TextDecoder().decode(
+    Option.getOrThrow(yield* raw.get("raw/transactions/dt=2026-11-20/part-0.jsonl"))
+  )
+  yield* raw.delete("raw/transactions/dt=2026-11-20/part-0.jsonl")
+  const lines = whole.trim().split("\n")
+  const cuts = [0, 5, 25, 30, 70, 100, 140, lines.length]
+  for (let file = 0; file + 1 < cuts.length; file++) {
+    const bad = file === 1 ? ["not json", '{"event_id":""}'] : file === 4 ? ['{"amount_minor":-1}'] : []
+    yield* raw.put(
+      `raw/transactions/dt=2026-11-2${file % 5}/part-${file}.jsonl`,
+      new TextEncoder().encode(`${[...lines.slice(cuts[file], cuts[file + 1]), ...bad].join("\n")}\n`)
+    )
+  }
+})
+
+/** Everything a batch-index run published: its rows (sorted) and the quarantined lines. */
+const publishedBatchIndex = Effect.gen(function* () {
+  const processed = yield* ProcessedBucket
+  const codec = yield* Parquet
+  const rowsOf = (prefix: string, id: string) =>
+    Effect.gen(function* () {
+      const manifest = yield* readManifest(processed, prefix)
+      if (Option.isNone(manifest)) return undefined
+      const rows = yield* readManifestRows(processed, codec, manifest.value)
+      return [...rows].sort((a, b) => (String(a[id]) < String(b[id]) ? -1 : 1))
+    })
+  let quarantinedLines = 0
+  for (const info of yield* processed.list("quarantine/batch/")) {
+    const text = new TextDecoder().decode(Option.getOrThrow(yield* processed.get(info.key)))
+    quarantinedLines += text.trim().split("\n").length
+  }
+  return {
+    transactions: yield* rowsOf(batchIndexPrefixes.transactions, "event_id"),
+    fraudSignals: yield* rowsOf(batchIndexPrefixes.fraudSignals, "signal_id"),
+    quarantinedLines
+  }
+})
+
+const countsOf = (summaries: ReadonlyArray<BatchIndexSummary>) =>
+  (["transactions", "fraudSignals", "dimensions"] as const).map((dataset) =>
+    summaries.reduce(
+      (sum, summary) => ({
+        recordsIn: sum.recordsIn + summary[dataset].recordsIn,
+        accepted: sum.accepted + summary[dataset].accepted,
+        quarantined: sum.quarantined + summary[dataset].quarantined
+      }),
+      { recordsIn: 0, accepted: 0, quarantined: 0 }
+    )
+  )
 
 const finalRows = Effect.gen(function* () {
   const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
@@ -201,11 +260,70 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
     }).pipe(Effect.provide(memoryLayers))
   )
 
+  it("splits files over shards by size, the same way in every worker", () => {
+    const files = [120, 5, 30, 30, 64, 7, 200, 1].map((size, index) => ({ key: `f-${index}`, size }))
+    const owner = assignFilesToShards(files, 3)
+    assert.deepStrictEqual(assignFilesToShards([...files].reverse(), 3), owner)
+    assert.strictEqual(owner.size, files.length)
+    const load = [0, 0, 0]
+    for (const file of files) load[owner.get(file.key)!]! += file.size
+    assert.deepStrictEqual(load, [200, 128, 129])
+    assert.deepStrictEqual([...assignFilesToShards(files, 1).values()], new Array(8).fill(0))
+  })
+
+  it.effect(
+    "three batch-index shards publish the rows, quarantine and counts of one run, once the last is done",
+    () =>
+      Effect.gen(function* () {
+        const single = yield* Effect.gen(function* () {
+          yield* seedRawInFiles
+          const summary = yield* runBatchIndex
+          yield* runFinalAggregateWith()
+          return { summary, index: yield* publishedBatchIndex, final: yield* finalRows }
+        }).pipe(Effect.provide(memoryLayers))
+        assert.strictEqual(single.summary.transactions.quarantined, 3)
+        assert.isAbove(single.index.quarantinedLines, 0)
+
+        const sharded = yield* Effect.gen(function* () {
+          yield* seedRawInFiles
+          const last = yield* runBatchIndexWith({ shard: { index: 2, count: 3 } })
+          const first = yield* runBatchIndexWith({ shard: { index: 0, count: 3 } })
+          assert.isFalse(last.published)
+          assert.isFalse(first.published)
+          assert.isUndefined(
+            (yield* publishedBatchIndex).transactions,
+            "nothing is published before the last shard"
+          )
+          const middle = yield* runBatchIndexWith({ shard: { index: 1, count: 3 } })
+          assert.isTrue(middle.published)
+          for (const summary of [first, middle, last]) assert.isAbove(summary.filesRead, 1)
+          assert.lengthOf(
+            yield* (yield* ProcessedBucket).list("batch_index/_shards/"),
+            0,
+            "shard manifests are removed once published"
+          )
+          yield* runFinalAggregateWith({ shard: { index: 1, count: 2 } })
+          yield* runFinalAggregateWith({ shard: { index: 0, count: 2 } })
+          return {
+            summaries: [first, middle, last],
+            index: yield* publishedBatchIndex,
+            final: yield* finalRows
+          }
+        }).pipe(Effect.provide(memoryLayers))
+
+        assert.deepStrictEqual(countsOf(sharded.summaries), countsOf([single.summary]))
+        assert.deepStrictEqual(sharded.index, single.index)
+        assert.deepStrictEqual(sharded.final, single.final)
+      })
+  )
+
   it.effect("refuses a shard outside 0 <= i < n", () =>
     Effect.gen(function* () {
       const exit = yield* Effect.exit(runFinalAggregateWith({ shard: { index: 3, count: 3 } }))
       assert.isTrue(Exit.isFailure(exit))
       assert.include(String(exit), "shard must be i/n")
+      const batchExit = yield* Effect.exit(runBatchIndexWith({ shard: { index: 0, count: 0 } }))
+      assert.include(String(batchExit), "shard must be i/n with 0 <= i < n, got 0/0")
     }).pipe(Effect.provide(memoryLayers))
   )
 })

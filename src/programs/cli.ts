@@ -13,13 +13,14 @@ import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { athenaDdl, athenaDdlOptionsConfig } from "../streams/athena.js"
-import { runBatchIndex } from "../streams/batchIndex.js"
+import { runBatchIndexWith } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
 import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { generateSettlements, readIndexColumns, reconcileRange } from "../streams/generateSettlements.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
 import { FraudScoring } from "../streams/liveScoring.js"
+import { runShardedWorkers } from "../streams/localWorkers.js"
 import {
   acknowledgeException,
   ExceptionState,
@@ -152,16 +153,74 @@ const upload = Command.make(
   )
 )
 
+const workersOption = Options.integer("workers").pipe(
+  Options.withDescription(
+    "Run the batch index, then the final aggregate, as this many worker processes at once (--shard i/n each); default 1"
+  ),
+  Options.withDefault(1)
+)
+
+/** The arguments that point a child worker at the same buckets as this process. */
+const directoryArgs = (input: Option.Option<string>, output: Option.Option<string>) => [
+  ...Option.match(input, { onNone: () => [], onSome: (directory) => ["--input", directory] }),
+  ...Option.match(output, { onNone: () => [], onSome: (directory) => ["--output", directory] })
+]
+
+const index = Command.make(
+  "index",
+  { input: inputOption, output: outputOption, shard: shardOption },
+  ({ input, output, shard }) =>
+    runBatchIndexWith(
+      Option.match(shard, { onNone: () => ({}), onSome: (value) => ({ shard: value }) })
+    ).pipe(Effect.flatMap(printJson), Effect.provide(storageLayer(directoriesOf(input, output))))
+).pipe(
+  Command.withDescription(
+    "Batch index only (raw/ → batch_index/); --shard i/n reads a share of the raw files, the last shard publishes"
+  )
+)
+
 const batch = Command.make(
   "batch",
-  { input: inputOption, output: outputOption, shard: shardOption, passes: passesOption },
-  ({ input, output, shard, passes }) =>
+  {
+    input: inputOption,
+    output: outputOption,
+    shard: shardOption,
+    passes: passesOption,
+    workers: workersOption
+  },
+  ({ input, output, shard, passes, workers }) =>
     Effect.gen(function* () {
-      const index = yield* runBatchIndex
-      const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes))
-      yield* printJson({ batchIndex: index, finalAggregate: final })
-    }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
-).pipe(Command.withDescription("Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/)"))
+      if (workers < 1 || (workers > 1 && Option.isSome(shard))) {
+        const message =
+          "--workers must be at least 1, and more than 1 only without --shard (it assigns the shards)"
+        yield* Console.error(message)
+        return yield* Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
+      }
+      if (workers > 1) {
+        const script = process.argv[1] ?? ""
+        const where = directoryArgs(input, output)
+        const passArgs = Option.match(passes, {
+          onNone: () => [],
+          onSome: (value) => ["--passes", String(value)]
+        })
+        const indexOutputs = yield* runShardedWorkers(script, ["index", ...where], workers)
+        const finalOutputs = yield* runShardedWorkers(script, ["final", ...where, ...passArgs], workers)
+        return yield* printJson({
+          batchIndex: indexOutputs.map((text) => JSON.parse(text) as unknown),
+          finalAggregate: finalOutputs.map((text) => JSON.parse(text) as unknown)
+        })
+      }
+      yield* Effect.gen(function* () {
+        const batchIndex = yield* runBatchIndexWith()
+        const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes))
+        yield* printJson({ batchIndex, finalAggregate: final })
+      }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
+    })
+).pipe(
+  Command.withDescription(
+    "Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/); --workers n runs n index shards, then n final shards, as processes at once"
+  )
+)
 
 const final = Command.make(
   "final",
@@ -583,6 +642,7 @@ const recon = Command.make("recon").pipe(
     ingest,
     upload,
     streaming,
+    index,
     batch,
     final,
     sql,

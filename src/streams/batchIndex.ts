@@ -1,10 +1,12 @@
-import { Clock, Effect, Either } from "effect"
+import { Clock, Effect, Either, Option, Schema } from "effect"
+import { assignFilesToShards, type Shard, shardProblem } from "../domain/buckets.js"
+import { DatasetError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import type { TableRow } from "../domain/rows.js"
 import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
 import { getRequired, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
-import { contentTag, type ManifestFile, prefixes, publishSnapshot, writePartitioned } from "./datasets.js"
+import { contentTag, ManifestFile, prefixes, publishSnapshot, writePartitioned } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction } from "./indexRows.js"
 import { makeProgress } from "./progress.js"
@@ -30,6 +32,10 @@ export interface BatchIndexSummary {
   readonly merchantsSnapshot: string | null
   readonly filesWritten: number
   readonly quarantineKeys: ReadonlyArray<string>
+  /** This worker's share of the raw files (0/1: all of them). */
+  readonly shard: Shard
+  /** Whether this run published the batch index (a shard publishes once every shard of the input is done). */
+  readonly published: boolean
 }
 
 /** Prefixes of the batch index datasets in the processed bucket. */
@@ -39,6 +45,9 @@ export const batchIndexPrefixes = {
 } as const
 
 const rawPrefixes = { transactions: "raw/transactions/", fraudSignals: "raw/fraud_signals/" } as const
+
+/** Roughly how many bytes of JSON Lines one byte of each kind of raw file holds (gzip ~6×, Parquet ~5×). */
+const compressionWeight = { jsonl: 1, "jsonl.gz": 6, parquet: 5 } as const
 
 const counter = () => ({ recordsIn: 0, accepted: 0, quarantined: 0 })
 
@@ -54,7 +63,24 @@ export const runBatchIndex = runBatchIndexWith()
 export interface BatchIndexOptions {
   /** Rows held in memory before they are written out as a part; bounds memory at any input size. Default 250 000. */
   readonly flushRows?: number
+  /**
+   * This worker's share of the raw files, e.g. a Kubernetes Indexed Job or AWS Batch array index: files are
+   * split by size (see `assignFilesToShards`); the last shard to finish publishes. Default 0 of 1.
+   */
+  readonly shard?: Shard
 }
+
+/** Where the shards of an input leave what they wrote until the last one publishes. */
+export const batchShardManifestPrefix = (version: string): string =>
+  `${prefixes.batchIndex}_shards/${version}/`
+
+const BatchShardManifest = Schema.Struct({
+  version: Schema.String,
+  shard: Schema.Struct({ index: Schema.Number, count: Schema.Number }),
+  transactions: Schema.Array(ManifestFile),
+  fraudSignals: Schema.Array(ManifestFile)
+})
+const decodeBatchShardManifest = Schema.decodeUnknownOption(Schema.parseJson(BatchShardManifest))
 
 /**
  * {@link runBatchIndex} with options. Rows are written as they accumulate, `flushRows` at a time (one file
@@ -67,8 +93,12 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
     const flushRows = Math.max(1, options.flushRows ?? 250_000)
+    const shard = options.shard ?? { index: 0, count: 1 }
+    const problem = shardProblem(shard)
+    if (problem !== undefined) return yield* new DatasetError({ dataset: "batch_index", reason: problem })
     const dimensions = yield* loadDimensions(raw)
-    const quarantined: Array<QuarantineEntry> = [...dimensions.quarantined]
+    // Dimension problems are the same for every shard: the first one reports them.
+    const quarantined: Array<QuarantineEntry> = shard.index === 0 ? [...dimensions.quarantined] : []
     const counts = { transactions: counter(), fraudSignals: counter() }
     const filesSkipped: Array<string> = []
     let filesRead = 0
@@ -81,7 +111,17 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
       (info) => rawFileKind(info.key) !== undefined
     )
     const tag = contentTag(dataFiles.map((info) => `${info.key}:${info.size}`).join("\n"))
-    const progress = yield* makeProgress("batch index", dataFiles.length)
+    // Compressed files hold several times more records per byte: weigh them by a typical ratio.
+    const owner = assignFilesToShards(
+      dataFiles.map((info) => ({
+        key: info.key,
+        size: info.size * compressionWeight[rawFileKind(info.key) ?? "jsonl"]
+      })),
+      shard.count
+    )
+    const isMine = (key: string) => owner.get(key) === shard.index
+    const runName = shard.count === 1 ? tag : `${tag}-s${shard.index}of${shard.count}`
+    const progress = yield* makeProgress("batch index", dataFiles.filter((info) => isMine(info.key)).length)
     const written = { transactions: [] as Array<ManifestFile>, fraudSignals: [] as Array<ManifestFile> }
 
     for (const dataset of ["transactions", "fraudSignals"] as const) {
@@ -95,7 +135,7 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
         buffer = []
         const part = flushes++
         return Effect.map(
-          writePartitioned(processed, codec, batchIndexPrefixes[dataset], schema, rows, `${tag}-${part}`),
+          writePartitioned(processed, codec, batchIndexPrefixes[dataset], schema, rows, `${runName}-${part}`),
           (files) => {
             written[dataset].push(...files)
           }
@@ -106,6 +146,7 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
           filesSkipped.push(info.key)
           continue
         }
+        if (!isMine(info.key)) continue
         filesRead++
         const records = yield* readRawRecords(info.key, yield* getRequired(raw, info.key))
         if (Either.isLeft(records)) {
@@ -150,42 +191,87 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
     }
     yield* progress.done
 
-    if (filesRead === 0) {
+    if (dataFiles.length === 0) {
       yield* Effect.logWarning(
         `no data files under raw/transactions/ or raw/fraud_signals/ in ${raw.describe}`
       )
     }
-    const committedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+    const publish = (
+      transactionFiles: ReadonlyArray<ManifestFile>,
+      signalFiles: ReadonlyArray<ManifestFile>
+    ) =>
+      Effect.gen(function* () {
+        const committedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+        yield* publishSnapshot(processed, batchIndexPrefixes.transactions, {
+          dataset: "batch_index/transactions",
+          version: tag,
+          committed_at: committedAt,
+          files: transactionFiles
+        })
+        yield* publishSnapshot(processed, batchIndexPrefixes.fraudSignals, {
+          dataset: "batch_index/fraud_signals",
+          version: tag,
+          committed_at: committedAt,
+          files: signalFiles
+        })
+      })
+    // Quarantine first: once the index is published, its refused records are already on record.
+    const quarantineKeys = yield* writeQuarantine(processed, "batch", runName, quarantined)
+    let published = true
+    if (shard.count === 1) yield* publish(written.transactions, written.fraudSignals)
+    else {
+      const shardPrefix = batchShardManifestPrefix(tag)
+      yield* processed.put(
+        `${shardPrefix}${shard.index}-of-${shard.count}.json`,
+        new TextEncoder().encode(
+          JSON.stringify({
+            version: tag,
+            shard,
+            transactions: written.transactions,
+            fraudSignals: written.fraudSignals
+          })
+        )
+      )
+      const done: Array<typeof BatchShardManifest.Type> = []
+      for (const info of yield* processed.list(shardPrefix)) {
+        const manifest = Option.flatMap(yield* processed.get(info.key), (bytes) =>
+          decodeBatchShardManifest(new TextDecoder().decode(bytes))
+        )
+        if (Option.isSome(manifest) && manifest.value.shard.count === shard.count) done.push(manifest.value)
+      }
+      published = new Set(done.map((manifest) => manifest.shard.index)).size === shard.count
+      if (published) {
+        const byKey = (a: ManifestFile, b: ManifestFile) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+        yield* publish(
+          done.flatMap((manifest) => manifest.transactions).sort(byKey),
+          done.flatMap((manifest) => manifest.fraudSignals).sort(byKey)
+        )
+        for (const info of yield* processed.list(shardPrefix)) yield* processed.delete(info.key)
+      }
+    }
     const transactionFiles = written.transactions
     const signalFiles = written.fraudSignals
-    yield* publishSnapshot(processed, batchIndexPrefixes.transactions, {
-      dataset: "batch_index/transactions",
-      version: tag,
-      committed_at: committedAt,
-      files: transactionFiles
-    })
-    yield* publishSnapshot(processed, batchIndexPrefixes.fraudSignals, {
-      dataset: "batch_index/fraud_signals",
-      version: tag,
-      committed_at: committedAt,
-      files: signalFiles
-    })
-    const quarantineKeys = yield* writeQuarantine(processed, "batch", tag, quarantined)
     const dimensionQuarantined = dimensions.quarantined.length
     return {
       filesRead,
       filesSkipped,
       transactions: counts.transactions,
       fraudSignals: counts.fraudSignals,
-      dimensions: {
-        recordsIn: dimensions.recordsIn,
-        accepted: dimensions.recordsIn - dimensionQuarantined,
-        quarantined: dimensionQuarantined
-      },
+      // Counted by the first shard only, so the shards' counts add up to one run's.
+      dimensions:
+        shard.index === 0
+          ? {
+              recordsIn: dimensions.recordsIn,
+              accepted: dimensions.recordsIn - dimensionQuarantined,
+              quarantined: dimensionQuarantined
+            }
+          : counter(),
       usersSnapshot: dimensions.usersSnapshot,
       merchantsSnapshot: dimensions.merchantsSnapshot,
       filesWritten: transactionFiles.length + signalFiles.length,
-      quarantineKeys
+      quarantineKeys,
+      shard,
+      published
     } satisfies BatchIndexSummary
   }).pipe(Effect.withSpan("runBatchIndex"))
 }

@@ -3,7 +3,7 @@ import * as NodeFs from "node:fs/promises"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
-import { bucketOf } from "../domain/buckets.js"
+import { type Shard as BucketShard, bucketOf, shardProblem } from "../domain/buckets.js"
 import { DatasetError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
@@ -32,10 +32,7 @@ import { makeProgress, type Progress } from "./progress.js"
 import { readCommittedBatches } from "./streamingIndex.js"
 
 /** This worker's share of the transactions: the buckets `b` with `b mod count = index`. */
-export interface Shard {
-  readonly index: number
-  readonly count: number
-}
+export type Shard = BucketShard
 
 /** Options of a final-aggregate run. */
 export interface FinalAggregateOptions {
@@ -280,11 +277,8 @@ class FactSpill {
 export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
   Effect.gen(function* () {
     const shard = options.shard ?? { index: 0, count: 1 }
-    if (!Number.isInteger(shard.count) || shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
-      return yield* new DatasetError({
-        dataset: "final_aggregate",
-        reason: `shard must be i/n with 0 <= i < n, got ${shard.index}/${shard.count}`
-      })
+    const problem = shardProblem(shard)
+    if (problem !== undefined) return yield* new DatasetError({ dataset: "final_aggregate", reason: problem })
     const maxRowsPerFile = options.maxRowsPerFile ?? 1_000_000
     const processed = yield* ProcessedBucket
     const inputs = yield* listInputs
