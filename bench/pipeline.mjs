@@ -96,7 +96,7 @@ const finalTwo = await measureParallel("final only, 2 shards at once", [
 // The whole batch + final again, as two worker processes (`--workers 2`: two index shards, then two final
 // shards), into a fresh output directory.
 NodeFs.rmSync(`${root}/out2`, { recursive: true, force: true })
-const batchTwo = measure("batch + final, --workers 2 (RSS: max worker)", [
+const batchTwo = measure("batch + final, --workers 2 (RSS: per worker)", [
   cli,
   "batch",
   "--input",

@@ -232,4 +232,72 @@ describe("recon CLI (built)", () => {
     assert.strictEqual(ids, n)
     assert.strictEqual(misplaced, 0)
   }, 120_000)
+
+  it("--workers 2 runs two index shards, then two final shards, and publishes the rows of one worker", async () => {
+    assert.isTrue(NodeFs.existsSync(cli), "build first: npm run build (npm run test:all does)")
+    const root = temporaryDirectory("cli-workers")
+    const input = NodePath.join(root, "in")
+    await run("node", [cli, "generate", "--out", input, "--transactions", "400", "--seed", "5"])
+    const one = JSON.parse(
+      (await run("node", [cli, "batch", "--input", input, "--output", NodePath.join(root, "one")])).stdout
+    )
+    const two = JSON.parse(
+      (
+        await run("node", [
+          cli,
+          "batch",
+          "--input",
+          input,
+          "--output",
+          NodePath.join(root, "two"),
+          "--workers",
+          "2"
+        ])
+      ).stdout
+    )
+    // Which shard publishes depends on which finishes last; the order of the summaries does not.
+    assert.deepStrictEqual(
+      [...two.batchIndex, ...two.finalAggregate].map((shard: { shard: unknown }) => shard.shard),
+      [0, 1, 0, 1].map((index) => ({ index, count: 2 }))
+    )
+    const sum = (key: "recordsIn" | "accepted" | "quarantined") =>
+      two.batchIndex.reduce(
+        (total: number, shard: { transactions: Record<string, number> }) =>
+          total + (shard.transactions[key] ?? 0),
+        0
+      )
+    assert.strictEqual(sum("recordsIn"), one.batchIndex.transactions.recordsIn)
+    assert.strictEqual(sum("quarantined"), one.batchIndex.transactions.quarantined)
+    assert.strictEqual(
+      two.batchIndex.filter((shard: { published: boolean }) => shard.published).length,
+      1,
+      "exactly one index shard publishes"
+    )
+    assert.strictEqual(
+      two.finalAggregate.filter((shard: { published: boolean }) => shard.published).length,
+      1
+    )
+    const connection = await (await DuckDBInstance.create(":memory:")).connect()
+    const rowsOf = async (output: string) =>
+      (
+        await connection.runAndReadAll(
+          `SELECT * EXCLUDE (dt), CAST(dt AS VARCHAR) AS dt FROM read_parquet('${NodePath.join(root, output, "final_aggregate", "*", "*.parquet")}', hive_partitioning = true) ORDER BY transaction_id`
+        )
+      ).getRowObjectsJson()
+    const expected = await rowsOf("one")
+    assert.isAbove(expected.length, 200)
+    assert.deepStrictEqual(await rowsOf("two"), expected)
+    const refused = await run("node", [
+      cli,
+      "batch",
+      "--input",
+      input,
+      "--workers",
+      "2",
+      "--shard",
+      "0/2"
+    ]).catch((error: { code: number; stderr: string }) => error)
+    assert.strictEqual((refused as { code: number }).code, 2)
+    assert.include((refused as { stderr: string }).stderr, "--workers must be at least 1")
+  }, 180_000)
 })
