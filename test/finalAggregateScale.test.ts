@@ -304,17 +304,39 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
           )
           yield* runFinalAggregateWith({ shard: { index: 1, count: 2 } })
           yield* runFinalAggregateWith({ shard: { index: 0, count: 2 } })
-          return {
+          const result = {
             summaries: [first, middle, last],
             index: yield* publishedBatchIndex,
             final: yield* finalRows
           }
+          // The same input again as one worker, then as two: each refused record stays on record once.
+          yield* runBatchIndex
+          assert.deepStrictEqual(yield* publishedBatchIndex, result.index)
+          yield* runBatchIndexWith({ shard: { index: 0, count: 2 } })
+          yield* runBatchIndexWith({ shard: { index: 1, count: 2 } })
+          assert.deepStrictEqual(yield* publishedBatchIndex, result.index)
+          return result
         }).pipe(Effect.provide(memoryLayers))
 
         assert.deepStrictEqual(countsOf(sharded.summaries), countsOf([single.summary]))
         assert.deepStrictEqual(sharded.index, single.index)
         assert.deepStrictEqual(sharded.final, single.final)
       })
+  )
+
+  it.effect("with the DuckDB codec too, shards decode only their own index rows", () =>
+    Effect.gen(function* () {
+      yield* seedRaw
+      yield* runBatchIndex
+      const whole = yield* runFinalAggregateWith()
+      const shards = [
+        yield* runFinalAggregateWith({ shard: { index: 0, count: 2 } }),
+        yield* runFinalAggregateWith({ shard: { index: 1, count: 2 } })
+      ]
+      assert.isAbove(shards[0]!.inputRowsRead, 0)
+      assert.strictEqual(shards[0]!.inputRowsRead + shards[1]!.inputRowsRead, whole.inputRowsRead)
+      assert.strictEqual(shards[0]!.rows + shards[1]!.rows, whole.rows)
+    }).pipe(Effect.provide(Layer.merge(memoryLayers, Parquet.layer())))
   )
 
   it.effect("refuses a shard outside 0 <= i < n", () =>

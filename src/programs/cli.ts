@@ -4,7 +4,7 @@ import * as NodePath from "node:path"
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Option, Schema } from "effect"
+import { Console, Effect, Layer, Logger, Option, Schema } from "effect"
 import { mintApiKey } from "../domain/apiAuth.js"
 import { BreakType, defaultReconcileRules, type ReconcileRules } from "../domain/reconcile.js"
 import { ProcessorMapping } from "../domain/settlement.js"
@@ -20,7 +20,7 @@ import { generateDataset } from "../streams/generate.js"
 import { generateSettlements, readIndexColumns, reconcileRange } from "../streams/generateSettlements.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
 import { FraudScoring } from "../streams/liveScoring.js"
-import { runShardedWorkers } from "../streams/localWorkers.js"
+import { runShardedWorkers, WorkerFailed } from "../streams/localWorkers.js"
 import {
   acknowledgeException,
   ExceptionState,
@@ -56,7 +56,7 @@ const outputOption = Options.directory("output", { exists: "either" }).pipe(
 )
 const shardOption = Options.text("shard").pipe(
   Options.withDescription(
-    "This worker's share i/n of the transactions (hash of transaction_id), e.g. 0/4; the last shard to finish publishes. Default 0/1"
+    "This worker's share i/n, e.g. 0/4: of the transactions (hash of transaction_id) for final, of the raw files for index; the last shard to finish publishes. Default 0/1"
   ),
   Options.mapEffect((text) => {
     const match = /^(\d+)\/(\d+)$/.exec(text.trim())
@@ -203,12 +203,14 @@ const batch = Command.make(
           onNone: () => [],
           onSome: (value) => ["--passes", String(value)]
         })
-        const indexOutputs = yield* runShardedWorkers(script, ["index", ...where], workers)
-        const finalOutputs = yield* runShardedWorkers(script, ["final", ...where, ...passArgs], workers)
-        return yield* printJson({
-          batchIndex: indexOutputs.map((text) => JSON.parse(text) as unknown),
-          finalAggregate: finalOutputs.map((text) => JSON.parse(text) as unknown)
-        })
+        const batchIndex = yield* runShardedWorkers(script, ["index", ...where], workers)
+        if (!batchIndex.some((summary) => (summary as { published?: unknown }).published === true))
+          return yield* new WorkerFailed({
+            args: ["index", ...where],
+            exit: "every index shard finished but none published the batch index"
+          })
+        const finalAggregate = yield* runShardedWorkers(script, ["final", ...where, ...passArgs], workers)
+        return yield* printJson({ batchIndex, finalAggregate })
       }
       yield* Effect.gen(function* () {
         const batchIndex = yield* runBatchIndexWith()
@@ -667,5 +669,7 @@ cli(process.argv).pipe(
     })
   ),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain
+  // Logs go to standard error: standard output carries the JSON a command prints (and --workers parses).
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -110,7 +110,14 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
     const dataFiles = [...listed.transactions, ...listed.fraudSignals].filter(
       (info) => rawFileKind(info.key) !== undefined
     )
-    const tag = contentTag(dataFiles.map((info) => `${info.key}:${info.size}`).join("\n"))
+    // The rows depend on the raw files and on the dimension snapshots they are joined to.
+    const tag = contentTag(
+      [
+        ...dataFiles.map((info) => `${info.key}:${info.size}`),
+        `users:${dimensions.usersSnapshot}`,
+        `merchants:${dimensions.merchantsSnapshot}`
+      ].join("\n")
+    )
     // Compressed files hold several times more records per byte: weigh them by a typical ratio.
     const owner = assignFilesToShards(
       dataFiles.map((info) => ({
@@ -214,6 +221,17 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
           committed_at: committedAt,
           files: signalFiles
         })
+        // The same input run earlier with another shard count left its own quarantine files: drop them, so
+        // every refused record of this input is on record once.
+        const names = new Set(
+          shard.count === 1
+            ? [tag]
+            : Array.from({ length: shard.count }, (_, index) => `${tag}-s${index}of${shard.count}`)
+        )
+        for (const info of yield* processed.list(`${prefixes.quarantine}batch/`)) {
+          const name = info.key.slice(info.key.lastIndexOf("/") + 1).replace(/\.jsonl$/, "")
+          if (name.startsWith(tag) && !names.has(name)) yield* processed.delete(info.key)
+        }
       })
     // Quarantine first: once the index is published, its refused records are already on record.
     const quarantineKeys = yield* writeQuarantine(processed, "batch", runName, quarantined)

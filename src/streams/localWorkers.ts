@@ -34,23 +34,38 @@ export const runWorkerProcess = (
           : Effect.fail(new WorkerFailed({ args, exit: signal ?? `exit code ${code}` }))
       )
     )
-    return Effect.sync(() => {
+    // Interrupted: stop the child and wait until it is gone, so nothing outlives the parent.
+    return Effect.async<void>((stopped) => {
+      if (child.exitCode !== null || child.signalCode !== null) return stopped(Effect.void)
+      child.once("close", () => stopped(Effect.void))
       child.kill("SIGTERM")
     })
+  })
+
+/** A worker's standard output as the one JSON document it prints. */
+export const parseWorkerOutput = (
+  args: ReadonlyArray<string>,
+  output: string
+): Effect.Effect<unknown, WorkerFailed> =>
+  Effect.try({
+    try: () => JSON.parse(output) as unknown,
+    catch: () =>
+      new WorkerFailed({ args, exit: `printed no JSON summary: ${JSON.stringify(output.slice(0, 200))}` })
   })
 
 /**
  * Runs `count` workers of one sharded command at once on this machine (`--shard i/count` appended to
  * each), the local stand-in for a Kubernetes Indexed Job. Fails, stopping the others, when one fails;
- * else gives each worker's standard output in shard order.
+ * else gives each worker's JSON summary (its standard output) in shard order.
  */
 export const runShardedWorkers = (
   script: string,
   args: ReadonlyArray<string>,
   count: number
-): Effect.Effect<ReadonlyArray<string>, WorkerFailed> =>
+): Effect.Effect<ReadonlyArray<unknown>, WorkerFailed> =>
   Effect.forEach(
-    Array.from({ length: count }, (_, index) => index),
-    (index) => runWorkerProcess(script, [...args, "--shard", `${index}/${count}`]),
+    Array.from({ length: count }, (_, index) => [...args, "--shard", `${index}/${count}`]),
+    (workerArgs) =>
+      Effect.flatMap(runWorkerProcess(script, workerArgs), (output) => parseWorkerOutput(workerArgs, output)),
     { concurrency: "unbounded" }
   )
