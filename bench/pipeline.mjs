@@ -12,6 +12,10 @@ const cli = NodePath.join(here, "..", "dist", "programs", "cli.js")
 const transactions = Number(process.env.BENCH_TRANSACTIONS ?? 100_000)
 const root = process.env.BENCH_DIR ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-bench-"))
 
+// Largest peak RSS (MB) that report-rss.cjs printed on a process's standard error.
+const peakRssMbOf = (stderr) =>
+  Math.max(...[...stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))) / 1024
+
 const measure = (label, args) => {
   const started = process.hrtime.bigint()
   const child = spawnSync("node", args, {
@@ -24,8 +28,7 @@ const measure = (label, args) => {
     console.error(child.stdout, child.stderr)
     throw new Error(`${label} failed with exit code ${child.status}`)
   }
-  const rss = [...child.stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))
-  return { label, seconds, peakRssMb: Math.max(...rss) / 1024, stdout: child.stdout }
+  return { label, seconds, peakRssMb: peakRssMbOf(child.stderr), stdout: child.stdout }
 }
 
 // Several workers at once (e.g. the shards of one run): wall time and the sum of their peak RSS.
@@ -45,8 +48,7 @@ const measureParallel = async (label, argsList) => {
           })
           child.on("exit", (code) => {
             if (code !== 0) reject(new Error(`${label} failed with exit code ${code}: ${stderr}`))
-            const rss = [...stderr.matchAll(/@@maxrss_kb (\d+)/g)].map((m) => Number(m[1]))
-            resolve(Math.max(...rss) / 1024)
+            resolve(peakRssMbOf(stderr))
           })
         })
     )
@@ -110,47 +112,21 @@ const batchTwoRows = JSON.parse(batchTwo.stdout).finalAggregate.reduce((sum, sha
 if (batchTwoRows !== batchResult.finalAggregate.rows)
   throw new Error(`--workers 2 made ${batchTwoRows} rows, one worker ${batchResult.finalAggregate.rows}`)
 
+// One line of the table: a measured run over `count` input units.
+const rowOf = (run, input, count, label = run.label) => [
+  label,
+  input,
+  run.seconds,
+  count / run.seconds,
+  run.peakRssMb
+]
 const rows = [
-  ...(generated === undefined
-    ? []
-    : [
-        [
-          generated.label,
-          `${allLines} lines`,
-          generated.seconds,
-          allLines / generated.seconds,
-          generated.peakRssMb
-        ]
-      ]),
-  [batch.label, `${rawLines} raw records`, batch.seconds, rawLines / batch.seconds, batch.peakRssMb],
-  [
-    batchTwo.label,
-    `${rawLines} raw records`,
-    batchTwo.seconds,
-    rawLines / batchTwo.seconds,
-    batchTwo.peakRssMb
-  ],
-  [
-    finalOne.label,
-    `${inputRows} index rows`,
-    finalOne.seconds,
-    inputRows / finalOne.seconds,
-    finalOne.peakRssMb
-  ],
-  [
-    `${finalTwo.label} (RSS summed)`,
-    `${inputRows} index rows`,
-    finalTwo.seconds,
-    inputRows / finalTwo.seconds,
-    finalTwo.peakRssMb
-  ],
-  [
-    baseline.label,
-    `${rawLines} raw records`,
-    baseline.seconds,
-    rawLines / baseline.seconds,
-    baseline.peakRssMb
-  ]
+  ...(generated === undefined ? [] : [rowOf(generated, `${allLines} lines`, allLines)]),
+  rowOf(batch, `${rawLines} raw records`, rawLines),
+  rowOf(batchTwo, `${rawLines} raw records`, rawLines),
+  rowOf(finalOne, `${inputRows} index rows`, inputRows),
+  rowOf(finalTwo, `${inputRows} index rows`, inputRows, `${finalTwo.label} (RSS summed)`),
+  rowOf(baseline, `${rawLines} raw records`, rawLines)
 ]
 console.log(
   `\n${summary.transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`

@@ -1,3 +1,5 @@
+import { compareCodePoints } from "./order.js"
+
 /** A worker's share of a job split n ways: worker `index` of `count` (0 <= index < count). */
 export interface Shard {
   readonly index: number
@@ -25,7 +27,7 @@ export const assignFilesToShards = (
 ): Map<string, number> => {
   const load = new Array<number>(count).fill(0)
   const owner = new Map<string, number>()
-  const order = [...files].sort((a, b) => b.size - a.size || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const order = [...files].sort((a, b) => b.size - a.size || compareCodePoints(a.key, b.key))
   for (const file of order) {
     let lightest = 0
     for (let index = 1; index < count; index++) if (load[index]! < load[lightest]!) lightest = index

@@ -6,6 +6,7 @@ import { FetchHttpClient } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Logger, Option, Schema } from "effect"
 import { mintApiKey } from "../domain/apiAuth.js"
+import { shardProblem } from "../domain/buckets.js"
 import { BreakType, defaultReconcileRules, type ReconcileRules } from "../domain/reconcile.js"
 import { ProcessorMapping } from "../domain/settlement.js"
 import { DuckDb } from "../layers/DuckDb.js"
@@ -62,7 +63,7 @@ const shardOption = Options.text("shard").pipe(
     const match = /^(\d+)\/(\d+)$/.exec(text.trim())
     const index = Number(match?.[1])
     const count = Number(match?.[2])
-    return match !== null && count >= 1 && index < count
+    return match !== null && shardProblem({ index, count }) === undefined
       ? Effect.succeed({ index, count })
       : Effect.fail(
           ValidationError.invalidValue(HelpDoc.p(`--shard must be i/n with 0 <= i < n, got "${text}"`))

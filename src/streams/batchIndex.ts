@@ -2,11 +2,20 @@ import { Clock, Effect, Either, Option, Schema } from "effect"
 import { assignFilesToShards, type Shard, shardProblem } from "../domain/buckets.js"
 import { DatasetError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
+import { compareCodePoints } from "../domain/order.js"
 import type { TableRow } from "../domain/rows.js"
 import { indexedFraudSignalSchema, indexedTransactionSchema } from "../domain/rows.js"
 import { getRequired, ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
-import { contentTag, ManifestFile, prefixes, publishSnapshot, writePartitioned } from "./datasets.js"
+import {
+  clearShardManifests,
+  contentTag,
+  ManifestFile,
+  prefixes,
+  publishSnapshot,
+  recordShardDone,
+  writePartitioned
+} from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction } from "./indexRows.js"
 import { makeProgress } from "./progress.js"
@@ -239,32 +248,21 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
     if (shard.count === 1) yield* publish(written.transactions, written.fraudSignals)
     else {
       const shardPrefix = batchShardManifestPrefix(tag)
-      yield* processed.put(
-        `${shardPrefix}${shard.index}-of-${shard.count}.json`,
-        new TextEncoder().encode(
-          JSON.stringify({
-            version: tag,
-            shard,
-            transactions: written.transactions,
-            fraudSignals: written.fraudSignals
-          })
-        )
+      const done = yield* recordShardDone(
+        processed,
+        shardPrefix,
+        shard,
+        { version: tag, shard, transactions: written.transactions, fraudSignals: written.fraudSignals },
+        decodeBatchShardManifest
       )
-      const done: Array<typeof BatchShardManifest.Type> = []
-      for (const info of yield* processed.list(shardPrefix)) {
-        const manifest = Option.flatMap(yield* processed.get(info.key), (bytes) =>
-          decodeBatchShardManifest(new TextDecoder().decode(bytes))
-        )
-        if (Option.isSome(manifest) && manifest.value.shard.count === shard.count) done.push(manifest.value)
-      }
-      published = new Set(done.map((manifest) => manifest.shard.index)).size === shard.count
-      if (published) {
-        const byKey = (a: ManifestFile, b: ManifestFile) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+      published = Option.isSome(done)
+      if (Option.isSome(done)) {
+        const byKey = (a: ManifestFile, b: ManifestFile) => compareCodePoints(a.key, b.key)
         yield* publish(
-          done.flatMap((manifest) => manifest.transactions).sort(byKey),
-          done.flatMap((manifest) => manifest.fraudSignals).sort(byKey)
+          done.value.flatMap((manifest) => manifest.transactions).sort(byKey),
+          done.value.flatMap((manifest) => manifest.fraudSignals).sort(byKey)
         )
-        for (const info of yield* processed.list(shardPrefix)) yield* processed.delete(info.key)
+        yield* clearShardManifests(processed, shardPrefix)
       }
     }
     const transactionFiles = written.transactions

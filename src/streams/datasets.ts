@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto"
 import { Effect, Option, Schema } from "effect"
+import type { Shard } from "../domain/buckets.js"
 import { DatasetError, type ObjectStoreError, type ParquetError } from "../domain/errors.js"
 import type { FinalAggregateRow, TableRow, TableSchema } from "../domain/rows.js"
 import type { ObjectStore } from "../layers/ObjectStore.js"
@@ -224,3 +225,41 @@ export const publishSnapshot = (
 /** A short stable hash of text (SHA-256, first 16 hex digits), for content-derived file names. */
 export const contentTag = (text: string): string =>
   createHash("sha256").update(text).digest("hex").slice(0, 16)
+
+/**
+ * Records that `shard` of a sharded write is done (its manifest at `<prefix><i>-of-<n>.json`) and, once every
+ * shard of that count is done, gives all their manifests in shard order (none before). The caller that gets
+ * them publishes, then removes the shard manifests with {@link clearShardManifests}.
+ */
+export const recordShardDone = <A extends { readonly shard: Shard }>(
+  store: ObjectStore,
+  prefix: string,
+  shard: Shard,
+  manifest: A,
+  decode: (text: string) => Option.Option<A>
+): Effect.Effect<Option.Option<ReadonlyArray<A>>, ObjectStoreError> =>
+  Effect.gen(function* () {
+    yield* store.put(
+      `${prefix}${shard.index}-of-${shard.count}.json`,
+      new TextEncoder().encode(JSON.stringify(manifest))
+    )
+    const done: Array<A> = []
+    for (const info of yield* store.list(prefix)) {
+      const found = Option.flatMap(yield* store.get(info.key), (bytes) =>
+        decode(new TextDecoder().decode(bytes))
+      )
+      if (Option.isSome(found) && found.value.shard.count === shard.count) done.push(found.value)
+    }
+    return new Set(done.map((found) => found.shard.index)).size === shard.count
+      ? Option.some(done.sort((a, b) => a.shard.index - b.shard.index))
+      : Option.none()
+  })
+
+/** Removes the shard manifests under `prefix` once their work is published. */
+export const clearShardManifests = (
+  store: ObjectStore,
+  prefix: string
+): Effect.Effect<void, ObjectStoreError> =>
+  Effect.flatMap(store.list(prefix), (listed) =>
+    Effect.forEach(listed, (info) => store.delete(info.key), { discard: true })
+  )

@@ -19,13 +19,15 @@ import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet, type RowSelection } from "../layers/ParquetCodec.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
+  clearShardManifests,
   contentTag,
   dtSlices,
   ManifestFile,
   prefixes,
   publishSnapshot,
   readCommittedFile,
-  readManifest
+  readManifest,
+  recordShardDone
 } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
 import { makeProgress, type Progress } from "./progress.js"
@@ -176,13 +178,13 @@ const writeContentAddressed = (
 
 /**
  * Reads every input file once (only the columns §6 reads, and with `selection` only the rows of the
- * worker's shard where the file carries `transaction_id_hash`), handing each event and signal on.
+ * worker's shard where the file carries `transaction_id_hash`), handing each event and signal on; gives
+ * the number of rows the reader handed over.
  */
 const readInputFacts = (
   inputs: { readonly transactionKeys: ReadonlyArray<string>; readonly signalKeys: ReadonlyArray<string> },
   progress: Progress,
   selection: RowSelection | undefined,
-  rowsRead: { count: number },
   onEvent: (event: TransactionEventFacts) => void,
   onSignal: (signal: FraudSignalFacts) => void,
   afterFile: Effect.Effect<void> = Effect.void
@@ -190,6 +192,7 @@ const readInputFacts = (
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
+    let rowsRead = 0
     for (const key of inputs.transactionKeys) {
       const rows = yield* readCommittedFile(
         processed,
@@ -199,7 +202,7 @@ const readInputFacts = (
         transactionEventFactColumns,
         selection
       )
-      rowsRead.count += rows.length
+      rowsRead += rows.length
       for (const row of rows) onEvent(row as TableRow as unknown as TransactionEventFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
@@ -213,11 +216,12 @@ const readInputFacts = (
         fraudSignalFactColumns,
         selection
       )
-      rowsRead.count += rows.length
+      rowsRead += rows.length
       for (const row of rows) onSignal(row as TableRow as unknown as FraudSignalFacts)
       yield* progress.advance(rows.length)
       yield* afterFile
     }
+    return rowsRead
   })
 
 /** Facts spilled to one JSON Lines file per pass; lines are `["e", event]` or `["s", signal]`. */
@@ -303,7 +307,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
 
     const files: Array<ManifestFile> = []
     let eventsRead = 0
-    const rowsRead = { count: 0 }
+    let rowsRead = 0
     let signalsRead = 0
     let rowCount = 0
     let written = 0
@@ -330,11 +334,10 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     if (passes === 1) {
       const events: Array<TransactionEventFacts> = []
       const signals: Array<FraudSignalFacts> = []
-      yield* readInputFacts(
+      rowsRead = yield* readInputFacts(
         inputs,
         progress,
         shardSelection,
-        rowsRead,
         (event) => {
           if (passOf(event.transaction_id) !== undefined) events.push(event)
         },
@@ -351,11 +354,10 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
         (directory) =>
           Effect.gen(function* () {
             const spill = new FactSpill(directory, passes)
-            yield* readInputFacts(
+            rowsRead = yield* readInputFacts(
               inputs,
               progress,
               shardSelection,
-              rowsRead,
               (event) => {
                 const pass = passOf(event.transaction_id)
                 if (pass !== undefined) spill.add(pass, "e", event)
@@ -377,22 +379,17 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     }
     yield* progress.done
 
-    const shardKey = `${shardManifestPrefix(inputs.version)}${shard.index}-of-${shard.count}.json`
-    yield* processed.put(
-      shardKey,
-      new TextEncoder().encode(JSON.stringify({ version: inputs.version, shard, files, rows: rowCount }))
+    const shardPrefix = shardManifestPrefix(inputs.version)
+    const done = yield* recordShardDone(
+      processed,
+      shardPrefix,
+      shard,
+      { version: inputs.version, shard, files, rows: rowCount },
+      decodeShardManifest
     )
-    const done: Array<typeof ShardManifest.Type> = []
-    for (const info of yield* processed.list(shardManifestPrefix(inputs.version))) {
-      const body = yield* processed.get(info.key)
-      const manifest = Option.flatMap(body, (bytes) => decodeShardManifest(new TextDecoder().decode(bytes)))
-      if (Option.isSome(manifest) && manifest.value.shard.count === shard.count) done.push(manifest.value)
-    }
-    const complete = new Set(done.map((manifest) => manifest.shard.index)).size === shard.count
     let removed = 0
-    if (complete) {
-      const allFiles = done
-        .sort((a, b) => a.shard.index - b.shard.index)
+    if (Option.isSome(done)) {
+      const allFiles = done.value
         .flatMap((manifest) => manifest.files)
         .sort((a, b) => compareCodePoints(a.dt, b.dt) || compareCodePoints(a.key, b.key))
       removed = (yield* publishSnapshot(processed, prefixes.finalAggregate, {
@@ -402,8 +399,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
         streaming_batches: inputs.streamingBatchIds,
         files: allFiles
       })).removed
-      for (const info of yield* processed.list(shardManifestPrefix(inputs.version)))
-        yield* processed.delete(info.key)
+      yield* clearShardManifests(processed, shardPrefix)
     }
     return {
       version: inputs.version,
@@ -411,13 +407,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       passes,
       transactionEventsRead: eventsRead,
       fraudSignalsRead: signalsRead,
-      inputRowsRead: rowsRead.count,
+      inputRowsRead: rowsRead,
       streamingBatches: inputs.streamingBatches,
       rows: rowCount,
       partitions: new Set(files.map((file) => file.dt)).size,
       filesWritten: written,
       filesKept: files.length - written,
-      published: complete,
+      published: Option.isSome(done),
       staleFilesRemoved: removed
     } satisfies FinalAggregateSummary
   }).pipe(Effect.withSpan("runFinalAggregate"))
