@@ -20,6 +20,7 @@ const runId = Date.now().toString(36)
 const apiKey = `rk_bench-${runId}`
 const apiPort = 18280
 const baselinePort = 18281
+const platformApiPort = 18282
 
 const startProcess = (args, env, readyText) =>
   new Promise((resolve, reject) => {
@@ -115,15 +116,21 @@ const baseline = await startProcess(
   {},
   "ready"
 )
-const api = await startProcess(
-  ["dist/programs/api.js"],
-  {
-    RECON_API_PORT: String(apiPort),
-    RECON_API_KEYS: `bench:${hashApiKey(apiKey)}`,
-    RECON_API_MAX_RECORDS: "1000"
-  },
-  "Listening on"
-)
+const startApi = (port, server) =>
+  startProcess(
+    ["dist/programs/api.js"],
+    {
+      RECON_API_PORT: String(port),
+      RECON_API_KEYS: `bench:${hashApiKey(apiKey)}`,
+      RECON_API_MAX_RECORDS: "1000",
+      RECON_API_SERVER: server
+    },
+    "Listening on"
+  )
+// The default server answers the POST routes straight from node:http; `platform` sends them through the
+// HttpApi handlers as well: the same handler behind both, so the difference is the HTTP layer's cost.
+const api = await startApi(apiPort, "native")
+const platformApi = await startApi(platformApiPort, "platform")
 
 const rows = []
 const row = (name, result, records) => {
@@ -152,8 +159,14 @@ try {
     0
   )
   let acknowledged = row("ingestion API, single", await load(apiPort, 1), 1)
+  acknowledged += row("same API through HttpApi handlers, single", await load(platformApiPort, 1), 1)
   row(`bare Node HTTP, batch of ${batchSize} (baseline)`, await load(baselinePort, batchSize), batchSize)
   acknowledged += row(`ingestion API, batch of ${batchSize}`, await load(apiPort, batchSize), batchSize)
+  acknowledged += row(
+    `same API through HttpApi handlers, batch of ${batchSize}`,
+    await load(platformApiPort, batchSize),
+    batchSize
+  )
   const inKafka = (await endOffsetSum()) - before
   console.table(rows)
   console.log(
@@ -168,6 +181,7 @@ try {
   )
 } finally {
   await stop(api)
+  await stop(platformApi)
   await stop(baseline)
   await admin.disconnect()
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { Clock, Config, Context, Data, Effect, Layer, Redacted } from "effect"
+import { Clock, Config, Context, Data, Effect, Either, Layer, Redacted } from "effect"
 import type { Redis } from "ioredis"
 import { acquireRedisClient } from "./RedisKeyValueStore.js"
 
@@ -153,13 +153,16 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray
   return chunks
 }
 
+const scriptShas = new Map<string, string>()
+
 /** Runs a script by its SHA-1 (EVALSHA), sending its text only when Redis does not know it yet. */
 const evalCached = async (
   client: Redis,
   script: string,
   [keyCount, ...keysAndArgs]: [number, ...Array<string>]
 ): Promise<unknown> => {
-  const sha = createHash("sha1").update(script).digest("hex")
+  const sha = scriptShas.get(script) ?? createHash("sha1").update(script).digest("hex")
+  scriptShas.set(script, sha)
   try {
     return await client.evalsha(sha, keyCount, ...keysAndArgs)
   } catch (error) {
@@ -188,47 +191,61 @@ const claimOutcomes = (reply: unknown, count: number): ReadonlyArray<ClaimOutcom
  * exactly one `claimed`. Keys of one call must hash to one slot on Redis Cluster (single node here).
  */
 export const makeRedisIdempotencyStore = (client: Redis, prefix: string): IdempotencyStore => {
+  const runChunk = (
+    operation: string,
+    script: string,
+    chunk: ReadonlyArray<IdempotencyEntry>,
+    head: Array<string>
+  ) =>
+    Effect.tryPromise({
+      try: () =>
+        evalCached(client, script, [
+          chunk.length,
+          ...chunk.map((entry) => prefix + entry.key),
+          ...head,
+          ...chunk.map((entry) => entry.fingerprint)
+        ]),
+      catch: (cause) => new IdempotencyStoreError({ operation, cause })
+    })
+  /** Every chunk at once: the client pipelines them into one write instead of a round trip each. */
   const run = (
     operation: string,
     script: string,
     entries: ReadonlyArray<IdempotencyEntry>,
     head: Array<string>
   ) =>
-    Effect.forEach(chunksOf(entries, keysPerCall), (chunk) =>
-      Effect.tryPromise({
-        try: () =>
-          evalCached(client, script, [
-            chunk.length,
-            ...chunk.map((entry) => prefix + entry.key),
-            ...head,
-            ...chunk.map((entry) => entry.fingerprint)
-          ]),
-        catch: (cause) => new IdempotencyStoreError({ operation, cause })
-      })
-    )
+    Effect.forEach(chunksOf(entries, keysPerCall), (chunk) => runChunk(operation, script, chunk, head), {
+      concurrency: "unbounded"
+    })
   return {
     claim: (entries, pendingTtlMillis) =>
       Effect.gen(function* () {
         const ttl = [String(Math.max(1, Math.round(pendingTtlMillis)))]
-        const outcomes: Array<ClaimOutcome> = []
-        for (const chunk of chunksOf(entries, keysPerCall)) {
-          const decoded = yield* run("claim", claimScript, chunk, ttl).pipe(
-            Effect.flatMap(([reply]) =>
-              Effect.try({ try: () => claimOutcomes(reply, chunk.length), catch: claimFailure })
+        const chunks = chunksOf(entries, keysPerCall)
+        const replies = yield* Effect.forEach(
+          chunks,
+          (chunk) =>
+            runChunk("claim", claimScript, chunk, ttl).pipe(
+              Effect.flatMap((reply) =>
+                Effect.try({ try: () => claimOutcomes(reply, chunk.length), catch: claimFailure })
+              ),
+              Effect.either
             ),
-            // A later chunk failing must not leave the earlier chunks' claims pending until their TTL.
-            Effect.tapError(() =>
-              run(
-                "release",
-                releaseScript,
-                entries.filter((_, index) => outcomes[index] === "claimed"),
-                []
-              ).pipe(Effect.ignore)
-            )
-          )
-          outcomes.push(...decoded)
+          { concurrency: "unbounded" }
+        )
+        const failure = replies.find(Either.isLeft)
+        if (failure !== undefined) {
+          // A chunk that failed must not leave the other chunks' claims pending until their TTL.
+          const claimed = chunks.flatMap((chunk, index) => {
+            const reply = replies[index]
+            return reply !== undefined && Either.isRight(reply)
+              ? chunk.filter((_, position) => reply.right[position] === "claimed")
+              : []
+          })
+          yield* Effect.ignore(run("release", releaseScript, claimed, []))
+          return yield* Effect.fail(failure.left)
         }
-        return outcomes
+        return replies.flatMap((reply) => (Either.isRight(reply) ? reply.right : []))
       }),
     complete: (entries, ttlMillis) =>
       Effect.asVoid(run("complete", completeScript, entries, [String(Math.max(1, Math.round(ttlMillis)))])),

@@ -1,6 +1,12 @@
-import { type Cause, Context, Data, Deferred, Effect, Exit, Layer } from "effect"
+import { type Cause, Context, Data, Effect, Either, Exit, Layer } from "effect"
 import type { EventLogError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "./EventLog.js"
+import {
+  type ClaimOutcome,
+  type IdempotencyEntry,
+  type IdempotencyStoreError,
+  IdempotencyStoreService
+} from "./IdempotencyStore.js"
 
 /** More records are waiting for the log's acknowledgement than the publisher accepts: try again later. */
 export class PublisherOverloaded extends Data.TaggedError("PublisherOverloaded")<{
@@ -14,58 +20,104 @@ export class PublisherOverloaded extends Data.TaggedError("PublisherOverloaded")
 
 /** Limits of the publisher. */
 export interface RecordPublisherOptions {
-  /** Records accepted but not yet acknowledged, at most; beyond it `publish` fails fast. */
+  /** Records accepted but not yet acknowledged, at most; beyond it a call fails fast. */
   readonly maxPendingRecords: number
   /** Records sent to the log in one produce call, at most. */
   readonly maxRecordsPerSend: number
 }
 
+/** A record to send once: its idempotency claim (key and content fingerprint) and the message itself. */
+export interface ClaimedRecord {
+  readonly claim: IdempotencyEntry
+  readonly message: LogMessage
+}
+
+/** How long claims live: pending while the log has not acknowledged, and done once it has. */
+export interface ClaimLifetimes {
+  readonly pendingTtlMillis: number
+  readonly doneTtlMillis: number
+}
+
 /**
  * Appends records to the event log on behalf of many concurrent callers, completing each call only once
- * the log acknowledged its records. Calls that arrive while a send is in flight are sent together in the
- * next one (group commit, by one sender fiber that lives while anything waits), so a burst of
- * single-record requests becomes a few large produce calls.
+ * the log acknowledged its records. Calls that arrive while a round is in flight go together in the next
+ * one (group commit, by one sender fiber that lives while anything waits): one idempotency claim for all
+ * their keys, one produce call per topic, one completion. A burst of single-record requests costs a few
+ * store and log round trips instead of three per request.
  * Nothing is buffered without bound: past `maxPendingRecords` a call fails with {@link PublisherOverloaded}.
  */
 export interface RecordPublisher {
+  /** Sends the messages as they are (no idempotency), e.g. dead letters. */
   readonly publish: (
     topic: string,
     messages: ReadonlyArray<LogMessage>
   ) => Effect.Effect<void, EventLogError | PublisherOverloaded>
+  /**
+   * Claims every record's key and, only if none is `conflict` or `in_progress`, sends the `claimed` ones and
+   * marks them done. Outcomes in the order of `records`; when any is blocked nothing was sent and this
+   * call's claims were released. A failed send releases them too, so a retry can claim them again.
+   */
+  readonly publishOnce: (
+    topic: string,
+    records: ReadonlyArray<ClaimedRecord>,
+    lifetimes: ClaimLifetimes
+  ) => Effect.Effect<ReadonlyArray<ClaimOutcome>, EventLogError | PublisherOverloaded | IdempotencyStoreError>
   /** Records accepted and not yet acknowledged. */
   readonly pendingRecords: Effect.Effect<number>
 }
 
-interface PendingSend {
+type PublishFailure = EventLogError | IdempotencyStoreError
+
+type CallExit = Exit.Exit<ReadonlyArray<ClaimOutcome>, PublishFailure>
+
+interface PendingCall {
   readonly topic: string
-  readonly messages: ReadonlyArray<LogMessage>
-  readonly done: Deferred.Deferred<void, EventLogError>
+  readonly records: ReadonlyArray<ClaimedRecord>
+  /** Absent for a plain publish. */
+  readonly lifetimes: ClaimLifetimes | undefined
+  /** The result, when the round settled the call before its caller started waiting. */
+  exit: CallExit | undefined
+  /** The waiting caller. */
+  resume: ((exit: CallExit) => void) | undefined
 }
 
-const sendGroups = (sends: ReadonlyArray<PendingSend>): Map<string, Array<PendingSend>> => {
-  const byTopic = new Map<string, Array<PendingSend>>()
-  for (const send of sends) {
-    const list = byTopic.get(send.topic) ?? []
-    list.push(send)
-    byTopic.set(send.topic, list)
+const isBlocked = (outcome: ClaimOutcome) => outcome === "conflict" || outcome === "in_progress"
+
+/** Items grouped by a key, groups in first-seen order. */
+const groupBy = <A, K>(items: ReadonlyArray<A>, keyOf: (item: A) => K): Map<K, Array<A>> => {
+  const groups = new Map<K, Array<A>>()
+  for (const item of items) {
+    const key = keyOf(item)
+    const group = groups.get(key)
+    if (group === undefined) groups.set(key, [item])
+    else group.push(item)
   }
-  return byTopic
+  return groups
 }
 
-/** A publisher over an event log. The caller that finds no send in flight starts the sender fiber. */
+/** A publisher over an event log and an idempotency store. The caller that finds no round in flight starts the sender. */
 export const makeRecordPublisher = (
   log: Context.Tag.Service<EventLogService>,
+  idempotency: Context.Tag.Service<IdempotencyStoreService>,
   options: RecordPublisherOptions
 ): RecordPublisher => {
-  let waiting: Array<PendingSend> = []
+  let waiting: Array<PendingCall> = []
   let sending = false
   let pendingRecords = 0
 
-  const takeNextSends = (): Array<PendingSend> => {
+  /** Hands a call its result (now, or when its caller starts waiting); its records stop counting as pending. */
+  const settle = (call: PendingCall, exit: CallExit) => {
+    if (call.exit !== undefined) return
+    call.exit = exit
+    pendingRecords -= call.records.length
+    call.resume?.(exit)
+  }
+
+  const takeNextCalls = (): Array<PendingCall> => {
     let records = 0
     let count = 0
     while (count < waiting.length) {
-      const size = waiting[count]?.messages.length ?? 0
+      const size = waiting[count]?.records.length ?? 0
       if (count > 0 && records + size > options.maxRecordsPerSend) break
       records += size
       count++
@@ -75,27 +127,115 @@ export const makeRecordPublisher = (
     return taken
   }
 
-  const sendRound = Effect.suspend(() => {
-    const groups = [...sendGroups(takeNextSends())]
-    return Effect.forEach(
-      groups,
-      ([topic, group]) =>
-        Effect.flatMap(
-          Effect.exit(
-            log.produce(
-              topic,
-              group.flatMap((send) => send.messages)
-            )
-          ),
-          (exit) =>
-            Effect.forEach(group, (send) => Deferred.done(send.done, Exit.asVoid(exit)), { discard: true })
-        ),
-      // One topic (the usual case) needs no forked fiber.
-      { concurrency: groups.length > 1 ? "unbounded" : 1, discard: true }
-    )
-  })
+  /** Each call's claim outcomes, or the store's failure for the calls of a failed claim. */
+  const claimAll = (calls: ReadonlyArray<PendingCall>) =>
+    Effect.gen(function* () {
+      const outcomes = new Map<
+        PendingCall,
+        Either.Either<ReadonlyArray<ClaimOutcome>, IdempotencyStoreError>
+      >()
+      const claiming = calls.filter((call) => call.lifetimes !== undefined)
+      for (const [pendingTtl, group] of groupBy(claiming, (call) => call.lifetimes?.pendingTtlMillis ?? 0)) {
+        const claimed = yield* Effect.either(
+          idempotency.claim(
+            group.flatMap((call) => call.records.map((record) => record.claim)),
+            pendingTtl
+          )
+        )
+        let position = 0
+        for (const call of group) {
+          const count = call.records.length
+          outcomes.set(
+            call,
+            Either.map(claimed, (all) => all.slice(position, position + count))
+          )
+          position += count
+        }
+      }
+      return outcomes
+    })
 
-  /** True when nothing is waiting; then no send is in flight any more (checked and cleared in one step). */
+  const claimedEntries = (call: PendingCall, outcomes: ReadonlyArray<ClaimOutcome>) =>
+    call.records.filter((_, index) => outcomes[index] === "claimed").map((record) => record.claim)
+
+  const sendRound = Effect.suspend(() =>
+    Effect.gen(function* () {
+      const calls = takeNextCalls()
+      const claims = yield* claimAll(calls)
+      const results = new Map<PendingCall, Exit.Exit<ReadonlyArray<ClaimOutcome>, PublishFailure>>()
+      const toRelease: Array<IdempotencyEntry> = []
+      const sending: Array<{ call: PendingCall; outcomes: ReadonlyArray<ClaimOutcome> }> = []
+      for (const call of calls) {
+        const claimed = claims.get(call)
+        if (claimed === undefined) {
+          sending.push({ call, outcomes: call.records.map(() => "claimed") })
+        } else if (Either.isLeft(claimed)) {
+          results.set(call, Exit.fail(claimed.left))
+        } else if (claimed.right.some(isBlocked)) {
+          toRelease.push(...claimedEntries(call, claimed.right))
+          results.set(call, Exit.succeed(claimed.right))
+        } else {
+          sending.push({ call, outcomes: claimed.right })
+        }
+      }
+      const byTopic = [...groupBy(sending, (entry) => entry.call.topic)]
+      const toComplete: Array<{ call: PendingCall; entries: ReadonlyArray<IdempotencyEntry> }> = []
+      yield* Effect.forEach(
+        byTopic,
+        ([topic, group]) =>
+          Effect.map(
+            Effect.exit(
+              log.produce(
+                topic,
+                group.flatMap(({ call, outcomes }) =>
+                  call.records
+                    .filter((_, index) => outcomes[index] === "claimed")
+                    .map((record) => record.message)
+                )
+              )
+            ),
+            (exit) => {
+              for (const { call, outcomes } of group) {
+                const entries = call.lifetimes === undefined ? [] : claimedEntries(call, outcomes)
+                if (Exit.isSuccess(exit)) {
+                  toComplete.push({ call, entries })
+                  results.set(call, Exit.succeed(outcomes))
+                } else {
+                  toRelease.push(...entries)
+                  results.set(
+                    call,
+                    Exit.mapBoth(exit, { onFailure: (error) => error, onSuccess: () => outcomes })
+                  )
+                }
+              }
+            }
+          ),
+        // One topic (the usual case) needs no forked fiber.
+        { concurrency: byTopic.length > 1 ? "unbounded" : 1, discard: true }
+      )
+      if (toRelease.length > 0) yield* Effect.ignore(idempotency.release(toRelease))
+      for (const [doneTtl, group] of groupBy(toComplete, ({ call }) => call.lifetimes?.doneTtlMillis ?? 0)) {
+        const entries = group.flatMap(({ entries }) => entries)
+        if (entries.length === 0) continue
+        // The records are in the log: a completion that fails leaves the claims pending until their TTL,
+        // which refuses a retry as in_progress for that long, never sends a record twice.
+        yield* idempotency
+          .complete(entries, doneTtl)
+          .pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning("sent records not marked done for idempotency").pipe(
+                Effect.annotateLogs({ records: entries.length, error: error.message })
+              )
+            )
+          )
+      }
+      for (const call of calls) {
+        settle(call, results.get(call) ?? Exit.die(new Error("a publish call got no result in its round")))
+      }
+    })
+  )
+
+  /** True when nothing is waiting; then no round is in flight any more (checked and cleared in one step). */
   const finished = Effect.sync(() => {
     if (waiting.length > 0) return false
     sending = false
@@ -108,49 +248,58 @@ export const makeRecordPublisher = (
       const stranded = waiting
       waiting = []
       sending = false
-      return Effect.forEach(stranded, (send) => Deferred.failCause(send.done, cause), { discard: true })
+      return Effect.sync(() => {
+        for (const call of stranded) settle(call, Exit.failCause(cause))
+      })
     })
 
   /**
    * The sender: rounds until nothing waits. It runs in its own fiber, so no caller's response waits for
-   * other callers' sends however steady the load, and a caller giving up cannot stop it.
+   * other callers' rounds however steady the load, and a caller giving up cannot stop it.
    */
   const sendAllWaiting = Effect.gen(function* () {
     do yield* sendRound
     while (!(yield* finished))
   }).pipe(Effect.catchAllCause(failWaiting), Effect.forkDaemon, Effect.asVoid)
 
+  const submit = (
+    topic: string,
+    records: ReadonlyArray<ClaimedRecord>,
+    lifetimes: ClaimLifetimes | undefined
+  ): Effect.Effect<ReadonlyArray<ClaimOutcome>, PublishFailure | PublisherOverloaded> =>
+    Effect.suspend((): Effect.Effect<ReadonlyArray<ClaimOutcome>, PublishFailure | PublisherOverloaded> => {
+      if (records.length === 0) return Effect.succeed([])
+      if (pendingRecords > 0 && pendingRecords + records.length > options.maxPendingRecords) {
+        return Effect.fail(
+          new PublisherOverloaded({ pendingRecords, maxPendingRecords: options.maxPendingRecords })
+        )
+      }
+      pendingRecords += records.length
+      const call: PendingCall = { topic, records, lifetimes, exit: undefined, resume: undefined }
+      waiting.push(call)
+      const result = Effect.async<ReadonlyArray<ClaimOutcome>, PublishFailure>((resume) => {
+        if (call.exit === undefined) call.resume = resume
+        else resume(call.exit)
+      })
+      if (sending) return result
+      sending = true
+      return Effect.zipRight(sendAllWaiting, result)
+    })
+
+  const unclaimed: IdempotencyEntry = { key: "", fingerprint: "" }
   return {
     publish: (topic, messages) =>
-      Effect.suspend((): Effect.Effect<void, EventLogError | PublisherOverloaded> => {
-        if (messages.length === 0) return Effect.void
-        if (pendingRecords > 0 && pendingRecords + messages.length > options.maxPendingRecords) {
-          return Effect.fail(
-            new PublisherOverloaded({ pendingRecords, maxPendingRecords: options.maxPendingRecords })
-          )
-        }
-        pendingRecords += messages.length
-        return Effect.gen(function* () {
-          const done = yield* Deferred.make<void, EventLogError>()
-          waiting.push({ topic, messages, done })
-          if (!sending) {
-            sending = true
-            yield* sendAllWaiting
-          }
-          return yield* Deferred.await(done)
-        }).pipe(
-          Effect.ensuring(
-            Effect.sync(() => {
-              pendingRecords -= messages.length
-            })
-          )
-        )
-      }),
+      submit(
+        topic,
+        messages.map((message) => ({ claim: unclaimed, message })),
+        undefined
+      ).pipe(Effect.asVoid, Effect.catchTag("IdempotencyStoreError", Effect.die)),
+    publishOnce: (topic, records, lifetimes) => submit(topic, records, lifetimes),
     pendingRecords: Effect.sync(() => pendingRecords)
   }
 }
 
-/** The record publisher of the ingestion API, over the {@link EventLogService}. */
+/** The record publisher of the ingestion API, over the {@link EventLogService} and {@link IdempotencyStoreService}. */
 export class RecordPublisherService extends Context.Tag("RecordPublisher")<
   RecordPublisherService,
   RecordPublisher
@@ -158,6 +307,8 @@ export class RecordPublisherService extends Context.Tag("RecordPublisher")<
   static readonly layer = (options: RecordPublisherOptions) =>
     Layer.effect(
       RecordPublisherService,
-      Effect.map(EventLogService, (log) => makeRecordPublisher(log, options))
+      Effect.map(Effect.all([EventLogService, IdempotencyStoreService]), ([log, idempotency]) =>
+        makeRecordPublisher(log, idempotency, options)
+      )
     )
 }

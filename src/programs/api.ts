@@ -5,7 +5,13 @@ import { Config, Effect, Layer, Logger } from "effect"
 import { EventLogService } from "../layers/EventLog.js"
 import { IdempotencyStoreService } from "../layers/IdempotencyStore.js"
 import { RecordPublisherService } from "../layers/RecordPublisher.js"
-import { IngestionApiConfig, IngestionServerLive, ingestionApiConfig } from "../streams/ingestionApi.js"
+import {
+  IngestionApiConfig,
+  IngestionHandlerService,
+  IngestionServerLive,
+  ingestionApiConfig,
+  layerNativeIngestionServer
+} from "../streams/ingestionApi.js"
 import { deadLetterTopic } from "../streams/streamingIndex.js"
 import { eventLogLayer } from "./layers.js"
 
@@ -14,6 +20,8 @@ import { eventLogLayer } from "./layers.js"
  * `RECON_API_HOST`:`RECON_API_PORT` (default 127.0.0.1:8080). Kafka when `RECON_KAFKA_BROKERS` is set,
  * idempotency in Redis when `RECON_REDIS_URL` is set; credentials and limits: see `ingestionApiConfig`.
  * `RECON_API_MAX_PENDING_RECORDS` (default 50000) records may wait for Kafka before requests get 429.
+ * `RECON_API_SERVER=platform` serves the POST routes through the HttpApi handlers too (default `native`:
+ * straight from node:http, same handler; see README, ingestion).
  */
 const ensureTopics = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -33,21 +41,32 @@ const publisherLayer = Layer.unwrapEffect(
   )
 )
 
-const httpServerLayer = NodeHttpServer.layerConfig(createServer, {
-  port: Config.integer("RECON_API_PORT").pipe(Config.withDefault(8080)),
-  host: Config.string("RECON_API_HOST").pipe(Config.withDefault("127.0.0.1"))
-})
+const httpServerLayer = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({
+      port: Config.integer("RECON_API_PORT").pipe(Config.withDefault(8080)),
+      host: Config.string("RECON_API_HOST").pipe(Config.withDefault("127.0.0.1")),
+      server: Config.literal("native", "platform")("RECON_API_SERVER").pipe(Config.withDefault("native"))
+    }),
+    ({ port, host, server }) =>
+      server === "native"
+        ? Layer.merge(layerNativeIngestionServer({ port, host }), NodeHttpServer.layerContext)
+        : NodeHttpServer.layer(createServer, { port, host })
+  )
+)
 
 const settingsLayer = Layer.effect(IngestionApiConfig, ingestionApiConfig)
+
+const handlerLayer = IngestionHandlerService.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(publisherLayer, settingsLayer)),
+  Layer.provideMerge(IdempotencyStoreService.layerConfig),
+  Layer.provideMerge(Layer.merge(eventLogLayer, settingsLayer))
+)
 
 const apiLayer = Layer.mergeAll(
   HttpServer.withLogAddress(IngestionServerLive).pipe(HttpMiddleware.withTracerDisabledWhen(() => true)),
   ensureTopics
-).pipe(
-  Layer.provide(httpServerLayer),
-  Layer.provide(Layer.mergeAll(publisherLayer, IdempotencyStoreService.layerConfig, settingsLayer)),
-  Layer.provide(Layer.merge(eventLogLayer, settingsLayer))
-)
+).pipe(Layer.provide(httpServerLayer), Layer.provide(handlerLayer))
 
 Layer.launch(apiLayer).pipe(
   Effect.zipLeft(Effect.logInfo("ingestion API stopped")),

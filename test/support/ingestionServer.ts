@@ -17,7 +17,9 @@ import {
   defaultIngestionLimits,
   IngestionApiConfig,
   type IngestionApiSettings,
-  IngestionServerLive
+  IngestionHandlerService,
+  IngestionServerLive,
+  layerNativeIngestionServer
 } from "../../src/streams/ingestionApi.js"
 
 export const testApiKey = "rk_test-key-for-the-ingestion-api"
@@ -38,6 +40,9 @@ export interface RunningApi {
   readonly close: () => Promise<void>
 }
 
+/** How the API is served: the POST routes straight from node:http (`native`) or through HttpApi (`platform`). */
+export type ApiServerKind = "native" | "platform"
+
 /**
  * Starts the API on 127.0.0.1:0 over the given event log (the embedded one by default), with the memory
  * idempotency store, the test API key and partner, and `overrides` to the default limits.
@@ -47,23 +52,34 @@ export const startIngestionApi = async (
     readonly log?: EventLog
     readonly maxPendingRecords?: number
     readonly settings?: Partial<IngestionApiSettings>
+    readonly server?: ApiServerKind
   } = {}
 ): Promise<RunningApi> => {
   const log = options.log ?? (await Effect.runPromise(makeMemoryEventLog(4)))
   const settings: IngestionApiSettings = { ...defaultIngestionLimits, apiKeys, partners, ...options.settings }
-  const layer = IngestionServerLive.pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-    Layer.provide(
-      Layer.mergeAll(
-        RecordPublisherService.layer({
-          maxPendingRecords: options.maxPendingRecords ?? 50_000,
-          maxRecordsPerSend: 5_000
-        }),
-        IdempotencyStoreService.layerMemory,
-        Layer.succeed(IngestionApiConfig, settings)
-      )
+  const listen = { port: 0, host: "127.0.0.1" }
+  const handlerLayer = IngestionHandlerService.layer.pipe(
+    Layer.provideMerge(
+      RecordPublisherService.layer({
+        maxPendingRecords: options.maxPendingRecords ?? 50_000,
+        maxRecordsPerSend: 5_000
+      })
     ),
-    Layer.provide(Layer.succeed(EventLogService, log))
+    Layer.provideMerge(
+      Layer.mergeAll(
+        IdempotencyStoreService.layerMemory,
+        Layer.succeed(IngestionApiConfig, settings),
+        Layer.succeed(EventLogService, log)
+      )
+    )
+  )
+  const layer = IngestionServerLive.pipe(
+    Layer.provideMerge(
+      (options.server ?? "native") === "native"
+        ? Layer.merge(layerNativeIngestionServer(listen), NodeHttpServer.layerContext)
+        : NodeHttpServer.layer(createServer, listen)
+    ),
+    Layer.provide(handlerLayer)
   )
   const runtime = ManagedRuntime.make(layer)
   const server = await runtime.runPromise(HttpServer.HttpServer)
