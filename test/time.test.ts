@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
 import {
   microsToDate,
   microsToIso,
@@ -166,5 +167,71 @@ describe("utcDate", () => {
 describe("microsToDate", () => {
   it("drops the sub-millisecond digits", () => {
     expect(microsToDate(utcMicros(2026, 1, 1) + 1_999).getTime()).toBe(utcMicros(2026, 1, 1) / 1000 + 1)
+  })
+})
+
+/** The definition the one-pass parser replaced: a regular expression, range checks and Date arithmetic. */
+const referencePattern =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/
+const referenceDaysInMonth = (year: number, month: number) =>
+  new Date(Date.UTC(2000, month, 0)).getUTCDate() +
+  (month === 2 && !((year % 4 === 0 && year % 100 !== 0) || year % 400 === 0) ? -1 : 0)
+const referenceProblem = (text: string): string | undefined => {
+  const match = referencePattern.exec(text)
+  if (match === null) return "expected an RFC 3339 timestamp with offset, e.g. 2026-11-24T10:15:30.123+05:30"
+  const [, y, mo, d, h, mi, s, , , , oh, om] = match
+  const month = Number(mo)
+  const day = Number(d)
+  if (month < 1 || month > 12) return "month out of range"
+  if (day < 1 || day > referenceDaysInMonth(Number(y), month)) return "day out of range for the month"
+  if (Number(h) > 23) return "hour out of range"
+  if (Number(mi) > 59) return "minute out of range"
+  if (Number(s) > 59) return "second out of range"
+  if (oh !== undefined && (Number(oh) > 23 || Number(om) > 59)) return "offset out of range"
+  return undefined
+}
+const referenceMicros = (text: string): number => {
+  const match = referencePattern.exec(text)
+  if (match === null || referenceProblem(text) !== undefined) return Number.NaN
+  const [, y, mo, d, h, mi, s, frac, , sign, oh, om] = match
+  const date = new Date(0)
+  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d))
+  date.setUTCHours(Number(h), Number(mi), Number(s), 0)
+  const fractionMicros = frac === undefined ? 0 : Number(frac.padEnd(6, "0").slice(0, 6))
+  const offsetMinutes = sign === undefined ? 0 : (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om))
+  return (date.getTime() - offsetMinutes * 60_000) * 1000 + fractionMicros
+}
+
+describe("the one-pass RFC 3339 parser", () => {
+  const digits = (min: number, max: number) =>
+    fc.integer({ min, max }).map((value) => String(value).padStart(String(max).length, "0"))
+  const noisy = (part: fc.Arbitrary<string>) =>
+    fc.oneof({ weight: 8, arbitrary: part }, { weight: 1, arbitrary: fc.string({ maxLength: 3 }) })
+  const timestamp = fc
+    .tuple(
+      noisy(digits(0, 9999)),
+      noisy(fc.constantFrom("-")),
+      noisy(digits(0, 13)),
+      noisy(digits(0, 32)),
+      noisy(fc.constantFrom("T", "t", " ")),
+      noisy(digits(0, 24)),
+      noisy(digits(0, 60)),
+      noisy(digits(0, 60)),
+      fc.oneof(fc.constant(""), fc.stringMatching(/^\.[0-9]{0,11}$/)),
+      noisy(fc.constantFrom("Z", "z", "+05:30", "-03:00", "+24:00", "+00:60", "+0530", "", "+05:3"))
+    )
+    .map(
+      ([year, dash, month, day, separator, hour, minute, second, fraction, zone]) =>
+        `${year}${dash}${month}-${day}${separator}${hour}:${minute}:${second}${fraction}${zone}`
+    )
+
+  it("agrees with the regular-expression definition on valid, out-of-range and malformed text", () => {
+    fc.assert(
+      fc.property(fc.oneof(timestamp, fc.string({ maxLength: 40 })), (text) => {
+        expect(rfc3339Problem(text), text).toBe(referenceProblem(text))
+        expect(Object.is(parseRfc3339ToMicros(text), referenceMicros(text)), text).toBe(true)
+      }),
+      { numRuns: 20_000, seed: 20261127 }
+    )
   })
 })

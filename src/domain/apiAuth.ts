@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Either } from "effect"
 
 /** A client allowed to call the ingestion API with an API key; only the key's SHA-256 is stored. */
@@ -14,7 +14,7 @@ export interface PartnerSecret {
   readonly secret: Uint8Array
 }
 
-const sha256 = (text: string): Uint8Array => createHash("sha256").update(text, "utf8").digest()
+const sha256 = (text: string): Uint8Array => hash("sha256", text, "buffer")
 
 /** The stored form of an API key: hex SHA-256 of its UTF-8 bytes. */
 export const hashApiKey = (key: string): string => Buffer.from(sha256(key)).toString("hex")

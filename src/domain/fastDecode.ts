@@ -1,7 +1,7 @@
 import type { Schema } from "effect"
 import { countryCodeProblem, currencyCodeProblem, digitsProblem, isNonNegativeSafeInteger } from "./fields.js"
 import { idMaxLength } from "./ids.js"
-import { parseRfc3339ToMicros, rfc3339Problem } from "./time.js"
+import { parseRfc3339ToMicros } from "./time.js"
 
 /**
  * Annotation key of a schema's fast decoder: a hand-written function that decodes the common, valid case
@@ -33,8 +33,11 @@ export const plainString = (value: unknown): string | Defer => (typeof value ===
 export const nonNegativeInteger = (value: unknown): number | Defer =>
   typeof value === "number" && isNonNegativeSafeInteger(value) ? value : Defer
 
-export const rfc3339Micros = (value: unknown): number | Defer =>
-  typeof value === "string" && rfc3339Problem(value) === undefined ? parseRfc3339ToMicros(value) : Defer
+export const rfc3339Micros = (value: unknown): number | Defer => {
+  if (typeof value !== "string") return Defer
+  const micros = parseRfc3339ToMicros(value)
+  return Number.isNaN(micros) ? Defer : micros
+}
 
 export const oneOf =
   <const Values extends ReadonlyArray<string>>(values: Values) =>

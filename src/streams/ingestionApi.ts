@@ -20,10 +20,10 @@ import {
   Effect,
   Either,
   Exit,
-  FiberSet,
   Layer,
   Option,
   Redacted,
+  Runtime,
   Schema
 } from "effect"
 import {
@@ -281,11 +281,7 @@ const writeReply = (response: ServerResponse, reply: IngestReply, closeAfter: bo
  * one of the routes (and is now being answered), `false` to leave it to the platform.
  */
 const makeNativeIngestion =
-  (
-    handler: IngestionHandler,
-    maxBodyBytes: number,
-    runFork: <A, E>(effect: Effect.Effect<A, E>) => unknown
-  ) =>
+  (handler: IngestionHandler, maxBodyBytes: number, runFork: (effect: Effect.Effect<void>) => void) =>
   (request: IncomingMessage, response: ServerResponse): boolean => {
     const url = request.url ?? ""
     const route = request.method === "POST" ? ingestRouteOf(url) : undefined
@@ -336,6 +332,31 @@ const makeNativeIngestion =
   }
 
 /**
+ * Runs request fibers on the current runtime and, when the scope closes, waits until the last one finished
+ * (they are uninterruptible: a request whose ids are claimed completes or releases them).
+ */
+const inFlightRunner = Effect.gen(function* () {
+  const runtime = yield* Effect.runtime<never>()
+  const runCallback = Runtime.runCallback(runtime)
+  let inFlight = 0
+  let onDrained: (() => void) | undefined
+  yield* Effect.addFinalizer(() =>
+    Effect.async<void>((resume) => {
+      if (inFlight === 0) resume(Effect.void)
+      else onDrained = () => resume(Effect.void)
+    })
+  )
+  return (effect: Effect.Effect<void>) => {
+    inFlight++
+    runCallback(effect, {
+      onExit: () => {
+        if (--inFlight === 0) onDrained?.()
+      }
+    })
+  }
+})
+
+/**
  * An `HttpServer` on node:http whose two POST ingestion routes are answered straight from the Node request
  * by the same {@link IngestionHandlerService} the HttpApi routes call, while everything else (the OpenAPI
  * document, health, unknown paths and methods) goes through the platform's handler. The platform's
@@ -349,7 +370,7 @@ export const layerNativeIngestionServer = (options: ListenOptions) =>
       const settings = yield* IngestionApiConfig
       const server = createServer()
       const platformServer = yield* NodeHttpServer.make(() => server, options)
-      const runFork = yield* FiberSet.makeRuntime<never>()
+      const runFork = yield* inFlightRunner
       const ingestNatively = makeNativeIngestion(handler, settings.maxBodyBytes, runFork)
       return HttpServer.make({
         address: platformServer.address,
