@@ -21,6 +21,7 @@ const apiKey = `rk_bench-${runId}`
 const apiPort = 18280
 const baselinePort = 18281
 const platformApiPort = 18282
+const twoWorkersApiPort = 18283
 
 const startProcess = (args, env, readyText) =>
   new Promise((resolve, reject) => {
@@ -116,14 +117,15 @@ const baseline = await startProcess(
   {},
   "ready"
 )
-const startApi = (port, server) =>
+const startApi = (port, server, workers = 1) =>
   startProcess(
     ["dist/programs/api.js"],
     {
       RECON_API_PORT: String(port),
       RECON_API_KEYS: `bench:${hashApiKey(apiKey)}`,
       RECON_API_MAX_RECORDS: "1000",
-      RECON_API_SERVER: server
+      RECON_API_SERVER: server,
+      RECON_API_WORKERS: String(workers)
     },
     "Listening on"
   )
@@ -131,6 +133,8 @@ const startApi = (port, server) =>
 // HttpApi handlers as well: the same handler behind both, so the difference is the HTTP layer's cost.
 const api = await startApi(apiPort, "native")
 const platformApi = await startApi(platformApiPort, "platform")
+// Two node:cluster workers on one port: the second core takes JSON, hashing and kafkajs encoding too.
+const twoWorkersApi = await startApi(twoWorkersApiPort, "native", 2)
 
 const rows = []
 const row = (name, result, records) => {
@@ -160,8 +164,14 @@ try {
   )
   let acknowledged = row("ingestion API, single", await load(apiPort, 1), 1)
   acknowledged += row("same API through HttpApi handlers, single", await load(platformApiPort, 1), 1)
+  acknowledged += row("ingestion API, 2 workers, single", await load(twoWorkersApiPort, 1), 1)
   row(`bare Node HTTP, batch of ${batchSize} (baseline)`, await load(baselinePort, batchSize), batchSize)
   acknowledged += row(`ingestion API, batch of ${batchSize}`, await load(apiPort, batchSize), batchSize)
+  acknowledged += row(
+    `ingestion API, 2 workers, batch of ${batchSize}`,
+    await load(twoWorkersApiPort, batchSize),
+    batchSize
+  )
   acknowledged += row(
     `same API through HttpApi handlers, batch of ${batchSize}`,
     await load(platformApiPort, batchSize),
@@ -182,6 +192,7 @@ try {
 } finally {
   await stop(api)
   await stop(platformApi)
+  await stop(twoWorkersApi)
   await stop(baseline)
   await admin.disconnect()
 }

@@ -1,4 +1,5 @@
 import { Config, Context, Effect, Layer, Option, Stream, SubscriptionRef } from "effect"
+import { utf8Bytes } from "../domain/bytes.js"
 import type { EventLogError } from "../domain/errors.js"
 
 /** A message to append: keyed so that every event of a transaction lands in the same partition. */
@@ -68,7 +69,7 @@ export interface EventLog {
 
 /** Kafka's murmur2 hash of a key's UTF-8 bytes (as a signed 32-bit integer, like Utils.murmur2). */
 export const murmur2 = (key: string): number => {
-  const data = new TextEncoder().encode(key)
+  const data = utf8Bytes(key)
   const seed = 0x9747b28c
   const m = 0x5bd1e995
   let h = seed ^ data.length

@@ -1,10 +1,12 @@
+import cluster from "node:cluster"
 import { createServer } from "node:http"
 import { HttpMiddleware, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer, Logger } from "effect"
+import { Config, ConfigError, Effect, Layer, Logger } from "effect"
 import { EventLogService } from "../layers/EventLog.js"
 import { IdempotencyStoreService } from "../layers/IdempotencyStore.js"
 import { RecordPublisherService } from "../layers/RecordPublisher.js"
+import { runClusterWorkers } from "../streams/clusterWorkers.js"
 import {
   IngestionApiConfig,
   IngestionHandlerService,
@@ -21,7 +23,8 @@ import { eventLogLayer } from "./layers.js"
  * idempotency in Redis when `RECON_REDIS_URL` is set; credentials and limits: see `ingestionApiConfig`.
  * `RECON_API_MAX_PENDING_RECORDS` (default 50000) records may wait for Kafka before requests get 429.
  * `RECON_API_SERVER=platform` serves the POST routes through the HttpApi handlers too (default `native`:
- * straight from node:http, same handler; see README, ingestion).
+ * straight from node:http, same handler; see README, ingestion). `RECON_API_WORKERS` (default 1) runs that
+ * many node:cluster workers on the one port; more than one needs Kafka and Redis.
  */
 const ensureTopics = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -68,8 +71,36 @@ const apiLayer = Layer.mergeAll(
   ensureTopics
 ).pipe(Layer.provide(httpServerLayer), Layer.provide(handlerLayer))
 
-Layer.launch(apiLayer).pipe(
-  Effect.zipLeft(Effect.logInfo("ingestion API stopped")),
+const workersConfig = Config.integer("RECON_API_WORKERS").pipe(
+  Config.withDefault(1),
+  Config.validate({ message: "must be from 1 to 64", validation: (count) => count >= 1 && count <= 64 })
+)
+
+/** Several workers share nothing in memory: they need Kafka and Redis, or ids would be sent twice. */
+const sharedServicesConfig = Config.all([
+  Config.nonEmptyString("RECON_KAFKA_BROKERS"),
+  Config.nonEmptyString("RECON_REDIS_URL")
+]).pipe(
+  Effect.mapError((error) =>
+    ConfigError.InvalidData(
+      ["RECON_API_WORKERS"],
+      `more than one worker needs RECON_KAFKA_BROKERS and RECON_REDIS_URL (the embedded log and idempotency store live in one process): ${error}`
+    )
+  )
+)
+
+const main = Effect.gen(function* () {
+  const workers = yield* workersConfig
+  if (workers > 1 && cluster.isPrimary) {
+    yield* sharedServicesConfig
+    yield* Effect.logInfo(`ingestion API: ${workers} workers`)
+    return yield* runClusterWorkers(workers)
+  }
+  return yield* Layer.launch(apiLayer)
+})
+
+main.pipe(
+  Effect.ensuring(Effect.logInfo("ingestion API stopped")),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

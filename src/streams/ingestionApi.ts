@@ -103,7 +103,8 @@ export const defaultIngestionLimits = {
 
 /**
  * `RECON_API_KEYS` (client_id:sha256-hex, …), `RECON_PARTNER_SECRETS` (partner_id:secret, …),
- * `RECON_API_MAX_BODY_BYTES`, `RECON_API_MAX_RECORDS`, `RECON_API_SIGNATURE_WINDOW_SECONDS`. At least
+ * `RECON_API_MAX_BODY_BYTES`, `RECON_API_MAX_RECORDS`, `RECON_API_SIGNATURE_WINDOW_SECONDS`, and the topics
+ * `RECON_TOPIC_TRANSACTIONS` / `RECON_TOPIC_FRAUD_SIGNALS` (as the streaming service reads them). At least
  * one credential must be configured: the API never runs open.
  */
 export const ingestionApiConfig: Config.Config<IngestionApiSettings> = Config.all({
@@ -127,6 +128,14 @@ export const ingestionApiConfig: Config.Config<IngestionApiSettings> = Config.al
           )
     )
   ),
+  topics: Config.all({
+    transactions: Config.string("RECON_TOPIC_TRANSACTIONS").pipe(
+      Config.withDefault(defaultTopics.transactions)
+    ),
+    fraudSignals: Config.string("RECON_TOPIC_FRAUD_SIGNALS").pipe(
+      Config.withDefault(defaultTopics.fraudSignals)
+    )
+  }),
   maxBodyBytes: Config.integer("RECON_API_MAX_BODY_BYTES").pipe(
     Config.withDefault(defaultIngestionLimits.maxBodyBytes),
     Config.validate({

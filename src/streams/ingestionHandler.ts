@@ -1,5 +1,6 @@
 import { Clock, Effect, Either, Metric, MetricKey, MetricLabel, Schema } from "effect"
 import { verifyApiKey, verifySignature } from "../domain/apiAuth.js"
+import { utf8Bytes } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { recordFingerprint, sortedFieldsOf } from "../domain/fingerprint.js"
@@ -200,8 +201,6 @@ const prefixed = (index: number, isBatch: boolean, problems: ReadonlyArray<Recor
     reason: problem.reason
   }))
 
-const utf8 = new TextEncoder()
-
 /** The handler over the settings, the idempotency store (signature replays) and the record publisher. */
 export const makeIngestionHandler = (
   settings: IngestionApiSettings,
@@ -313,7 +312,7 @@ export const makeIngestionHandler = (
           outcome.left.problems,
           outcome.left.redactedPayload
         )
-        deadLetters.push({ key: "", value: utf8.encode(JSON.stringify(entry)) })
+        deadLetters.push({ key: "", value: utf8Bytes(JSON.stringify(entry)) })
       }
       yield* publisher
         .publish(deadLetterTopic(topic), deadLetters)
@@ -410,7 +409,7 @@ export const makeIngestionHandler = (
         results.push({ index, id, status: "accepted" })
         toSend.push({
           claim: { key: `${topic}:${id}`, fingerprint },
-          message: { key: kind.keyOf(event), value: utf8.encode(JSON.stringify(items[index])) }
+          message: { key: kind.keyOf(event), value: utf8Bytes(JSON.stringify(items[index])) }
         })
         sentIndexes.push(index)
       }

@@ -1,5 +1,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Config, Data, Duration, Effect, Either, Option, Redacted, Schedule, Schema } from "effect"
+import { utf8Bytes } from "../domain/bytes.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { recordFingerprint, sortedFieldsOf } from "../domain/fingerprint.js"
 import { decodeValue, type RecordProblem, type RejectedRecord } from "../domain/validation.js"
@@ -69,8 +70,6 @@ const StoredCursor = Schema.parseJson(
 
 /** The key-value key of a partner feed's cursor. */
 export const cursorKey = (partner: string, kind: string): string => `partner-cursor/${partner}/${kind}`
-
-const utf8 = new TextEncoder()
 
 /**
  * Pulls a partner's feed page by page into Kafka, resuming from the cursor stored in the key-value store.
@@ -177,7 +176,7 @@ export const runPartnerPull = (options: PartnerPullOptions) =>
         const quarantine = (index: number, problems: ReadonlyArray<RecordProblem>, payload: string) =>
           deadLetters.push({
             key: "",
-            value: utf8.encode(JSON.stringify(quarantineEntry(topic, source(index), problems, payload)))
+            value: utf8Bytes(JSON.stringify(quarantineEntry(topic, source(index), problems, payload)))
           })
         const candidates: Array<{ index: number; claim: IdempotencyEntry; message: LogMessage }> = []
         let duplicates = 0
@@ -209,7 +208,7 @@ export const runPartnerPull = (options: PartnerPullOptions) =>
           candidates.push({
             index,
             claim,
-            message: { key: String(record["transaction_id"]), value: utf8.encode(JSON.stringify(item)) }
+            message: { key: String(record["transaction_id"]), value: utf8Bytes(JSON.stringify(item)) }
           })
         }
         const outcomes = yield* idempotency
