@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber } from "effect"
+import { Cause, Deferred, Effect, Either, Exit, Fiber } from "effect"
 import { EventLogError } from "../src/domain/errors.js"
 import { type EventLog, type LogMessage, makeMemoryEventLog } from "../src/layers/EventLog.js"
 import {
@@ -19,24 +19,26 @@ const record = (id: string, content = "same"): ClaimedRecord => ({
 
 /**
  * An embedded log that records every produce call; while `gated`, a produce call signals `entered` and waits
- * for `open`, so a test can queue calls behind it without sleeping. Fails the next `failures` produce calls.
+ * for `open`, so a test can queue calls behind it without sleeping. Fails the next `failures` produce calls,
+ * and the `failCall`-th one (counting from 1).
  */
 const instrumentedLog = Effect.gen(function* () {
   const base = yield* makeMemoryEventLog(2)
   const entered = yield* Deferred.make<void>()
   const open = yield* Deferred.make<void>()
   const produced: Array<{ topic: string; keys: ReadonlyArray<string> }> = []
-  const state = { gated: true, failures: 0 }
+  const state = { gated: true, failures: 0, failCall: 0 }
   const log: EventLog = {
     ...base,
     produce: (topic: string, messages: ReadonlyArray<LogMessage>) =>
       Effect.gen(function* () {
         produced.push({ topic, keys: messages.map((message) => message.key) })
+        const callNumber = produced.length
         if (state.gated) {
           yield* Deferred.succeed(entered, undefined)
           yield* Deferred.await(open)
         }
-        if (state.failures > 0) {
+        if (state.failures > 0 || callNumber === state.failCall) {
           state.failures--
           return yield* new EventLogError({ operation: "produce", cause: "broker not available" })
         }
@@ -172,6 +174,49 @@ describe("record publisher", () => {
           ["t.dlq", "dead-2"]
         ]
       )
+    })
+  )
+
+  it.effect(
+    "a call whose records were all sent before is answered without joining a produce that fails",
+    () =>
+      Effect.gen(function* () {
+        const { log, entered, open, state } = yield* instrumentedLog
+        const publisher = makeRecordPublisher(log, makeMemoryIdempotencyStore(), options)
+        state.gated = false
+        yield* publisher.publishOnce("t", [record("sent-before")], lifetimes)
+        state.gated = true
+        const first = yield* Effect.fork(Effect.either(publisher.publishOnce("t", [record("r1")], lifetimes)))
+        yield* Deferred.await(entered)
+        state.failCall = 3
+        const retry = yield* Effect.fork(publisher.publishOnce("t", [record("sent-before")], lifetimes))
+        const failing = yield* Effect.fork(
+          Effect.either(publisher.publishOnce("t", [record("r2")], lifetimes))
+        )
+        while ((yield* publisher.pendingRecords) < 3) yield* Effect.yieldNow()
+        yield* Deferred.succeed(open, undefined)
+        yield* Fiber.join(first)
+        assert.deepStrictEqual(yield* Fiber.join(retry), ["done"])
+        const failed = yield* Fiber.join(failing)
+        assert.isTrue(Either.isLeft(failed) && failed.left._tag === "EventLogError")
+      })
+  )
+
+  it.effect("a store that throws mid-round fails that round's callers instead of leaving them waiting", () =>
+    Effect.gen(function* () {
+      const { log, state } = yield* instrumentedLog
+      state.gated = false
+      const base = makeMemoryIdempotencyStore()
+      const throwing: IdempotencyStore = {
+        ...base,
+        complete: () => Effect.die(new Error("store bug"))
+      }
+      const publisher = makeRecordPublisher(log, throwing, options)
+      const outcome = yield* Effect.exit(publisher.publishOnce("t", [record("d1")], lifetimes))
+      assert.isTrue(Exit.isFailure(outcome) && Cause.isDie(outcome.cause))
+      assert.strictEqual(yield* publisher.pendingRecords, 0)
+      const next = yield* Effect.exit(publisher.publishOnce("t", [record("d2")], lifetimes))
+      assert.isTrue(Exit.isFailure(next), "the sender restarts for the next call")
     })
   )
 

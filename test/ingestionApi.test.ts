@@ -455,6 +455,25 @@ describe.each(["native", "platform"] as const)("served %s", (server) => {
       }
     })
 
+    it("finishes a request waiting for Kafka before it stops", async () => {
+      const gated = await gatedLog(await Effect.runPromise(makeMemoryEventLog(2)))
+      const stopping = await startIngestionApi({ server, log: gated.log })
+      const waiting = postWithKey(`${stopping.url}/v1/transactions`, transactionJson({ event_id: "drain-1" }))
+      await gated.entered()
+      let closed = false
+      const closing = stopping.close().then(() => {
+        closed = true
+      })
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(closed).toBe(false)
+      await gated.open()
+      const answer = await waiting
+      expect(answer.status).toBe(202)
+      expect((await bodyOf(answer)).accepted).toBe(1)
+      await closing
+      expect(await topicTexts(gated.log, "transactions")).toHaveLength(1)
+    })
+
     it("answers 503 when Kafka fails, and the retry is accepted (the ids were released)", async () => {
       const base = await Effect.runPromise(makeMemoryEventLog(2))
       let failures = 1

@@ -158,27 +158,32 @@ export const makeRecordPublisher = (
   const claimedEntries = (call: PendingCall, outcomes: ReadonlyArray<ClaimOutcome>) =>
     call.records.filter((_, index) => outcomes[index] === "claimed").map((record) => record.claim)
 
-  const sendRound = Effect.suspend(() =>
+  /** One round over `calls`: claim, send what may be sent, release or complete, then settle every call. */
+  const runRound = (calls: ReadonlyArray<PendingCall>) =>
     Effect.gen(function* () {
-      const calls = takeNextCalls()
       const claims = yield* claimAll(calls)
-      const results = new Map<PendingCall, Exit.Exit<ReadonlyArray<ClaimOutcome>, PublishFailure>>()
-      const toRelease: Array<IdempotencyEntry> = []
-      const sending: Array<{ call: PendingCall; outcomes: ReadonlyArray<ClaimOutcome> }> = []
+      const results = new Map<PendingCall, CallExit>()
+      const blockedClaims: Array<IdempotencyEntry> = []
+      const toProduce: Array<{ call: PendingCall; outcomes: ReadonlyArray<ClaimOutcome> }> = []
       for (const call of calls) {
         const claimed = claims.get(call)
         if (claimed === undefined) {
-          sending.push({ call, outcomes: call.records.map(() => "claimed") })
+          toProduce.push({ call, outcomes: call.records.map(() => "claimed") })
         } else if (Either.isLeft(claimed)) {
           results.set(call, Exit.fail(claimed.left))
         } else if (claimed.right.some(isBlocked)) {
-          toRelease.push(...claimedEntries(call, claimed.right))
+          blockedClaims.push(...claimedEntries(call, claimed.right))
+          results.set(call, Exit.succeed(claimed.right))
+        } else if (!claimed.right.includes("claimed")) {
           results.set(call, Exit.succeed(claimed.right))
         } else {
-          sending.push({ call, outcomes: claimed.right })
+          toProduce.push({ call, outcomes: claimed.right })
         }
       }
-      const byTopic = [...groupBy(sending, (entry) => entry.call.topic)]
+      // Freed before the produce, so other requests for those ids are not kept waiting on it.
+      if (blockedClaims.length > 0) yield* Effect.ignore(idempotency.release(blockedClaims))
+      const byTopic = [...groupBy(toProduce, (entry) => entry.call.topic)]
+      const failedClaims: Array<IdempotencyEntry> = []
       const toComplete: Array<{ call: PendingCall; entries: ReadonlyArray<IdempotencyEntry> }> = []
       yield* Effect.forEach(
         byTopic,
@@ -201,11 +206,8 @@ export const makeRecordPublisher = (
                   toComplete.push({ call, entries })
                   results.set(call, Exit.succeed(outcomes))
                 } else {
-                  toRelease.push(...entries)
-                  results.set(
-                    call,
-                    Exit.mapBoth(exit, { onFailure: (error) => error, onSuccess: () => outcomes })
-                  )
+                  failedClaims.push(...entries)
+                  results.set(call, Exit.as(exit, outcomes))
                 }
               }
             }
@@ -213,12 +215,12 @@ export const makeRecordPublisher = (
         // One topic (the usual case) needs no forked fiber.
         { concurrency: byTopic.length > 1 ? "unbounded" : 1, discard: true }
       )
-      if (toRelease.length > 0) yield* Effect.ignore(idempotency.release(toRelease))
+      if (failedClaims.length > 0) yield* Effect.ignore(idempotency.release(failedClaims))
       for (const [doneTtl, group] of groupBy(toComplete, ({ call }) => call.lifetimes?.doneTtlMillis ?? 0)) {
         const entries = group.flatMap(({ entries }) => entries)
         if (entries.length === 0) continue
-        // The records are in the log: a completion that fails leaves the claims pending until their TTL,
-        // which refuses a retry as in_progress for that long, never sends a record twice.
+        // The records are in the log. A completion that fails leaves their claims pending: a retry within the
+        // pending TTL is refused as in_progress; after it the id can be claimed and sent again.
         yield* idempotency
           .complete(entries, doneTtl)
           .pipe(
@@ -232,8 +234,17 @@ export const makeRecordPublisher = (
       for (const call of calls) {
         settle(call, results.get(call) ?? Exit.die(new Error("a publish call got no result in its round")))
       }
-    })
-  )
+    }).pipe(
+      // A defect mid-round (a store or log that throws) must not strand the round's callers: they fail with
+      // it. Their claims are left to expire, since the produce may have gone through.
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          if (Exit.isFailure(exit)) for (const call of calls) settle(call, Exit.failCause(exit.cause))
+        })
+      )
+    )
+
+  const sendRound = Effect.suspend(() => runRound(takeNextCalls()))
 
   /** True when nothing is waiting; then no round is in flight any more (checked and cleared in one step). */
   const finished = Effect.sync(() => {

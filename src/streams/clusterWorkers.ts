@@ -12,6 +12,9 @@ export class ClusterWorkerFailed extends Data.TaggedError("ClusterWorkerFailed")
   }
 }
 
+/** How long stopping waits for the workers before it kills them: their own drain allows 30 s. */
+const stopDeadlineMillis = 40_000
+
 /** A worker that dies sooner than this after its start is not replaced: the primary fails instead. */
 const crashLoopMillis = 5_000
 
@@ -20,7 +23,7 @@ const crashLoopMillis = 5_000
  * its share of the connections on the listening port the workers share), and keeps that many running: a
  * worker that exits is replaced, unless it died within 5 s of starting, which fails this effect with
  * {@link ClusterWorkerFailed}. On interruption (SIGTERM / SIGINT in `runMain`) every worker gets SIGTERM,
- * and this waits for all of them to exit, so each finishes its in-flight requests.
+ * and this waits for all of them to exit, so each finishes its in-flight requests (SIGKILL after 40 s).
  */
 export const runClusterWorkers = (count: number): Effect.Effect<never, ClusterWorkerFailed> =>
   Effect.async<never, ClusterWorkerFailed>((resume) => {
@@ -39,8 +42,14 @@ export const runClusterWorkers = (count: number): Effect.Effect<never, ClusterWo
       const workers = living()
       let left = workers.length
       if (left === 0) return onStopped()
+      // A worker still draining after this long is killed, so one stuck worker cannot hold the primary.
+      const deadline = setTimeout(() => {
+        for (const worker of workers) if (!worker.isDead()) worker.process.kill("SIGKILL")
+      }, stopDeadlineMillis)
       cluster.on("exit", () => {
-        if (--left === 0) onStopped()
+        if (--left > 0) return
+        clearTimeout(deadline)
+        onStopped()
       })
       for (const worker of workers) worker.process.kill("SIGTERM")
     }

@@ -46,6 +46,7 @@ import {
   PayloadTooLarge,
   payloadTooLarge,
   ServiceUnavailable,
+  serviceUnavailable,
   TooManyRequests,
   Unauthorized,
   UnsupportedMediaType,
@@ -245,7 +246,6 @@ const ingestThroughPlatform = (route: IngestRoute) =>
     const reply = yield* handler.handle({
       route,
       path: pathOf(request.url),
-      headers: request.headers,
       body: body.right,
       credentials: checked.right
     })
@@ -284,20 +284,40 @@ const writeReply = (response: ServerResponse, reply: IngestReply, closeAfter: bo
   response.end(text)
 }
 
+/** The native server's requests on the ingestion routes, and whether it is shutting down. */
+interface DrainState {
+  draining: boolean
+  inFlight: number
+  onDrained: (() => void) | undefined
+}
+
+const shuttingDown = serviceUnavailable("the API is shutting down; retry on a new connection")
+
 /**
  * The ingestion routes answered straight from the Node request: headers checked, the body collected within
  * `maxBodyBytes`, then the handler run in its own uninterruptible fiber. Answers `true` when the request was
- * one of the routes (and is now being answered), `false` to leave it to the platform.
+ * one of the routes (and is now being answered), `false` to leave it to the platform. A request counts as in
+ * flight from here until its response closed, so a shutdown waits for it.
  */
 const makeNativeIngestion =
-  (handler: IngestionHandler, maxBodyBytes: number, runFork: (effect: Effect.Effect<void>) => void) =>
+  (
+    handler: IngestionHandler,
+    maxBodyBytes: number,
+    run: (effect: Effect.Effect<void>) => void,
+    state: DrainState
+  ) =>
   (request: IncomingMessage, response: ServerResponse): boolean => {
     const url = request.url ?? ""
     const route = request.method === "POST" ? ingestRouteOf(url) : undefined
     if (route === undefined) return false
+    state.inFlight++
+    response.once("close", () => {
+      if (--state.inFlight === 0 && state.draining) state.onDrained?.()
+    })
     const checked = handler.checkHeaders(request.headers)
     if (Either.isLeft(checked)) {
-      writeReply(response, checked.left, false)
+      // The body is not read: closing the connection spares reading and discarding it.
+      writeReply(response, checked.left, true)
       return true
     }
     const chunks: Array<Buffer> = []
@@ -316,54 +336,27 @@ const makeNativeIngestion =
       if (size > maxBodyBytes) return
       const body =
         chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")
-      runFork(
-        handler
-          .handle({ route, path: pathOf(url), headers: request.headers, body, credentials: checked.right })
-          .pipe(
-            Effect.uninterruptible,
-            Effect.exit,
-            Effect.flatMap((exit) => {
-              if (Exit.isSuccess(exit)) return Effect.sync(() => writeReply(response, exit.value, false))
-              return Effect.logError("ingestion request failed").pipe(
-                Effect.annotateLogs({ route, cause: String(exit.cause) }),
-                Effect.zipRight(
-                  Effect.sync(() => {
-                    response.writeHead(500)
-                    response.end()
-                  })
-                )
+      run(
+        handler.handle({ route, path: pathOf(url), body, credentials: checked.right }).pipe(
+          Effect.uninterruptible,
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            if (Exit.isSuccess(exit)) return Effect.sync(() => writeReply(response, exit.value, false))
+            return Effect.logError("ingestion request failed").pipe(
+              Effect.annotateLogs({ route, cause: String(exit.cause) }),
+              Effect.zipRight(
+                Effect.sync(() => {
+                  response.writeHead(500)
+                  response.end()
+                })
               )
-            })
-          )
+            )
+          })
+        )
       )
     })
     return true
   }
-
-/**
- * Runs request fibers on the current runtime and, when the scope closes, waits until the last one finished
- * (they are uninterruptible: a request whose ids are claimed completes or releases them).
- */
-const inFlightRunner = Effect.gen(function* () {
-  const runtime = yield* Effect.runtime<never>()
-  const runCallback = Runtime.runCallback(runtime)
-  let inFlight = 0
-  let onDrained: (() => void) | undefined
-  yield* Effect.addFinalizer(() =>
-    Effect.async<void>((resume) => {
-      if (inFlight === 0) resume(Effect.void)
-      else onDrained = () => resume(Effect.void)
-    })
-  )
-  return (effect: Effect.Effect<void>) => {
-    inFlight++
-    runCallback(effect, {
-      onExit: () => {
-        if (--inFlight === 0) onDrained?.()
-      }
-    })
-  }
-})
 
 /**
  * An `HttpServer` on node:http whose two POST ingestion routes are answered straight from the Node request
@@ -379,17 +372,51 @@ export const layerNativeIngestionServer = (options: ListenOptions) =>
       const settings = yield* IngestionApiConfig
       const server = createServer()
       const platformServer = yield* NodeHttpServer.make(() => server, options)
-      const runFork = yield* inFlightRunner
-      const ingestNatively = makeNativeIngestion(handler, settings.maxBodyBytes, runFork)
+      const state: DrainState = { draining: false, inFlight: 0, onDrained: undefined }
+      // Runs before the platform's close: stop accepting, answer 503 on open connections, wait for the
+      // ingestion requests in flight (uninterruptible: claimed ids get completed or released), then close.
+      yield* Effect.addFinalizer(() =>
+        Effect.async<void>((resume) => {
+          state.draining = true
+          server.close()
+          server.closeIdleConnections()
+          if (state.inFlight === 0) resume(Effect.void)
+          else state.onDrained = () => resume(Effect.void)
+        }).pipe(
+          Effect.timeoutTo({
+            duration: "30 seconds",
+            onSuccess: () => Effect.void,
+            onTimeout: () =>
+              Effect.logWarning("ingestion requests still in flight after 30 s of shutdown").pipe(
+                Effect.annotateLogs({ requests: state.inFlight })
+              )
+          }),
+          Effect.flatten,
+          Effect.zipRight(Effect.sync(() => server.closeAllConnections()))
+        )
+      )
+      const runCallback = Runtime.runCallback(yield* Effect.runtime<never>())
+      const ingestNatively = makeNativeIngestion(
+        handler,
+        settings.maxBodyBytes,
+        (effect) => runCallback(effect),
+        state
+      )
       return HttpServer.make({
         address: platformServer.address,
         serve: (app, middleware?) =>
           Effect.gen(function* () {
             const platformHandler = yield* NodeHttpServer.makeHandler(app, middleware as never)
             const listener = (request: IncomingMessage, response: ServerResponse) => {
-              if (!ingestNatively(request, response)) platformHandler(request, response)
+              if (state.draining) writeReply(response, shuttingDown, true)
+              else if (!ingestNatively(request, response)) platformHandler(request, response)
             }
-            yield* Effect.addFinalizer(() => Effect.sync(() => server.off("request", listener)))
+            // The listener stays: while the server drains it answers 503 instead of leaving requests unanswered.
+            yield* Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                state.draining = true
+              })
+            )
             server.on("request", listener)
           })
       })

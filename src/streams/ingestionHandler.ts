@@ -111,7 +111,6 @@ export interface IngestionHandler {
   readonly handle: (request: {
     readonly route: IngestRoute
     readonly path: string
-    readonly headers: IngestHeaders
     readonly body: string
     readonly credentials: IngestCredentials
   }) => Effect.Effect<IngestReply>
@@ -131,6 +130,10 @@ const errorReply = <A extends { readonly _tag: string }, I>(
 /** The 401 answer with `message`. */
 export const unauthorized = (message: string): IngestReply =>
   errorReply(Unauthorized, 401, new Unauthorized({ message }))
+
+/** The 503 answer with `message`, asking to retry after 5 s. */
+export const serviceUnavailable = (message: string): IngestReply =>
+  errorReply(ServiceUnavailable, 503, new ServiceUnavailable({ message }), { "retry-after": "5" })
 
 /** The 413 answer with `message`. */
 export const payloadTooLarge = (message: string): IngestReply =>
@@ -426,26 +429,12 @@ export const makeIngestionHandler = (
                 })
               )
             case "IdempotencyStoreError":
-              return Effect.succeed(
-                errorReply(
-                  ServiceUnavailable,
-                  503,
-                  new ServiceUnavailable({ message: `idempotency store: ${error.message}` }),
-                  { "retry-after": "5" }
-                )
-              )
+              return Effect.succeed(serviceUnavailable(`idempotency store: ${error.message}`))
             default:
               return Effect.logWarning("event log refused an ingestion request").pipe(
                 Effect.annotateLogs({ topic, records: toSend.length, error: error.message }),
                 Effect.zipRight(observeRecords(topic, "unavailable", items.length)),
-                Effect.as(
-                  errorReply(
-                    ServiceUnavailable,
-                    503,
-                    new ServiceUnavailable({ message: "the event log did not acknowledge the records" }),
-                    { "retry-after": "5" }
-                  )
-                )
+                Effect.as(serviceUnavailable("the event log did not acknowledge the records"))
               )
           }
         },
