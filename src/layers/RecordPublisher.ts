@@ -70,11 +70,17 @@ type PublishFailure = EventLogError | IdempotencyStoreError
 
 type CallExit = Exit.Exit<ReadonlyArray<ClaimOutcome>, PublishFailure>
 
+/** What a `publishOnce` call claims: one entry per message, and how long the claims live. */
+interface Claiming {
+  readonly claims: ReadonlyArray<IdempotencyEntry>
+  readonly lifetimes: ClaimLifetimes
+}
+
 interface PendingCall {
   readonly topic: string
-  readonly records: ReadonlyArray<ClaimedRecord>
+  readonly messages: ReadonlyArray<LogMessage>
   /** Absent for a plain publish. */
-  readonly lifetimes: ClaimLifetimes | undefined
+  readonly claiming: Claiming | undefined
   /** The result, when the round settled the call before its caller started waiting. */
   exit: CallExit | undefined
   /** The waiting caller. */
@@ -109,7 +115,7 @@ export const makeRecordPublisher = (
   const settle = (call: PendingCall, exit: CallExit) => {
     if (call.exit !== undefined) return
     call.exit = exit
-    pendingRecords -= call.records.length
+    pendingRecords -= call.messages.length
     call.resume?.(exit)
   }
 
@@ -117,7 +123,7 @@ export const makeRecordPublisher = (
     let records = 0
     let count = 0
     while (count < waiting.length) {
-      const size = waiting[count]?.records.length ?? 0
+      const size = waiting[count]?.messages.length ?? 0
       if (count > 0 && records + size > options.maxRecordsPerSend) break
       records += size
       count++
@@ -134,17 +140,20 @@ export const makeRecordPublisher = (
         PendingCall,
         Either.Either<ReadonlyArray<ClaimOutcome>, IdempotencyStoreError>
       >()
-      const claiming = calls.filter((call) => call.lifetimes !== undefined)
-      for (const [pendingTtl, group] of groupBy(claiming, (call) => call.lifetimes?.pendingTtlMillis ?? 0)) {
+      const claiming = calls.filter((call) => call.claiming !== undefined)
+      for (const [pendingTtl, group] of groupBy(
+        claiming,
+        (call) => call.claiming?.lifetimes.pendingTtlMillis ?? 0
+      )) {
         const claimed = yield* Effect.either(
           idempotency.claim(
-            group.flatMap((call) => call.records.map((record) => record.claim)),
+            group.flatMap((call) => call.claiming?.claims ?? []),
             pendingTtl
           )
         )
         let position = 0
         for (const call of group) {
-          const count = call.records.length
+          const count = call.messages.length
           outcomes.set(
             call,
             Either.map(claimed, (all) => all.slice(position, position + count))
@@ -156,7 +165,7 @@ export const makeRecordPublisher = (
     })
 
   const claimedEntries = (call: PendingCall, outcomes: ReadonlyArray<ClaimOutcome>) =>
-    call.records.filter((_, index) => outcomes[index] === "claimed").map((record) => record.claim)
+    call.claiming?.claims.filter((_, index) => outcomes[index] === "claimed") ?? []
 
   /** One round over `calls`: claim, send what may be sent, release or complete, then settle every call. */
   const runRound = (calls: ReadonlyArray<PendingCall>) =>
@@ -168,7 +177,7 @@ export const makeRecordPublisher = (
       for (const call of calls) {
         const claimed = claims.get(call)
         if (claimed === undefined) {
-          toProduce.push({ call, outcomes: call.records.map(() => "claimed") })
+          toProduce.push({ call, outcomes: call.messages.map(() => "claimed") })
         } else if (Either.isLeft(claimed)) {
           results.set(call, Exit.fail(claimed.left))
         } else if (claimed.right.some(isBlocked)) {
@@ -193,15 +202,13 @@ export const makeRecordPublisher = (
               log.produce(
                 topic,
                 group.flatMap(({ call, outcomes }) =>
-                  call.records
-                    .filter((_, index) => outcomes[index] === "claimed")
-                    .map((record) => record.message)
+                  call.messages.filter((_, index) => outcomes[index] === "claimed")
                 )
               )
             ),
             (exit) => {
               for (const { call, outcomes } of group) {
-                const entries = call.lifetimes === undefined ? [] : claimedEntries(call, outcomes)
+                const entries = claimedEntries(call, outcomes)
                 if (Exit.isSuccess(exit)) {
                   toComplete.push({ call, entries })
                   results.set(call, Exit.succeed(outcomes))
@@ -216,7 +223,10 @@ export const makeRecordPublisher = (
         { concurrency: byTopic.length > 1 ? "unbounded" : 1, discard: true }
       )
       if (failedClaims.length > 0) yield* Effect.ignore(idempotency.release(failedClaims))
-      for (const [doneTtl, group] of groupBy(toComplete, ({ call }) => call.lifetimes?.doneTtlMillis ?? 0)) {
+      for (const [doneTtl, group] of groupBy(
+        toComplete,
+        ({ call }) => call.claiming?.lifetimes.doneTtlMillis ?? 0
+      )) {
         const entries = group.flatMap(({ entries }) => entries)
         if (entries.length === 0) continue
         // The records are in the log. A completion that fails leaves their claims pending: a retry within the
@@ -275,18 +285,18 @@ export const makeRecordPublisher = (
 
   const submit = (
     topic: string,
-    records: ReadonlyArray<ClaimedRecord>,
-    lifetimes: ClaimLifetimes | undefined
+    messages: ReadonlyArray<LogMessage>,
+    claiming: Claiming | undefined
   ): Effect.Effect<ReadonlyArray<ClaimOutcome>, PublishFailure | PublisherOverloaded> =>
     Effect.suspend((): Effect.Effect<ReadonlyArray<ClaimOutcome>, PublishFailure | PublisherOverloaded> => {
-      if (records.length === 0) return Effect.succeed([])
-      if (pendingRecords > 0 && pendingRecords + records.length > options.maxPendingRecords) {
+      if (messages.length === 0) return Effect.succeed([])
+      if (pendingRecords > 0 && pendingRecords + messages.length > options.maxPendingRecords) {
         return Effect.fail(
           new PublisherOverloaded({ pendingRecords, maxPendingRecords: options.maxPendingRecords })
         )
       }
-      pendingRecords += records.length
-      const call: PendingCall = { topic, records, lifetimes, exit: undefined, resume: undefined }
+      pendingRecords += messages.length
+      const call: PendingCall = { topic, messages, claiming, exit: undefined, resume: undefined }
       waiting.push(call)
       const result = Effect.async<ReadonlyArray<ClaimOutcome>, PublishFailure>((resume) => {
         if (call.exit === undefined) call.resume = resume
@@ -297,15 +307,18 @@ export const makeRecordPublisher = (
       return Effect.zipRight(sendAllWaiting, result)
     })
 
-  const unclaimed: IdempotencyEntry = { key: "", fingerprint: "" }
   return {
     publish: (topic, messages) =>
+      submit(topic, messages, undefined).pipe(
+        Effect.asVoid,
+        Effect.catchTag("IdempotencyStoreError", Effect.die)
+      ),
+    publishOnce: (topic, records, lifetimes) =>
       submit(
         topic,
-        messages.map((message) => ({ claim: unclaimed, message })),
-        undefined
-      ).pipe(Effect.asVoid, Effect.catchTag("IdempotencyStoreError", Effect.die)),
-    publishOnce: (topic, records, lifetimes) => submit(topic, records, lifetimes),
+        records.map((record) => record.message),
+        { claims: records.map((record) => record.claim), lifetimes }
+      ),
     pendingRecords: Effect.sync(() => pendingRecords)
   }
 }

@@ -406,7 +406,9 @@ export const layerNativeIngestionServer = (options: ListenOptions) =>
         address: platformServer.address,
         serve: (app, middleware?) =>
           Effect.gen(function* () {
-            const platformHandler = yield* NodeHttpServer.makeHandler(app, middleware as never)
+            const platformHandler = yield* middleware === undefined
+              ? NodeHttpServer.makeHandler(app)
+              : NodeHttpServer.makeHandler(app, middleware)
             const listener = (request: IncomingMessage, response: ServerResponse) => {
               if (state.draining) writeReply(response, shuttingDown, true)
               else if (!ingestNatively(request, response)) platformHandler(request, response)
