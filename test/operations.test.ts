@@ -4,7 +4,9 @@ import { makeReadiness, startOperationsServer } from "../src/streams/operationsS
 import {
   batchesCommitted,
   batchLatencySeconds,
+  eventToCommitSeconds,
   observeBatch,
+  observeEventLatencies,
   observeLag,
   observeStateSize,
   recordsConsumed,
@@ -115,6 +117,17 @@ describe("renderPrometheus", () => {
         "# TYPE recon_test_active gauge",
         "recon_test_active 3"
       ])
+    })
+  )
+
+  it.effect("observeEventLatencies adds every record's append-to-commit time to the summary", () =>
+    Effect.gen(function* () {
+      const before = yield* Metric.value(eventToCommitSeconds)
+      yield* observeEventLatencies([9_000, 9_750, 12_000], 10_000)
+      const after = yield* Metric.value(eventToCommitSeconds)
+      assert.strictEqual(after.count - before.count, 3)
+      assert.closeTo(after.sum - before.sum, 1 + 0.25 + 0, 1e-9)
+      assert.strictEqual(after.max, Math.max(before.max, 1))
     })
   )
 
