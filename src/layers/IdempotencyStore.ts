@@ -106,7 +106,15 @@ export const makeMemoryIdempotencyStore = (): IdempotencyStore => {
   }
 }
 
-const claimScript = `
+/** A Lua script and its SHA-1, the name EVALSHA calls it by. */
+interface LuaScript {
+  readonly text: string
+  readonly sha: string
+}
+
+const luaScript = (text: string): LuaScript => ({ text, sha: createHash("sha1").update(text).digest("hex") })
+
+const claimScript = luaScript(`
 local outcomes = {}
 for i, key in ipairs(KEYS) do
   local fingerprint = ARGV[i + 1]
@@ -126,9 +134,9 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-return outcomes`
+return outcomes`)
 
-const completeScript = `
+const completeScript = luaScript(`
 for i, key in ipairs(KEYS) do
   local fingerprint = ARGV[i + 1]
   local current = redis.call('GET', key)
@@ -136,13 +144,13 @@ for i, key in ipairs(KEYS) do
     redis.call('SET', key, 'd:' .. fingerprint, 'PX', ARGV[1])
   end
 end
-return 1`
+return 1`)
 
-const releaseScript = `
+const releaseScript = luaScript(`
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == 'p:' .. ARGV[i] then redis.call('DEL', key) end
 end
-return 1`
+return 1`)
 
 /** Keys per script call: one round trip carries many keys without one huge script invocation. */
 const keysPerCall = 500
@@ -153,21 +161,17 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray
   return chunks
 }
 
-const scriptShas = new Map<string, string>()
-
 /** Runs a script by its SHA-1 (EVALSHA), sending its text only when Redis does not know it yet. */
 const evalCached = async (
   client: Redis,
-  script: string,
+  script: LuaScript,
   [keyCount, ...keysAndArgs]: [number, ...Array<string>]
 ): Promise<unknown> => {
-  const sha = scriptShas.get(script) ?? createHash("sha1").update(script).digest("hex")
-  scriptShas.set(script, sha)
   try {
-    return await client.evalsha(sha, keyCount, ...keysAndArgs)
+    return await client.evalsha(script.sha, keyCount, ...keysAndArgs)
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error
-    return await client.eval(script, keyCount, ...keysAndArgs)
+    return await client.eval(script.text, keyCount, ...keysAndArgs)
   }
 }
 
@@ -193,7 +197,7 @@ const claimOutcomes = (reply: unknown, count: number): ReadonlyArray<ClaimOutcom
 export const makeRedisIdempotencyStore = (client: Redis, prefix: string): IdempotencyStore => {
   const runChunk = (
     operation: string,
-    script: string,
+    script: LuaScript,
     chunk: ReadonlyArray<IdempotencyEntry>,
     head: Array<string>
   ) =>
@@ -210,7 +214,7 @@ export const makeRedisIdempotencyStore = (client: Redis, prefix: string): Idempo
   /** Every chunk at once: the client pipelines them into one write instead of a round trip each. */
   const run = (
     operation: string,
-    script: string,
+    script: LuaScript,
     entries: ReadonlyArray<IdempotencyEntry>,
     head: Array<string>
   ) =>

@@ -45,6 +45,7 @@ import {
   makeIngestionHandler,
   PayloadTooLarge,
   payloadTooLarge,
+  requestPathOf,
   ServiceUnavailable,
   serviceUnavailable,
   TooManyRequests,
@@ -216,11 +217,6 @@ export class IngestionApi extends HttpApi.make("ingestion")
     "Send one record or an array of records. A request is accepted whole (202, every record acknowledged by Kafka) or refused whole (4xx or 503, nothing sent). Idempotent on event_id / signal_id. Authenticate with an API key (Authorization: Bearer <key> or X-Api-Key) or, for partners, X-Partner-Id and X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of `t.path.body`>."
   ) {}
 
-const pathOf = (url: string): string => {
-  const query = url.indexOf("?")
-  return query === -1 ? url : url.slice(0, query)
-}
-
 const toResponse = (reply: IngestReply) =>
   HttpServerResponse.unsafeJson(
     reply.body,
@@ -235,17 +231,18 @@ const ingestThroughPlatform = (route: IngestRoute) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const checked = handler.checkHeaders(request.headers)
     if (Either.isLeft(checked)) return toResponse(checked.left)
-    const tooLarge = payloadTooLarge(`the body is larger than ${settings.maxBodyBytes} bytes or was cut off`)
     const body = yield* request.text.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(FileSystem.Size(settings.maxBodyBytes))),
       Effect.either
     )
     if (Either.isLeft(body) || Buffer.byteLength(body.right, "utf8") > settings.maxBodyBytes) {
-      return toResponse(tooLarge)
+      return toResponse(
+        payloadTooLarge(`the body is larger than ${settings.maxBodyBytes} bytes or was cut off`)
+      )
     }
     const reply = yield* handler.handle({
       route,
-      path: pathOf(request.url),
+      path: requestPathOf(request.url),
       body: body.right,
       credentials: checked.right
     })
@@ -307,8 +304,8 @@ const makeNativeIngestion =
     state: DrainState
   ) =>
   (request: IncomingMessage, response: ServerResponse): boolean => {
-    const url = request.url ?? ""
-    const route = request.method === "POST" ? ingestRouteOf(url) : undefined
+    const path = requestPathOf(request.url ?? "")
+    const route = request.method === "POST" ? ingestRouteOf(path) : undefined
     if (route === undefined) return false
     state.inFlight++
     response.once("close", () => {
@@ -337,7 +334,7 @@ const makeNativeIngestion =
       const body =
         chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")
       run(
-        handler.handle({ route, path: pathOf(url), body, credentials: checked.right }).pipe(
+        handler.handle({ route, path, body, credentials: checked.right }).pipe(
           Effect.uninterruptible,
           Effect.exit,
           Effect.flatMap((exit) => {

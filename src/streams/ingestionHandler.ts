@@ -71,16 +71,15 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
 /** The ingestion routes. */
 export type IngestRoute = "transactions" | "fraudSignals"
 
-/** The route of a request path (query string ignored), if it is one of the ingestion routes. */
-export const ingestRouteOf = (url: string): IngestRoute | undefined => {
+/** A request URL's path as sent (query string cut off, nothing normalised): what partners sign. */
+export const requestPathOf = (url: string): string => {
   const query = url.indexOf("?")
-  const path = query === -1 ? url : url.slice(0, query)
-  return path === "/v1/transactions"
-    ? "transactions"
-    : path === "/v1/fraud-signals"
-      ? "fraudSignals"
-      : undefined
+  return query === -1 ? url : url.slice(0, query)
 }
+
+/** The ingestion route of a request path ({@link requestPathOf}), if it is one. */
+export const ingestRouteOf = (path: string): IngestRoute | undefined =>
+  path === "/v1/transactions" ? "transactions" : path === "/v1/fraud-signals" ? "fraudSignals" : undefined
 
 /** Request headers, lower-case names, as Node and the platform both give them. */
 export type IngestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
