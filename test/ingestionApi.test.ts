@@ -4,6 +4,7 @@ import * as fc from "fast-check"
 import { signRequest } from "../src/domain/apiAuth.js"
 import { EventLogError } from "../src/domain/errors.js"
 import { type EventLog, makeMemoryEventLog } from "../src/layers/EventLog.js"
+import { makeMemoryIdempotencyStore } from "../src/layers/IdempotencyStore.js"
 import { signalJson, transactionJson } from "./support/fixtures.js"
 import {
   partnerSecret,
@@ -452,6 +453,32 @@ describe.each(["native", "platform"] as const)("served %s", (server) => {
         expect(await topicTexts(slow.log, "transactions")).toHaveLength(4)
       } finally {
         await slow.close()
+      }
+    })
+
+    it("answers 500 when the idempotency store breaks, and logs the cause without the card number in it", async () => {
+      const pan = "4111111111111111"
+      const logLines: Array<string> = []
+      const broken = await startIngestionApi({
+        server,
+        logLines,
+        idempotency: {
+          ...makeMemoryIdempotencyStore(),
+          claim: () => Effect.die(new Error(`store bug while holding ${pan}`))
+        }
+      })
+      try {
+        const response = await postWithKey(
+          `${broken.url}/v1/transactions`,
+          transactionJson({ event_id: "broken-1" })
+        )
+        expect(response.status).toBe(500)
+        await response.arrayBuffer()
+        const logged = logLines.join("\n")
+        if (server === "native") expect(logged).toContain("ingestion request failed")
+        expect(logged).not.toContain(pan)
+      } finally {
+        await broken.close()
       }
     })
 

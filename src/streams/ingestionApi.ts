@@ -32,6 +32,7 @@ import {
   parseApiKeyEntries,
   parsePartnerSecrets
 } from "../domain/apiAuth.js"
+import { redactCardNumbersInText } from "../domain/card.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { IdempotencyStoreService } from "../layers/IdempotencyStore.js"
 import { RecordPublisherService } from "../layers/RecordPublisher.js"
@@ -340,7 +341,7 @@ const makeNativeIngestion =
           Effect.flatMap((exit) => {
             if (Exit.isSuccess(exit)) return Effect.sync(() => writeReply(response, exit.value, false))
             return Effect.logError("ingestion request failed").pipe(
-              Effect.annotateLogs({ route, cause: String(exit.cause) }),
+              Effect.annotateLogs({ route, cause: redactCardNumbersInText(String(exit.cause)) }),
               Effect.zipRight(
                 Effect.sync(() => {
                   response.writeHead(500)

@@ -2,7 +2,7 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import { Effect, Layer, Logger, ManagedRuntime, Stream } from "effect"
 import {
   type ApiKeyEntry,
   hashApiKey,
@@ -11,7 +11,7 @@ import {
   signRequest
 } from "../../src/domain/apiAuth.js"
 import { type EventLog, EventLogService, makeMemoryEventLog } from "../../src/layers/EventLog.js"
-import { IdempotencyStoreService } from "../../src/layers/IdempotencyStore.js"
+import { type IdempotencyStore, IdempotencyStoreService } from "../../src/layers/IdempotencyStore.js"
 import { RecordPublisherService } from "../../src/layers/RecordPublisher.js"
 import {
   defaultIngestionLimits,
@@ -53,6 +53,10 @@ export const startIngestionApi = async (
     readonly maxPendingRecords?: number
     readonly settings?: Partial<IngestionApiSettings>
     readonly server?: ApiServerKind
+    /** Instead of the memory idempotency store. */
+    readonly idempotency?: IdempotencyStore
+    /** Receives every line the API logs (logfmt) instead of the console. */
+    readonly logLines?: Array<string>
   } = {}
 ): Promise<RunningApi> => {
   const log = options.log ?? (await Effect.runPromise(makeMemoryEventLog(4)))
@@ -67,7 +71,9 @@ export const startIngestionApi = async (
     ),
     Layer.provideMerge(
       Layer.mergeAll(
-        IdempotencyStoreService.layerMemory,
+        options.idempotency === undefined
+          ? IdempotencyStoreService.layerMemory
+          : Layer.succeed(IdempotencyStoreService, options.idempotency),
         Layer.succeed(IngestionApiConfig, settings),
         Layer.succeed(EventLogService, log)
       )
@@ -81,7 +87,22 @@ export const startIngestionApi = async (
     ),
     Layer.provide(handlerLayer)
   )
-  const runtime = ManagedRuntime.make(layer)
+  const logLines = options.logLines
+  const runtime = ManagedRuntime.make(
+    logLines === undefined
+      ? layer
+      : layer.pipe(
+          Layer.provide(
+            Logger.replace(
+              Logger.defaultLogger,
+              Logger.map(Logger.logfmtLogger, (line) => {
+                logLines.push(line)
+              })
+            )
+          )
+        )
+  )
+
   const server = await runtime.runPromise(HttpServer.HttpServer)
   const address = server.address as HttpServer.TcpAddress | AddressInfo
   const port = "port" in address ? address.port : 0
