@@ -124,141 +124,152 @@ describe("final aggregate at scale: shards, passes, incremental and atomic publi
     for (const count of counts) assert.isAbove(count, 850)
   })
 
-  it.effect("three shards publish exactly the rows of one run, once the last shard is done", () =>
-    Effect.gen(function* () {
-      yield* seedRaw
-      yield* runBatchIndex
-      const single = yield* runFinalAggregateWith()
-      const expected = yield* finalRows
-      assert.strictEqual(expected.length, 60)
-      assert.isTrue(single.published)
-
-      yield* (yield* RawBucket).put(
-        "raw/transactions/dt=2026-11-25/extra.jsonl",
-        jsonLines(
-          transactionJson({ event_id: "e-new", transaction_id: "t-new", event_time: "2026-11-25T09:00:00Z" })
-        )
-      )
-      yield* runBatchIndex
-      const first = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
-      const second = yield* runFinalAggregateWith({ shard: { index: 2, count: 3 } })
-      assert.isFalse(first.published)
-      assert.isFalse(second.published)
-      assert.deepStrictEqual(yield* finalRows, expected, "readers still see the previous snapshot")
-      const third = yield* runFinalAggregateWith({ shard: { index: 1, count: 3 } })
-      assert.isTrue(third.published)
-      assert.strictEqual(first.rows + second.rows + third.rows, 61)
-      const sharded = yield* finalRows
-      const shardAgain = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
-      assert.strictEqual(shardAgain.filesWritten, 0, "a re-run of a shard rewrites nothing")
-      const whole = yield* runFinalAggregateWith({ passes: 4 })
-      assert.deepStrictEqual(yield* finalRows, sharded, "four passes in one worker: the same rows")
-      assert.strictEqual(
-        first.inputRowsRead + second.inputRowsRead + third.inputRowsRead,
-        whole.inputRowsRead,
-        "each shard reads only its own rows of the index: together they read the input once"
-      )
-      assert.isAbove(first.inputRowsRead, 0)
-      const bounded = yield* runFinalAggregateWith({ rowsPerPass: 60 })
-      assert.isAbove(bounded.passes, 3, "about 60 input rows per pass")
-      assert.deepStrictEqual(yield* finalRows, sharded)
-      assert.deepStrictEqual(
-        sharded.filter((row) => row.transaction_id !== "t-new"),
-        expected
-      )
-    }).pipe(Effect.provide(memoryLayers))
-  )
-
-  it.effect(
-    "a re-run rewrites only the partitions whose transactions changed; a moved row appears once",
-    () =>
+  describe.each([
+    ["JavaScript, parquetjs codec", "js", memoryLayers],
+    ["DuckDB SQL, DuckDB codec", "sql", Layer.merge(memoryLayers, Parquet.layer())]
+  ] as const)("%s", (_, engine, layers) => {
+    it.effect("three shards publish exactly the rows of one run, once the last shard is done", () =>
       Effect.gen(function* () {
         yield* seedRaw
         yield* runBatchIndex
-        const first = yield* runFinalAggregateWith()
-        assert.strictEqual(first.partitions, 5)
-        const again = yield* runFinalAggregateWith()
-        assert.strictEqual(again.filesWritten, 0)
-        assert.strictEqual(again.filesKept, first.filesWritten)
+        const single = yield* runFinalAggregateWith()
+        assert.strictEqual(single.engine, engine)
+        const expected = yield* finalRows
+        assert.strictEqual(expected.length, 60)
+        assert.isTrue(single.published)
 
-        // t-4 started on 2026-11-24; an earlier event moves it to 2026-11-19.
         yield* (yield* RawBucket).put(
-          "raw/transactions/dt=2026-11-19/late.jsonl",
+          "raw/transactions/dt=2026-11-25/extra.jsonl",
           jsonLines(
             transactionJson({
-              event_id: "e-4-early",
-              transaction_id: "t-4",
-              sequence: 0,
-              status: "authorized",
-              event_time: "2026-11-19T23:00:00Z"
+              event_id: "e-new",
+              transaction_id: "t-new",
+              event_time: "2026-11-25T09:00:00Z"
             })
           )
         )
         yield* runBatchIndex
-        const moved = yield* runFinalAggregateWith()
-        assert.strictEqual(moved.filesWritten, 2, "dt=2026-11-24 lost a row, dt=2026-11-19 is new")
-        assert.strictEqual(moved.filesKept, 4)
-        const rows = yield* finalRows
-        const t4 = rows.filter((row) => row.transaction_id === "t-4")
-        assert.strictEqual(t4.length, 1)
-        assert.strictEqual(t4[0]?.dt, "2026-11-19")
-        assert.strictEqual(rows.length, 60)
-      }).pipe(Effect.provide(memoryLayers))
-  )
-
-  it.effect("a crash while publishing leaves the previous snapshot readable and complete", () => {
-    let failManifests = false
-    const failingProcessed = Layer.effect(
-      ProcessedBucket,
-      Effect.map(
-        Effect.provide(ProcessedBucket, ProcessedBucket.layerMemory),
-        (store): ObjectStore => ({
-          ...store,
-          put: (key, body) =>
-            failManifests && key.endsWith("_manifest.json")
-              ? Effect.fail(new ObjectStoreError({ operation: "put", key, cause: "crashed" }))
-              : store.put(key, body)
-        })
-      )
+        const first = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
+        const second = yield* runFinalAggregateWith({ shard: { index: 2, count: 3 } })
+        assert.isFalse(first.published)
+        assert.isFalse(second.published)
+        assert.deepStrictEqual(yield* finalRows, expected, "readers still see the previous snapshot")
+        const third = yield* runFinalAggregateWith({ shard: { index: 1, count: 3 } })
+        assert.isTrue(third.published)
+        assert.strictEqual(first.rows + second.rows + third.rows, 61)
+        const sharded = yield* finalRows
+        const shardAgain = yield* runFinalAggregateWith({ shard: { index: 0, count: 3 } })
+        assert.strictEqual(shardAgain.filesWritten, 0, "a re-run of a shard rewrites nothing")
+        const whole = yield* runFinalAggregateWith({ passes: 4 })
+        assert.deepStrictEqual(yield* finalRows, sharded, "four passes in one worker: the same rows")
+        assert.strictEqual(
+          first.inputRowsRead + second.inputRowsRead + third.inputRowsRead,
+          whole.inputRowsRead,
+          "each shard reads only its own rows of the index: together they read the input once"
+        )
+        assert.isAbove(first.inputRowsRead, 0)
+        const bounded = yield* runFinalAggregateWith({ rowsPerPass: 60 })
+        assert.isAbove(bounded.passes, 3, "about 60 input rows per pass")
+        assert.deepStrictEqual(yield* finalRows, sharded)
+        assert.deepStrictEqual(
+          sharded.filter((row) => row.transaction_id !== "t-new"),
+          expected
+        )
+      }).pipe(Effect.provide(layers))
     )
-    return Effect.gen(function* () {
-      yield* seedRaw
-      yield* runBatchIndex
-      yield* runFinalAggregateWith()
-      const before = yield* finalRows
-      yield* (yield* RawBucket).put(
-        "raw/transactions/dt=2026-11-19/late.jsonl",
-        jsonLines(
-          transactionJson({ event_id: "e-x", transaction_id: "t-9", event_time: "2026-11-19T01:00:00Z" })
+
+    it.effect(
+      "a re-run rewrites only the partitions whose transactions changed; a moved row appears once",
+      () =>
+        Effect.gen(function* () {
+          yield* seedRaw
+          yield* runBatchIndex
+          const first = yield* runFinalAggregateWith()
+          assert.strictEqual(first.engine, engine)
+          assert.strictEqual(first.partitions, 5)
+          const again = yield* runFinalAggregateWith()
+          assert.strictEqual(again.filesWritten, 0)
+          assert.strictEqual(again.filesKept, first.filesWritten)
+
+          // t-4 started on 2026-11-24; an earlier event moves it to 2026-11-19.
+          yield* (yield* RawBucket).put(
+            "raw/transactions/dt=2026-11-19/late.jsonl",
+            jsonLines(
+              transactionJson({
+                event_id: "e-4-early",
+                transaction_id: "t-4",
+                sequence: 0,
+                status: "authorized",
+                event_time: "2026-11-19T23:00:00Z"
+              })
+            )
+          )
+          yield* runBatchIndex
+          const moved = yield* runFinalAggregateWith()
+          assert.strictEqual(moved.filesWritten, 2, "dt=2026-11-24 lost a row, dt=2026-11-19 is new")
+          assert.strictEqual(moved.filesKept, 4)
+          const rows = yield* finalRows
+          const t4 = rows.filter((row) => row.transaction_id === "t-4")
+          assert.strictEqual(t4.length, 1)
+          assert.strictEqual(t4[0]?.dt, "2026-11-19")
+          assert.strictEqual(rows.length, 60)
+        }).pipe(Effect.provide(layers))
+    )
+
+    it.effect("a crash while publishing leaves the previous snapshot readable and complete", () => {
+      let failManifests = false
+      const failingProcessed = Layer.effect(
+        ProcessedBucket,
+        Effect.map(
+          Effect.provide(ProcessedBucket, ProcessedBucket.layerMemory),
+          (store): ObjectStore => ({
+            ...store,
+            put: (key, body) =>
+              failManifests && key.endsWith("_manifest.json")
+                ? Effect.fail(new ObjectStoreError({ operation: "put", key, cause: "crashed" }))
+                : store.put(key, body)
+          })
         )
       )
-      yield* runBatchIndex
-      failManifests = true
-      const exit = yield* Effect.exit(runFinalAggregateWith())
-      assert.isTrue(Exit.isFailure(exit))
-      assert.deepStrictEqual(yield* finalRows, before)
-      failManifests = false
-      yield* runFinalAggregateWith()
-      const after = yield* finalRows
-      assert.strictEqual(after.find((row) => row.transaction_id === "t-9")?.dt, "2026-11-19")
-    }).pipe(Effect.provide(Layer.merge(memoryLayers, failingProcessed)))
-  })
+      return Effect.gen(function* () {
+        yield* seedRaw
+        yield* runBatchIndex
+        yield* runFinalAggregateWith()
+        const before = yield* finalRows
+        yield* (yield* RawBucket).put(
+          "raw/transactions/dt=2026-11-19/late.jsonl",
+          jsonLines(
+            transactionJson({ event_id: "e-x", transaction_id: "t-9", event_time: "2026-11-19T01:00:00Z" })
+          )
+        )
+        yield* runBatchIndex
+        failManifests = true
+        const exit = yield* Effect.exit(runFinalAggregateWith())
+        assert.isTrue(Exit.isFailure(exit))
+        assert.deepStrictEqual(yield* finalRows, before)
+        failManifests = false
+        yield* runFinalAggregateWith()
+        const after = yield* finalRows
+        assert.strictEqual(after.find((row) => row.transaction_id === "t-9")?.dt, "2026-11-19")
+      }).pipe(Effect.provide(Layer.merge(layers, failingProcessed)))
+    })
 
-  it.effect("a batch index written in small flushes gives the same final rows", () =>
-    Effect.gen(function* () {
-      yield* seedRaw
-      yield* runBatchIndex
-      yield* runFinalAggregateWith()
-      const expected = yield* finalRows
-      const processed = yield* ProcessedBucket
-      const filesBefore = (yield* processed.list("batch_index/transactions/")).length
-      yield* runBatchIndexWith({ flushRows: 50 })
-      const filesAfter = (yield* processed.list("batch_index/transactions/")).length
-      assert.isAbove(filesAfter, filesBefore, "three flushes of 50 rows over five days")
-      yield* runFinalAggregateWith()
-      assert.deepStrictEqual(yield* finalRows, expected)
-    }).pipe(Effect.provide(memoryLayers))
-  )
+    it.effect("a batch index written in small flushes gives the same final rows", () =>
+      Effect.gen(function* () {
+        yield* seedRaw
+        yield* runBatchIndex
+        yield* runFinalAggregateWith()
+        const expected = yield* finalRows
+        const processed = yield* ProcessedBucket
+        const filesBefore = (yield* processed.list("batch_index/transactions/")).length
+        yield* runBatchIndexWith({ flushRows: 50 })
+        const filesAfter = (yield* processed.list("batch_index/transactions/")).length
+        assert.isAbove(filesAfter, filesBefore, "three flushes of 50 rows over five days")
+        yield* runFinalAggregateWith()
+        assert.deepStrictEqual(yield* finalRows, expected)
+      }).pipe(Effect.provide(layers))
+    )
+  })
 
   it("splits files over shards by size, the same way in every worker", () => {
     const files = [120, 5, 30, 30, 64, 7, 200, 1].map((size, index) => ({ key: `f-${index}`, size }))

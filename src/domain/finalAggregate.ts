@@ -52,9 +52,13 @@ export const compareEvents = (left: TransactionEventFacts, right: TransactionEve
   left.event_time - right.event_time ||
   compareCodePoints(left.event_id, right.event_id)
 
-const latestStateFields = [
+/**
+ * Content fields that break a tie between two copies of one event_id with equal (sequence, event_time),
+ * compared in this order, strings by code point, an absent value lowest. SQL engines order the same way
+ * (`… DESC NULLS LAST`), so the SQL final aggregate keeps the same copy.
+ */
+export const duplicateTieBreakFields = [
   "status",
-  "sequence",
   "amount_minor",
   "currency",
   "user_id",
@@ -64,20 +68,30 @@ const latestStateFields = [
   "card_last4",
   "processor",
   "processor_reference",
-  "country"
-] as const
+  "country",
+  "device_id"
+] as const satisfies ReadonlyArray<keyof TransactionEventFacts>
 
-const canonical = (event: TransactionEventFacts): string =>
-  JSON.stringify([event.event_time, ...latestStateFields.map((field) => event[field])])
+const compareContent = (left: TransactionEventFacts, right: TransactionEventFacts): number => {
+  for (const field of duplicateTieBreakFields) {
+    const a = left[field]
+    const b = right[field]
+    if (a === b) continue
+    if (a === null || a === undefined) return -1
+    if (b === null || b === undefined) return 1
+    return typeof a === "number" && typeof b === "number" ? a - b : compareCodePoints(String(a), String(b))
+  }
+  return 0
+}
 
 /**
  * Two records with one event_id are one event. When a replay differs in content, the copy kept is the
- * greatest by the contract order and then by content, so the choice never depends on arrival order.
+ * greatest by the contract order and then by {@link duplicateTieBreakFields}, so the choice never
+ * depends on arrival order.
  */
 export const preferDuplicate = <E extends TransactionEventFacts>(kept: E, candidate: E): E => {
-  const order = compareEvents(candidate, kept)
-  if (order !== 0) return order > 0 ? candidate : kept
-  return compareCodePoints(canonical(candidate), canonical(kept)) > 0 ? candidate : kept
+  const order = compareEvents(candidate, kept) || compareContent(candidate, kept)
+  return order > 0 ? candidate : kept
 }
 
 /** The fraud roll-up of one transaction (contract §6). */

@@ -49,6 +49,11 @@ export interface ParquetCodec {
     columns?: ReadonlyArray<string>,
     selection?: RowSelection
   ) => Effect.Effect<ReadonlyArray<TableRow>, ParquetError>
+  /**
+   * The options of DuckDB's `COPY … TO` this codec writes with (format, compression, row group size), when
+   * it writes through DuckDB; a SQL job writing the same datasets in DuckDB uses them. Undefined otherwise.
+   */
+  readonly duckDbCopyOptions: string | undefined
 }
 
 type ParquetFieldDefinition = {
@@ -119,6 +124,7 @@ export interface ParquetCodecOptions {
 
 /** The codec on @dsnp/parquetjs (pure JavaScript). */
 export const makeParquetjsCodec = (options: ParquetCodecOptions): ParquetCodec => ({
+  duckDbCopyOptions: undefined,
   encode: (schema, rows) =>
     Effect.tryPromise({
       try: async () => {
@@ -299,7 +305,9 @@ export interface DuckDbCodecOptions {
  */
 export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
   const spoolRows = Math.max(1, options.spoolRows ?? 100_000)
+  const copyOptions = `FORMAT parquet, COMPRESSION ${options.compression}, ROW_GROUP_SIZE ${options.rowGroupSize}`
   return {
+    duckDbCopyOptions: copyOptions,
     encode: (schema, rows) =>
       Effect.tryPromise({
         try: () =>
@@ -348,8 +356,7 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
             const connection = await connectDuckDb()
             try {
               await connection.run(
-                `COPY (SELECT ${projection} FROM ${source}) TO ${quoteLiteral(output)} ` +
-                  `(FORMAT parquet, COMPRESSION ${options.compression}, ROW_GROUP_SIZE ${options.rowGroupSize})`
+                `COPY (SELECT ${projection} FROM ${source}) TO ${quoteLiteral(output)} (${copyOptions})`
               )
             } finally {
               connection.closeSync()

@@ -73,16 +73,24 @@ const shardOption = Options.text("shard").pipe(
 )
 const passesOption = Options.integer("passes").pipe(
   Options.withDescription(
-    "Passes over the input, each holding 1/passes of the shard's transactions in memory; default: ~700k input rows per pass (a 10M-transaction input then peaks near 3.2 GB)"
+    "Passes over the input, each holding 1/passes of the shard's transactions in memory; default: ~3M input rows per pass in SQL, ~700k in JavaScript"
+  ),
+  Options.optional
+)
+const engineOption = Options.choice("engine", ["sql", "js"]).pipe(
+  Options.withDescription(
+    "Where the final aggregate runs: sql (DuckDB, the default with the DuckDB Parquet writer) or js (JavaScript, the default with RECON_PARQUET_WRITER=parquetjs); both give the same rows"
   ),
   Options.optional
 )
 const finalOptionsOf = (
   shard: Option.Option<{ index: number; count: number }>,
-  passes: Option.Option<number>
+  passes: Option.Option<number>,
+  engine: Option.Option<"sql" | "js">
 ): FinalAggregateOptions => ({
   ...Option.match(shard, { onNone: () => ({}), onSome: (value) => ({ shard: value }) }),
-  ...Option.match(passes, { onNone: () => ({}), onSome: (value) => ({ passes: value }) })
+  ...Option.match(passes, { onNone: () => ({}), onSome: (value) => ({ passes: value }) }),
+  ...Option.match(engine, { onNone: () => ({}), onSome: (value) => ({ engine: value }) })
 })
 
 const directoriesOf = (input: Option.Option<string>, output: Option.Option<string>) => ({
@@ -187,9 +195,10 @@ const batch = Command.make(
     output: outputOption,
     shard: shardOption,
     passes: passesOption,
+    engine: engineOption,
     workers: workersOption
   },
-  ({ input, output, shard, passes, workers }) =>
+  ({ input, output, shard, passes, engine, workers }) =>
     Effect.gen(function* () {
       if (workers < 1 || (workers > 1 && Option.isSome(shard))) {
         const message =
@@ -200,10 +209,10 @@ const batch = Command.make(
       if (workers > 1) {
         const script = process.argv[1] ?? ""
         const where = directoryArgs(input, output)
-        const passArgs = Option.match(passes, {
-          onNone: () => [],
-          onSome: (value) => ["--passes", String(value)]
-        })
+        const passArgs = [
+          ...Option.match(passes, { onNone: () => [], onSome: (value) => ["--passes", String(value)] }),
+          ...Option.match(engine, { onNone: () => [], onSome: (value) => ["--engine", value] })
+        ]
         const batchIndex = yield* runShardedWorkers(script, ["index", ...where], workers)
         if (!batchIndex.some((summary) => (summary as { published?: unknown }).published === true))
           return yield* new WorkerFailed({
@@ -215,7 +224,7 @@ const batch = Command.make(
       }
       yield* Effect.gen(function* () {
         const batchIndex = yield* runBatchIndexWith()
-        const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes))
+        const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes, engine))
         yield* printJson({ batchIndex, finalAggregate: final })
       }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
     })
@@ -227,9 +236,15 @@ const batch = Command.make(
 
 const final = Command.make(
   "final",
-  { input: inputOption, output: outputOption, shard: shardOption, passes: passesOption },
-  ({ input, output, shard, passes }) =>
-    runFinalAggregateWith(finalOptionsOf(shard, passes)).pipe(
+  {
+    input: inputOption,
+    output: outputOption,
+    shard: shardOption,
+    passes: passesOption,
+    engine: engineOption
+  },
+  ({ input, output, shard, passes, engine }) =>
+    runFinalAggregateWith(finalOptionsOf(shard, passes, engine)).pipe(
       Effect.flatMap(printJson),
       Effect.provide(storageLayer(directoriesOf(input, output)))
     )

@@ -30,7 +30,9 @@ import {
   recordShardDone
 } from "./datasets.js"
 import { loadDimensions } from "./dimensions.js"
+import { openSqlFinalAggregator } from "./finalAggregateSql.js"
 import { makeProgress, type Progress } from "./progress.js"
+import { committedFilePaths } from "./sql.js"
 import { readCommittedBatches } from "./streamingIndex.js"
 
 /** This worker's share of the transactions: the buckets `b` with `b mod count = index`. */
@@ -46,16 +48,28 @@ export interface FinalAggregateOptions {
    * holds about `rowsPerPass` input rows.
    */
   readonly passes?: number
-  /** Input rows (events and signals) one pass may hold when `passes` is not given. Default 700 000 (10M transactions then peak near 3.2 GB). */
+  /**
+   * Input rows (events and signals) one pass may hold when `passes` is not given. Default 700 000 in
+   * JavaScript (10M transactions then peak near 3.2 GB), 3 000 000 in SQL.
+   */
   readonly rowsPerPass?: number
   /** The most rows in one output file. Default 1 000 000. */
   readonly maxRowsPerFile?: number
+  /**
+   * Where the aggregation runs: `sql` in DuckDB over the index files (the default with the DuckDB Parquet
+   * codec), `js` in JavaScript over decoded rows (the default with parquetjs). Both give the same rows.
+   */
+  readonly engine?: "sql" | "js"
+  /** DuckDB's memory limit for the SQL engine, beyond which it spills to local disk. Default `2GB`. */
+  readonly memoryLimit?: string
 }
 
 /** What one final-aggregate run read and published. */
 export interface FinalAggregateSummary {
   readonly version: string
   readonly shard: Shard
+  /** Where the aggregation ran (see {@link FinalAggregateOptions.engine}). */
+  readonly engine: "sql" | "js"
   /** Passes over the input this worker made (bucket at a time). */
   readonly passes: number
   readonly transactionEventsRead: number
@@ -266,45 +280,49 @@ class FactSpill {
   }
 }
 
+const jsRowsPerPass = 700_000
+const sqlRowsPerPass = 3_000_000
+const defaultCopyOptions = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536"
+
+/** What both engines need to know about a run. */
+interface AggregationRun {
+  readonly shard: Shard
+  readonly inputs: Effect.Effect.Success<typeof listInputs>
+  /** Keys of the current snapshot's files: an output file with one of these keys is kept, not rewritten. */
+  readonly current: ReadonlySet<string>
+  readonly maxRowsPerFile: number
+}
+
+/** What an engine read and wrote for this worker. */
+interface AggregationOutcome {
+  readonly passes: number
+  readonly files: ReadonlyArray<ManifestFile>
+  readonly written: number
+  readonly eventsRead: number
+  readonly signalsRead: number
+  readonly rowsRead: number
+  readonly rowCount: number
+}
+
+const scratchDirectory = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), prefix))),
+    (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
+  )
+
 /**
- * The final aggregator: merges the committed `batch_index/`, the committed micro-batches of
- * `streaming_index/` and `late/`, and the newest dimension snapshots into `final_aggregate/`, one row per
- * transaction_id (contract §6), partitioned by the UTC date of its earliest event.
- *
- * A worker owns the transactions whose bucket (FNV-1a of transaction_id) falls in its shard, reads every
- * input file keeping only those, optionally in several passes of fewer buckets each to bound memory, and
- * writes content-addressed files. It then records what it wrote under `_shards/<version>/`; the shard that
- * finds every shard of the version done writes the dataset manifest, the one atomic step that publishes
- * (readers see the old or the new snapshot, never a mix). N shards produce exactly the rows of one run; a
- * re-run on the same input rewrites nothing.
+ * The aggregation in JavaScript: every input file decoded (only the shard's rows where the file carries
+ * `transaction_id_hash`), one pass in memory or, with several passes, each owned fact spilled to its pass's
+ * file on local disk by one read of the input, then a pass at a time.
  */
-export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
+const aggregateInJs = (run: AggregationRun, passes: number) =>
   Effect.gen(function* () {
-    const shard = options.shard ?? { index: 0, count: 1 }
-    const problem = shardProblem(shard)
-    if (problem !== undefined) return yield* new DatasetError({ dataset: "final_aggregate", reason: problem })
-    const maxRowsPerFile = options.maxRowsPerFile ?? 1_000_000
-    const processed = yield* ProcessedBucket
-    const inputs = yield* listInputs
-    const passes = Math.max(
-      1,
-      Math.floor(
-        options.passes ?? Math.ceil(inputs.inputRows / shard.count / (options.rowsPerPass ?? 700_000))
-      )
-    )
-    const currentManifest = yield* readManifest(processed, prefixes.finalAggregate)
-    const current = new Set(
-      Option.match(currentManifest, {
-        onNone: () => [],
-        onSome: (manifest) => manifest.files.map((f) => f.key)
-      })
-    )
+    const { shard, inputs, current, maxRowsPerFile } = run
     const buckets = shard.count * passes
     const progress = yield* makeProgress(
       "final aggregate",
       inputs.transactionKeys.length + inputs.signalKeys.length
     )
-
     const files: Array<ManifestFile> = []
     let eventsRead = 0
     let rowsRead = 0
@@ -347,37 +365,168 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       )
       yield* aggregatePass(events, signals)
     } else {
-      // Bucket at a time: one read of the input spills each owned fact to its pass's file on local disk,
-      // then each pass reads back only its own file.
-      yield* Effect.acquireUseRelease(
-        Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-final-spill-"))),
-        (directory) =>
-          Effect.gen(function* () {
-            const spill = new FactSpill(directory, passes)
-            rowsRead = yield* readInputFacts(
-              inputs,
-              progress,
-              shardSelection,
-              (event) => {
-                const pass = passOf(event.transaction_id)
-                if (pass !== undefined) spill.add(pass, "e", event)
-              },
-              (signal) => {
-                const pass = passOf(signal.transaction_id)
-                if (pass !== undefined) spill.add(pass, "s", signal)
-              },
-              spill.flush
-            )
-            yield* spill.flush
-            for (let pass = 0; pass < passes; pass++) {
-              const { events, signals } = yield* spill.read(pass)
-              yield* aggregatePass(events, signals)
-            }
-          }),
-        (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const spill = new FactSpill(yield* scratchDirectory("recon-final-spill-"), passes)
+          rowsRead = yield* readInputFacts(
+            inputs,
+            progress,
+            shardSelection,
+            (event) => {
+              const pass = passOf(event.transaction_id)
+              if (pass !== undefined) spill.add(pass, "e", event)
+            },
+            (signal) => {
+              const pass = passOf(signal.transaction_id)
+              if (pass !== undefined) spill.add(pass, "s", signal)
+            },
+            spill.flush
+          )
+          yield* spill.flush
+          for (let pass = 0; pass < passes; pass++) {
+            const { events, signals } = yield* spill.read(pass)
+            yield* aggregatePass(events, signals)
+          }
+        })
       )
     }
     yield* progress.done
+    return {
+      passes,
+      files,
+      written,
+      eventsRead,
+      signalsRead,
+      rowsRead,
+      rowCount
+    } satisfies AggregationOutcome
+  })
+
+/**
+ * The aggregation in DuckDB SQL over the committed index files (copied to local disk when the store is
+ * not a directory): a pass at a time over the buckets of this shard, selected through
+ * `transaction_id_hash`, each pass's files written by DuckDB and named by the SHA-256 of their bytes
+ * (DuckDB writes the same rows to the same bytes, so an unchanged partition keeps its key). None when a
+ * sharded or multi-pass run meets index files without `transaction_id_hash`.
+ */
+const aggregateInSql = (
+  run: AggregationRun,
+  passes: number,
+  database: { readonly memoryLimit: string; readonly copyOptions: string }
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const { shard, inputs, current, maxRowsPerFile } = run
+      const processed = yield* ProcessedBucket
+      const buckets = shard.count * passes
+      const localFiles = (keys: ReadonlyArray<string>) =>
+        committedFilePaths(processed, { files: keys.map((key) => ({ key })) })
+      const aggregator = yield* openSqlFinalAggregator({
+        transactionFiles: yield* localFiles(inputs.transactionKeys),
+        signalFiles: yield* localFiles(inputs.signalKeys),
+        dimensions: inputs.dimensions.tables,
+        directory: yield* scratchDirectory("recon-final-sql-"),
+        ...database
+      })
+      if (buckets > 1 && aggregator.filesWithoutHash > 0) return Option.none<AggregationOutcome>()
+      const progress = yield* makeProgress("final aggregate (SQL)", passes, "passes")
+      const files: Array<ManifestFile> = []
+      let written = 0
+      let eventsRead = 0
+      let signalsRead = 0
+      let rowCount = 0
+      for (let pass = 0; pass < passes; pass++) {
+        const outcome = yield* aggregator.runPass(
+          buckets > 1 ? { buckets, bucket: pass * shard.count + shard.index } : undefined,
+          maxRowsPerFile
+        )
+        eventsRead += outcome.eventsRead
+        signalsRead += outcome.signalsRead
+        rowCount += outcome.rows
+        for (const file of outcome.files) {
+          const body = yield* Effect.promise(() => NodeFs.readFile(file.path))
+          const hash = createHash("sha256").update(body).digest("hex").slice(0, 24)
+          const key = `${prefixes.finalAggregate}dt=${file.dt}/part-${hash}.parquet`
+          if (!current.has(key)) {
+            yield* processed.put(key, new Uint8Array(body.buffer, body.byteOffset, body.byteLength))
+            written++
+          }
+          files.push({ key, dt: file.dt, rows: file.rows })
+        }
+        yield* progress.advance(outcome.eventsRead + outcome.signalsRead)
+      }
+      yield* progress.done
+      return Option.some<AggregationOutcome>({
+        passes,
+        files,
+        written,
+        eventsRead,
+        signalsRead,
+        rowsRead: eventsRead + signalsRead,
+        rowCount
+      })
+    })
+  )
+
+/**
+ * The final aggregator: merges the committed `batch_index/`, the committed micro-batches of
+ * `streaming_index/` and `late/`, and the newest dimension snapshots into `final_aggregate/`, one row per
+ * transaction_id (contract §6), partitioned by the UTC date of its earliest event.
+ *
+ * A worker owns the transactions whose bucket (FNV-1a of transaction_id) falls in its shard, reads every
+ * input file keeping only those, optionally in several passes of fewer buckets each to bound memory, and
+ * writes content-addressed files. The aggregation runs in DuckDB SQL with the DuckDB codec and in
+ * JavaScript otherwise (`engine`); both apply the same rules and give the same rows. It then records what it wrote under `_shards/<version>/`; the shard that
+ * finds every shard of the version done writes the dataset manifest, the one atomic step that publishes
+ * (readers see the old or the new snapshot, never a mix). N shards produce exactly the rows of one run; a
+ * re-run on the same input rewrites nothing.
+ */
+export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
+  Effect.gen(function* () {
+    const shard = options.shard ?? { index: 0, count: 1 }
+    const problem = shardProblem(shard)
+    if (problem !== undefined) return yield* new DatasetError({ dataset: "final_aggregate", reason: problem })
+    const processed = yield* ProcessedBucket
+    const codec = yield* Parquet
+    const inputs = yield* listInputs
+    const currentManifest = yield* readManifest(processed, prefixes.finalAggregate)
+    const current = new Set(
+      Option.match(currentManifest, {
+        onNone: () => [],
+        onSome: (manifest) => manifest.files.map((f) => f.key)
+      })
+    )
+    const engine = options.engine ?? (codec.duckDbCopyOptions === undefined ? "js" : "sql")
+    const passesFor = (defaultRowsPerPass: number) =>
+      Math.max(
+        1,
+        Math.floor(
+          options.passes ??
+            Math.ceil(inputs.inputRows / shard.count / (options.rowsPerPass ?? defaultRowsPerPass))
+        )
+      )
+    const run: AggregationRun = {
+      shard,
+      inputs,
+      current,
+      maxRowsPerFile: options.maxRowsPerFile ?? 1_000_000
+    }
+    const sqlOutcome =
+      engine === "sql"
+        ? yield* aggregateInSql(run, passesFor(sqlRowsPerPass), {
+            memoryLimit: options.memoryLimit ?? "2GB",
+            copyOptions: codec.duckDbCopyOptions ?? defaultCopyOptions
+          })
+        : Option.none()
+    if (engine === "sql" && Option.isNone(sqlOutcome))
+      yield* Effect.logWarning(
+        "final aggregate: some index files have no transaction_id_hash column (written before it existed), " +
+          "so this sharded or multi-pass run aggregates in JavaScript"
+      )
+    const outcome = Option.isSome(sqlOutcome)
+      ? sqlOutcome.value
+      : yield* aggregateInJs(run, passesFor(jsRowsPerPass))
+    const { files, rowCount } = outcome
 
     const shardPrefix = shardManifestPrefix(inputs.version)
     const done = yield* recordShardDone(
@@ -404,15 +553,16 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     return {
       version: inputs.version,
       shard,
-      passes,
-      transactionEventsRead: eventsRead,
-      fraudSignalsRead: signalsRead,
-      inputRowsRead: rowsRead,
+      engine: Option.isSome(sqlOutcome) ? "sql" : "js",
+      passes: outcome.passes,
+      transactionEventsRead: outcome.eventsRead,
+      fraudSignalsRead: outcome.signalsRead,
+      inputRowsRead: outcome.rowsRead,
       streamingBatches: inputs.streamingBatches,
       rows: rowCount,
       partitions: new Set(files.map((file) => file.dt)).size,
-      filesWritten: written,
-      filesKept: files.length - written,
+      filesWritten: outcome.written,
+      filesKept: files.length - outcome.written,
       published: Option.isSome(done),
       staleFilesRemoved: removed
     } satisfies FinalAggregateSummary

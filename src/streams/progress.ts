@@ -1,8 +1,8 @@
 import { Clock, Effect } from "effect"
 
-/** Progress of a long run over a known number of input files. */
+/** Progress of a long run over a known number of units of work (input files, passes). */
 export interface Progress {
-  /** One more file done, holding `rows` rows. */
+  /** One more unit done, holding `rows` rows. */
   readonly advance: (rows: number) => Effect.Effect<void>
   /** The run is over: prints the closing line. */
   readonly done: Effect.Effect<void>
@@ -20,7 +20,7 @@ const compact = (value: number): string =>
  * times a second (files done, rows, rows/s, ETA from the share of files done); otherwise a line every ten
  * seconds. Always a closing summary line.
  */
-export const makeProgress = (label: string, totalFiles: number): Effect.Effect<Progress> =>
+export const makeProgress = (label: string, totalFiles: number, unit = "files"): Effect.Effect<Progress> =>
   Effect.gen(function* () {
     const interactive = process.stderr.isTTY === true
     const started = yield* Clock.currentTimeMillis
@@ -32,7 +32,7 @@ export const makeProgress = (label: string, totalFiles: number): Effect.Effect<P
       const rate = rows / seconds
       const eta =
         files > 0 && files < totalFiles ? ` ETA ${Math.ceil((seconds * (totalFiles - files)) / files)}s` : ""
-      return `${label}: ${files}/${totalFiles} files, ${compact(rows)} rows, ${compact(rate)} rows/s${eta}`
+      return `${label}: ${files}/${totalFiles} ${unit}, ${compact(rows)} rows, ${compact(rate)} rows/s${eta}`
     }
     return {
       advance: (fileRows) =>

@@ -139,7 +139,7 @@ const temporaryDirectory: Effect.Effect<string, ObjectStoreError, Scope.Scope> =
 /** Local paths of committed files: the store's own when it is a directory, else copies living as long as the scope. */
 export const committedFilePaths = (
   store: ObjectStore,
-  manifest: Pick<DatasetManifest, "files">
+  manifest: { readonly files: ReadonlyArray<{ readonly key: string }> }
 ): Effect.Effect<ReadonlyArray<string>, ObjectStoreError, Scope.Scope> => {
   const local = Option.all(manifest.files.map((file) => store.localPath(file.key)))
   if (Option.isSome(local)) return Effect.succeed(local.value)
