@@ -83,20 +83,26 @@ const baseline = measure("batch + final (DuckDB SQL baseline)", [
 ])
 const baselineRows = JSON.parse(baseline.stdout.trim().split("\n").at(-1)).rows
 
-// The final aggregate alone, again on the same batch index: one worker, then two shards side by side
-// (each reads only its own rows through transaction_id_hash).
+// The final aggregate alone, again on the same batch index: one worker (SQL, then JavaScript), then two
+// shards side by side (each reads only its own rows through transaction_id_hash).
 const finalArgs = (extra) => [cli, "final", "--input", `${root}/in`, "--output", `${root}/out`, ...extra]
 const inputRows = batchResult.finalAggregate.inputRowsRead
 NodeFs.rmSync(`${root}/out/final_aggregate`, { recursive: true, force: true })
 const finalOne = measure("final only, 1 worker", finalArgs([]))
+// The same final aggregate in JavaScript (the engine before DuckDB SQL; BENCH_FINAL_JS=0 skips it, 10M takes ~9 min).
+let finalJs
+if (process.env.BENCH_FINAL_JS !== "0") {
+  NodeFs.rmSync(`${root}/out/final_aggregate`, { recursive: true, force: true })
+  finalJs = measure("final only, 1 worker, --engine js", finalArgs(["--engine", "js"]))
+}
 NodeFs.rmSync(`${root}/out/final_aggregate`, { recursive: true, force: true })
 const finalTwo = await measureParallel("final only, 2 shards at once", [
   finalArgs(["--shard", "0/2"]),
   finalArgs(["--shard", "1/2"])
 ])
 
-// The whole batch + final again, as two worker processes (`--workers 2`: two index shards, then two final
-// shards), into a fresh output directory.
+// The whole batch + final again with `--workers 2` (two index shards at once, then the final aggregate: one
+// process in SQL), into a fresh output directory.
 NodeFs.rmSync(`${root}/out2`, { recursive: true, force: true })
 const batchTwo = measure("batch + final, --workers 2 (RSS: per worker)", [
   cli,
@@ -125,6 +131,7 @@ const rows = [
   rowOf(batch, `${rawLines} raw records`, rawLines),
   rowOf(batchTwo, `${rawLines} raw records`, rawLines),
   rowOf(finalOne, `${inputRows} index rows`, inputRows),
+  ...(finalJs === undefined ? [] : [rowOf(finalJs, `${inputRows} index rows`, inputRows)]),
   rowOf(finalTwo, `${inputRows} index rows`, inputRows, `${finalTwo.label} (RSS summed)`),
   rowOf(baseline, `${rawLines} raw records`, rawLines)
 ]
@@ -132,7 +139,7 @@ console.log(
   `\n${summary.transactions} transactions, ${NodeOs.cpus().length} cores, node ${process.version}; files in ${root}`
 )
 console.log(
-  "stage".padEnd(38),
+  "stage".padEnd(46),
   "input".padStart(20),
   "seconds".padStart(9),
   "rows/s".padStart(10),
@@ -140,7 +147,7 @@ console.log(
 )
 for (const [label, input, seconds, rate, rss] of rows) {
   console.log(
-    label.padEnd(38),
+    label.padEnd(46),
     input.padStart(20),
     seconds.toFixed(2).padStart(9),
     Math.round(rate).toString().padStart(10),

@@ -233,7 +233,7 @@ describe("recon CLI (built)", () => {
     assert.strictEqual(misplaced, 0)
   }, 120_000)
 
-  it("--workers 2 runs two index shards, then two final shards, and publishes the rows of one worker", async () => {
+  it("--workers 2 runs two index shards, then the final aggregate (one SQL process, or two JavaScript shards), and publishes the rows of one worker", async () => {
     assert.isTrue(NodeFs.existsSync(cli), "build first: npm run build (npm run test:all does)")
     const root = temporaryDirectory("cli-workers")
     const input = NodePath.join(root, "in")
@@ -255,11 +255,34 @@ describe("recon CLI (built)", () => {
         ])
       ).stdout
     )
-    // Which shard publishes depends on which finishes last; the order of the summaries does not.
-    assert.deepStrictEqual(
-      [...two.batchIndex, ...two.finalAggregate].map((shard: { shard: unknown }) => shard.shard),
-      [0, 1, 0, 1].map((index) => ({ index, count: 2 }))
+    const twoInJs = JSON.parse(
+      (
+        await run("node", [
+          cli,
+          "batch",
+          "--input",
+          input,
+          "--output",
+          NodePath.join(root, "two-js"),
+          "--workers",
+          "2",
+          "--engine",
+          "js"
+        ])
+      ).stdout
     )
+    // Which shard publishes depends on which finishes last; the order of the summaries does not.
+    const shardsOf = (stage: ReadonlyArray<{ shard: unknown; engine?: string }>) =>
+      stage.map((summary) => [summary.shard, summary.engine])
+    assert.deepStrictEqual(shardsOf(two.batchIndex), [
+      [{ index: 0, count: 2 }, undefined],
+      [{ index: 1, count: 2 }, undefined]
+    ])
+    assert.deepStrictEqual(shardsOf(two.finalAggregate), [[{ index: 0, count: 1 }, "sql"]])
+    assert.deepStrictEqual(shardsOf(twoInJs.finalAggregate), [
+      [{ index: 0, count: 2 }, "js"],
+      [{ index: 1, count: 2 }, "js"]
+    ])
     const sum = (key: "recordsIn" | "accepted" | "quarantined") =>
       two.batchIndex.reduce(
         (total: number, shard: { transactions: Record<string, number> }) =>
@@ -269,7 +292,7 @@ describe("recon CLI (built)", () => {
     assert.strictEqual(sum("recordsIn"), one.batchIndex.transactions.recordsIn)
     assert.strictEqual(sum("quarantined"), one.batchIndex.transactions.quarantined)
     // Usually one shard publishes; two finishing at the same instant both may, with the same manifest.
-    for (const stage of [two.batchIndex, two.finalAggregate])
+    for (const stage of [two.batchIndex, two.finalAggregate, twoInJs.finalAggregate])
       assert.isAbove(stage.filter((shard: { published: boolean }) => shard.published).length, 0)
     const connection = await (await DuckDBInstance.create(":memory:")).connect()
     // Through the published manifests only: a file on disk that a manifest does not list must not count.
@@ -287,6 +310,7 @@ describe("recon CLI (built)", () => {
     const expected = await rowsOf("one", "final_aggregate", "transaction_id")
     assert.isAbove(expected.length, 200)
     assert.deepStrictEqual(await rowsOf("two", "final_aggregate", "transaction_id"), expected)
+    assert.deepStrictEqual(await rowsOf("two-js", "final_aggregate", "transaction_id"), expected)
     for (const [dataset, id] of [
       ["batch_index/transactions", "event_id"],
       ["batch_index/fraud_signals", "signal_id"]

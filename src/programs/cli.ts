@@ -11,6 +11,7 @@ import { BreakType, defaultReconcileRules, type ReconcileRules } from "../domain
 import { ProcessorMapping } from "../domain/settlement.js"
 import { DuckDb } from "../layers/DuckDb.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
+import { Parquet } from "../layers/ParquetCodec.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
 import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { athenaDdl, athenaDdlOptionsConfig } from "../streams/athena.js"
@@ -219,7 +220,15 @@ const batch = Command.make(
             args: ["index", ...where],
             exit: "every index shard finished but none published the batch index"
           })
-        const finalAggregate = yield* runShardedWorkers(script, ["final", ...where, ...passArgs], workers)
+        // DuckDB already spreads the SQL final aggregate over the cores: one process; JavaScript: n shards.
+        const codec = yield* Effect.provide(Parquet, Parquet.layerConfig)
+        const sqlEngine =
+          Option.getOrElse(engine, () => (codec.duckDbCopyOptions === undefined ? "js" : "sql")) === "sql"
+        const finalAggregate = yield* runShardedWorkers(
+          script,
+          ["final", ...where, ...passArgs],
+          sqlEngine ? 1 : workers
+        )
         return yield* printJson({ batchIndex, finalAggregate })
       }
       yield* Effect.gen(function* () {
@@ -230,7 +239,7 @@ const batch = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    "Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/); --workers n runs n index shards, then n final shards, as processes at once"
+    "Batch index (raw/ → batch_index/) then final aggregate (→ final_aggregate/); --workers n runs n index shards as processes at once, then the final aggregate (one process in SQL, which uses every core; n shards with --engine js)"
   )
 )
 
