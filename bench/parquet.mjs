@@ -42,7 +42,8 @@ const rows = Array.from({ length: count }, (_, index) => ({
   merchant_country: pick(["US", "DE"]),
   merchant_risk_level: pick(["low", "medium", "high"]),
   ingest_path: "batch",
-  source_location: `raw/transactions/dt=2026-11-24/part-${index % 16}.jsonl:${index}`
+  source_location: `raw/transactions/dt=2026-11-24/part-${index % 16}.jsonl:${index}`,
+  transaction_id_hash: next()
 }))
 
 const duckdb = makeDuckDbCodec({ compression: "zstd", rowGroupSize: 65_536 })

@@ -290,10 +290,46 @@ const readOwnParquetRows = (
     selection === undefined ? undefined : checkedSelection(selection)
   )
 
+type ColumnExtractor = (
+  rows: ReadonlyArray<TableRow>,
+  start: number,
+  end: number
+) => Record<string, Array<CellValue>>
+
+const columnExtractors = new WeakMap<TableSchema, ColumnExtractor>()
+
+/**
+ * A function copying rows `start`..`end` into one array per column of `schema` (absent values as null).
+ * It is generated per schema so each column is read at its own property-access site: a loop reading
+ * `row[column.name]` for every column goes megamorphic and was 3× slower (450 vs 150 ms for 200k rows of
+ * 27 columns). The generated text holds only the schema's column names, quoted by JSON.stringify.
+ */
+const columnExtractorOf = (schema: TableSchema): ColumnExtractor => {
+  const cached = columnExtractors.get(schema)
+  if (cached !== undefined) return cached
+  const names = schema.map((column) => JSON.stringify(column.name))
+  const body = [
+    "const count = end - start;",
+    ...names.map((_, index) => `const c${index} = new Array(count);`),
+    "for (let i = start; i < end; i++) {",
+    "  const row = rows[i];",
+    ...names.map((name, index) => `  c${index}[i - start] = row[${name}] ?? null;`),
+    "}",
+    `return {${names.map((name, index) => `${name}: c${index}`).join(", ")}};`
+  ].join("\n")
+  const extractor = new Function("rows", "start", "end", body) as ColumnExtractor
+  columnExtractors.set(schema, extractor)
+  return extractor
+}
+
 /** Options of the DuckDB codec. */
 export interface DuckDbCodecOptions {
   readonly rowGroupSize: number
-  /** Rows per spool file handed to DuckDB. Default 100 000. */
+  /**
+   * Rows per spool file handed to DuckDB. Default 10 000: DuckDB parses each file (one JSON object) on
+   * one thread, so several smaller files parse in parallel (200k rows: 160–210k rows/s instead of 110k
+   * with 100 000-row files).
+   */
   readonly spoolRows?: number
   readonly compression: "zstd" | "snappy" | "uncompressed"
 }
@@ -304,7 +340,7 @@ export interface DuckDbCodecOptions {
  * UTC-adjusted TIMESTAMP (microseconds) logical types; string lists as standard 3-level LISTs.
  */
 export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
-  const spoolRows = Math.max(1, options.spoolRows ?? 100_000)
+  const spoolRows = Math.max(1, options.spoolRows ?? 10_000)
   const copyOptions = `FORMAT parquet, COMPRESSION ${options.compression}, ROW_GROUP_SIZE ${options.rowGroupSize}`
   return {
     duckDbCopyOptions: copyOptions,
@@ -320,13 +356,7 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
             let largestSpool = 0
             for (let start = 0; start === 0 || start < rows.length; start += spoolRows) {
               const end = Math.min(rows.length, start + spoolRows)
-              const columnValues: Record<string, Array<CellValue>> = {}
-              for (const column of schema) {
-                const values = new Array<CellValue>(end - start)
-                for (let index = start; index < end; index++)
-                  values[index - start] = rows[index]![column.name] ?? null
-                columnValues[column.name] = values
-              }
+              const columnValues = columnExtractorOf(schema)(rows, start, end)
               const spool = JSON.stringify(columnValues)
               const input = NodePath.join(directory, `columns-${inputs.length}.json`)
               await NodeFs.writeFile(input, spool)
