@@ -377,9 +377,10 @@ interface BatchOutcome {
 }
 
 type IndexedTransactionRow = Partitioned<ReturnType<typeof indexTransaction>>
+/** An index row of the stream; the model columns are absent (written as null) until a model scores it. */
 type ScoredTransactionRow = IndexedTransactionRow & {
-  readonly model_score: number | null
-  readonly model_version: string | null
+  readonly model_score?: number | null
+  readonly model_version?: string | null
 }
 type IndexedFraudSignalRow = Partitioned<ReturnType<typeof indexFraudSignal>>
 
@@ -447,10 +448,7 @@ const decodeBatch = (
             if (seen === "duplicate") duplicates++
             else if (seen === "late")
               lateTransactions.push(indexTransaction(event, dimensions, "late", location))
-            else {
-              const row = indexTransaction(event, dimensions, "stream", location)
-              indexed.push({ ...row, model_score: null, model_version: null })
-            }
+            else indexed.push(indexTransaction(event, dimensions, "stream", location))
             if (seen !== "duplicate") {
               joined.push(...joins.addTransaction(event))
             }
