@@ -210,6 +210,9 @@ final_rows AS (
 SELECT * FROM final_rows`
 
 /** The dimension snapshots as two DuckDB tables, through one JSON spool file of columns each. */
+/** A dimension column for DuckDB: its values, and `timestamp` for epoch microseconds to load as TIMESTAMP. */
+type DimensionColumn = readonly [name: string, kind: "text" | "timestamp", values: ReadonlyArray<unknown>]
+
 const loadDimensions = async (
   connection: Awaited<ReturnType<DuckDBInstance["connect"]>>,
   dimensions: DimensionTables,
@@ -217,45 +220,42 @@ const loadDimensions = async (
 ) => {
   const users = [...dimensions.users.values()]
   const merchants = [...dimensions.merchants.values()]
-  const tables = [
-    {
-      name: "users",
-      columns: {
-        user_id: ["VARCHAR", users.map((user) => user.user_id)],
-        country: ["VARCHAR", users.map((user) => user.country)],
-        kyc_level: ["VARCHAR", users.map((user) => user.kyc_level)],
-        risk_tier: ["VARCHAR", users.map((user) => user.risk_tier)],
-        created_at: ["BIGINT", users.map((user) => user.created_at)]
-      }
-    },
-    {
-      name: "merchants",
-      columns: {
-        merchant_id: ["VARCHAR", merchants.map((merchant) => merchant.merchant_id)],
-        name: ["VARCHAR", merchants.map((merchant) => merchant.name)],
-        mcc: ["VARCHAR", merchants.map((merchant) => merchant.mcc)],
-        country: ["VARCHAR", merchants.map((merchant) => merchant.country)],
-        risk_level: ["VARCHAR", merchants.map((merchant) => merchant.risk_level)]
-      }
-    }
-  ] as const
-  for (const table of tables) {
-    const entries = Object.entries(table.columns) as Array<
-      [string, readonly [string, ReadonlyArray<unknown>]]
-    >
-    const spool = JSON.stringify(Object.fromEntries(entries.map(([name, [, values]]) => [name, values])))
-    const path = NodePath.join(directory, `${table.name}.json`)
+  const tables: ReadonlyArray<readonly [name: string, columns: ReadonlyArray<DimensionColumn>]> = [
+    [
+      "users",
+      [
+        ["user_id", "text", users.map((user) => user.user_id)],
+        ["country", "text", users.map((user) => user.country)],
+        ["kyc_level", "text", users.map((user) => user.kyc_level)],
+        ["risk_tier", "text", users.map((user) => user.risk_tier)],
+        ["created_at", "timestamp", users.map((user) => user.created_at)]
+      ]
+    ],
+    [
+      "merchants",
+      [
+        ["merchant_id", "text", merchants.map((merchant) => merchant.merchant_id)],
+        ["name", "text", merchants.map((merchant) => merchant.name)],
+        ["mcc", "text", merchants.map((merchant) => merchant.mcc)],
+        ["country", "text", merchants.map((merchant) => merchant.country)],
+        ["risk_level", "text", merchants.map((merchant) => merchant.risk_level)]
+      ]
+    ]
+  ]
+  for (const [table, columns] of tables) {
+    const spool = JSON.stringify(Object.fromEntries(columns.map(([name, , values]) => [name, values])))
+    const path = NodePath.join(directory, `${table}.json`)
     await NodeFs.writeFile(path, spool)
-    const declared = entries.map(([name, [type]]) => `${quoteLiteral(name)}: '${type}[]'`).join(", ")
-    const unnested = entries
-      .map(([name, [type]]) =>
-        type === "BIGINT" && name === "created_at"
-          ? `make_timestamp(unnest(${name})) AS ${name}`
-          : `unnest(${name}) AS ${name}`
+    const declared = columns
+      .map(([name, kind]) => `${quoteLiteral(name)}: '${kind === "timestamp" ? "BIGINT" : "VARCHAR"}[]'`)
+      .join(", ")
+    const unnested = columns
+      .map(([name, kind]) =>
+        kind === "timestamp" ? `make_timestamp(unnest(${name})) AS ${name}` : `unnest(${name}) AS ${name}`
       )
       .join(", ")
     await connection.run(
-      `CREATE TEMP TABLE ${table.name} AS SELECT ${unnested} FROM read_json(${quoteLiteral(path)}, ` +
+      `CREATE TEMP TABLE ${table} AS SELECT ${unnested} FROM read_json(${quoteLiteral(path)}, ` +
         `format = 'unstructured', columns = {${declared}}, maximum_object_size = ${Math.max(1 << 24, 2 * spool.length)})`
     )
   }
