@@ -1,5 +1,4 @@
 import * as NodeFs from "node:fs/promises"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Writable } from "node:stream"
 import parquet from "@dsnp/parquetjs"
@@ -9,6 +8,7 @@ import { ParquetError } from "../domain/errors.js"
 import { forEachJsonLine } from "../domain/jsonLines.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
 import { quoteIdentifier, quoteLiteral } from "./DuckDb.js"
+import { makeScratchDirectory } from "./scratch.js"
 
 /**
  * The rows a reader wants from a file: those whose integer `column` is `remainder` modulo `modulus` (a
@@ -212,7 +212,7 @@ const connectDuckDb = async () => {
 }
 
 const withTemporaryDirectory = <A>(use: (directory: string) => Promise<A>): Promise<A> =>
-  NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-duckdb-parquet-")).then((directory) =>
+  makeScratchDirectory("recon-duckdb-parquet-").then((directory) =>
     use(directory).finally(() => NodeFs.rm(directory, { recursive: true, force: true }))
   )
 

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
 import { type Shard as BucketShard, bucketOf, shardProblem } from "../domain/buckets.js"
@@ -17,6 +16,7 @@ import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet, type RowSelection } from "../layers/ParquetCodec.js"
+import { makeScratchDirectory } from "../layers/scratch.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
   clearShardManifests,
@@ -306,7 +306,7 @@ interface AggregationOutcome {
 
 const scratchDirectory = (prefix: string) =>
   Effect.acquireRelease(
-    Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), prefix))),
+    Effect.promise(() => makeScratchDirectory(prefix)),
     (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
   )
 

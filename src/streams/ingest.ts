@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as NodeReadline from "node:readline"
 import { HttpClient } from "@effect/platform"
@@ -8,6 +7,7 @@ import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { DatasetError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "../layers/EventLog.js"
 import { RawBucket } from "../layers/ObjectStore.js"
+import { makeScratchDirectory } from "../layers/scratch.js"
 import { rawFileKind } from "./rawRecords.js"
 import { topics as defaultTopics, type TopicNames } from "./streamingIndex.js"
 
@@ -204,7 +204,7 @@ const downloadToTemporary = (url: string) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
     const directory = yield* Effect.acquireRelease(
-      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-upload-"))),
+      Effect.promise(() => makeScratchDirectory("recon-upload-")),
       (path) => Effect.sync(() => NodeFs.rmSync(path, { recursive: true, force: true }))
     )
     const segment = new URL(url).pathname.split("/").filter(Boolean).at(-1) ?? "export"

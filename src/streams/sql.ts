@@ -1,5 +1,4 @@
 import * as NodeFs from "node:fs/promises"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { Clock, Data, Effect, Option, type Scope } from "effect"
 import { currencyExponents } from "../domain/currency.js"
@@ -8,6 +7,7 @@ import { type ColumnType, finalAggregateSchema, type TableSchema } from "../doma
 import type { EpochMicros } from "../domain/time.js"
 import { DuckDb, quoteIdentifier, quoteLiteral, type SqlError, type SqlRow } from "../layers/DuckDb.js"
 import { getRequired, type ObjectStore, ProcessedBucket } from "../layers/ObjectStore.js"
+import { makeScratchDirectory } from "../layers/scratch.js"
 import { athenaTables } from "./athena.js"
 import { type DatasetManifest, prefixes, readManifest } from "./datasets.js"
 import { readCommittedBatches, replayedRanges } from "./streamingIndex.js"
@@ -130,7 +130,7 @@ const copyFailure = (key: string) => (cause: unknown) =>
 
 const temporaryDirectory: Effect.Effect<string, ObjectStoreError, Scope.Scope> = Effect.acquireRelease(
   Effect.tryPromise({
-    try: () => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-sql-")),
+    try: () => makeScratchDirectory("recon-sql-"),
     catch: copyFailure("<temporary directory>")
   }),
   (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))

@@ -1,7 +1,6 @@
 import * as NodeFs from "node:fs/promises"
-import * as NodeOs from "node:os"
-import * as NodePath from "node:path"
 import { Effect } from "effect"
+import { makeScratchDirectory } from "../layers/scratch.js"
 import { generateDataset } from "./generate.js"
 import { runStreamIngest } from "./ingest.js"
 import { makeReadiness, operationsPortConfig, startOperationsServer } from "./operationsServer.js"
@@ -40,7 +39,7 @@ export const runStreamingService = (options: StreamingServiceOptions) =>
         "directory" in feed
           ? feed.directory
           : yield* Effect.acquireRelease(
-              Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "recon-feed-"))),
+              Effect.promise(() => makeScratchDirectory("recon-feed-")),
               (path) => Effect.promise(() => NodeFs.rm(path, { recursive: true, force: true }))
             )
       if ("generate" in feed) {
