@@ -1,3 +1,6 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { indexedTransactionSchema } from "../src/domain/rows.js"
@@ -66,7 +69,8 @@ const seedTrickyRaw = (seed: number, transactions: number) =>
       const count = 1 + Math.floor(random() * 5)
       for (let event = 0; event < count; event++) {
         const base = transactionJson({
-          event_id: `e-${pick(idPieces)}-${index}-${event % 3}`,
+          // Some event_ids repeat under other transactions: they are different events there.
+          event_id: random() < 0.15 ? `e-shared-${event % 4}` : `e-${pick(idPieces)}-${index}-${event % 3}`,
           transaction_id: transactionId,
           sequence: Math.floor(random() * 3),
           event_time: pick(instants),
@@ -209,6 +213,10 @@ describe("final aggregate engines: DuckDB SQL and JavaScript give the same rows"
       assert.strictEqual(first.engine, "sql")
       assert.isAbove(first.filesWritten, 0)
       assert.deepStrictEqual([again.filesWritten, again.filesKept], [0, first.filesWritten])
+      const refused = yield* Effect.flip(runFinalAggregateWith({ memoryLimit: "lots" }))
+      assert.include(refused.message, 'memory limit must be a size such as 512MB or 2GB, got "lots"')
+      const small = yield* runFinalAggregateWith({ memoryLimit: "64MB" })
+      assert.strictEqual(small.passes, Math.ceil(first.inputRowsRead / 100_000), "at least 100k rows a pass")
     }).pipe(Effect.provide(duckDbLayers))
   )
 
@@ -242,5 +250,47 @@ describe("final aggregate engines: DuckDB SQL and JavaScript give the same rows"
         assert.isTrue(shards[1]!.published)
         assert.deepStrictEqual(yield* publishedRows, expected)
       }).pipe(Effect.provide(duckDbLayers))
+  )
+
+  it.effect("no input, or fraud signals without any transaction: both engines publish no rows", () =>
+    Effect.gen(function* () {
+      const empty = yield* runFinalAggregateWith()
+      assert.deepStrictEqual([empty.engine, empty.rows, empty.published], ["sql", 0, true])
+      yield* (yield* RawBucket).put(
+        "raw/fraud_signals/dt=2026-11-20/part-0.jsonl",
+        jsonLines(signalJson({ signal_id: "s-1", transaction_id: "t-none" }))
+      )
+      yield* runBatchIndex
+      for (const engine of ["sql", "js"] as const) {
+        const summary = yield* runFinalAggregateWith({ engine })
+        assert.deepStrictEqual([summary.rows, summary.fraudSignalsRead], [0, 1], engine)
+        assert.lengthOf(yield* publishedRows, 0)
+      }
+    }).pipe(Effect.provide(duckDbLayers))
+  )
+
+  it.effect(
+    "reads an index written by the parquetjs codec (legacy timestamps, its lists) like JavaScript",
+    () =>
+      Effect.gen(function* () {
+        const root = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "recon-engines-"))
+        const buckets = Layer.merge(
+          RawBucket.layerLocal(NodePath.join(root, "raw")),
+          ProcessedBucket.layerLocal(NodePath.join(root, "processed"))
+        )
+        yield* Effect.gen(function* () {
+          yield* seedTrickyRaw(6, 120)
+          yield* runBatchIndex
+        }).pipe(Effect.provide(Layer.merge(buckets, Parquet.layerParquetjs({ rowGroupSize: 50 }))))
+        yield* Effect.gen(function* () {
+          const js = yield* runFinalAggregateWith({ engine: "js" })
+          const expected = yield* publishedRows
+          assert.strictEqual(expected.length, 120)
+          const sql = yield* runFinalAggregateWith()
+          assert.deepStrictEqual([js.engine, sql.engine], ["js", "sql"])
+          assert.deepStrictEqual(yield* publishedRows, expected)
+        }).pipe(Effect.provide(Layer.merge(buckets, Parquet.layer())))
+        NodeFs.rmSync(root, { recursive: true, force: true })
+      })
   )
 })

@@ -74,11 +74,11 @@ export const duplicateTieBreakFields = [
 
 const compareContent = (left: TransactionEventFacts, right: TransactionEventFacts): number => {
   for (const field of duplicateTieBreakFields) {
-    const a = left[field]
-    const b = right[field]
+    const a = left[field] ?? null
+    const b = right[field] ?? null
     if (a === b) continue
-    if (a === null || a === undefined) return -1
-    if (b === null || b === undefined) return 1
+    if (a === null) return -1
+    if (b === null) return 1
     return typeof a === "number" && typeof b === "number" ? a - b : compareCodePoints(String(a), String(b))
   }
   return 0

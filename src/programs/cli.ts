@@ -74,7 +74,7 @@ const shardOption = Options.text("shard").pipe(
 )
 const passesOption = Options.integer("passes").pipe(
   Options.withDescription(
-    "Passes over the input, each holding 1/passes of the shard's transactions in memory; default: ~3M input rows per pass in SQL, ~700k in JavaScript"
+    "Passes over the input, each holding 1/passes of the shard's transactions in memory; default: ~1.5M input rows per GB of --memory-limit in SQL (3M), ~700k in JavaScript"
   ),
   Options.optional
 )
@@ -84,14 +84,31 @@ const engineOption = Options.choice("engine", ["sql", "js"]).pipe(
   ),
   Options.optional
 )
+const memoryLimitOption = Options.text("memory-limit").pipe(
+  Options.withDescription(
+    "DuckDB's memory limit for the SQL final aggregate, e.g. 2GB (the default); beyond it DuckDB spills to local disk"
+  ),
+  Options.mapEffect((text) =>
+    /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(text.trim())
+      ? Effect.succeed(text.trim())
+      : Effect.fail(
+          ValidationError.invalidValue(
+            HelpDoc.p(`--memory-limit must be a size such as 512MB or 2GB, got "${text}"`)
+          )
+        )
+  ),
+  Options.optional
+)
 const finalOptionsOf = (
   shard: Option.Option<{ index: number; count: number }>,
   passes: Option.Option<number>,
-  engine: Option.Option<"sql" | "js">
+  engine: Option.Option<"sql" | "js">,
+  memoryLimit: Option.Option<string>
 ): FinalAggregateOptions => ({
   ...Option.match(shard, { onNone: () => ({}), onSome: (value) => ({ shard: value }) }),
   ...Option.match(passes, { onNone: () => ({}), onSome: (value) => ({ passes: value }) }),
-  ...Option.match(engine, { onNone: () => ({}), onSome: (value) => ({ engine: value }) })
+  ...Option.match(engine, { onNone: () => ({}), onSome: (value) => ({ engine: value }) }),
+  ...Option.match(memoryLimit, { onNone: () => ({}), onSome: (value) => ({ memoryLimit: value }) })
 })
 
 const directoriesOf = (input: Option.Option<string>, output: Option.Option<string>) => ({
@@ -197,9 +214,10 @@ const batch = Command.make(
     shard: shardOption,
     passes: passesOption,
     engine: engineOption,
+    memoryLimit: memoryLimitOption,
     workers: workersOption
   },
-  ({ input, output, shard, passes, engine, workers }) =>
+  ({ input, output, shard, passes, engine, memoryLimit, workers }) =>
     Effect.gen(function* () {
       if (workers < 1 || (workers > 1 && Option.isSome(shard))) {
         const message =
@@ -212,7 +230,8 @@ const batch = Command.make(
         const where = directoryArgs(input, output)
         const passArgs = [
           ...Option.match(passes, { onNone: () => [], onSome: (value) => ["--passes", String(value)] }),
-          ...Option.match(engine, { onNone: () => [], onSome: (value) => ["--engine", value] })
+          ...Option.match(engine, { onNone: () => [], onSome: (value) => ["--engine", value] }),
+          ...Option.match(memoryLimit, { onNone: () => [], onSome: (value) => ["--memory-limit", value] })
         ]
         const batchIndex = yield* runShardedWorkers(script, ["index", ...where], workers)
         if (!batchIndex.some((summary) => (summary as { published?: unknown }).published === true))
@@ -233,7 +252,7 @@ const batch = Command.make(
       }
       yield* Effect.gen(function* () {
         const batchIndex = yield* runBatchIndexWith()
-        const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes, engine))
+        const final = yield* runFinalAggregateWith(finalOptionsOf(shard, passes, engine, memoryLimit))
         yield* printJson({ batchIndex, finalAggregate: final })
       }).pipe(Effect.provide(storageLayer(directoriesOf(input, output))))
     })
@@ -250,10 +269,11 @@ const final = Command.make(
     output: outputOption,
     shard: shardOption,
     passes: passesOption,
-    engine: engineOption
+    engine: engineOption,
+    memoryLimit: memoryLimitOption
   },
-  ({ input, output, shard, passes, engine }) =>
-    runFinalAggregateWith(finalOptionsOf(shard, passes, engine)).pipe(
+  ({ input, output, shard, passes, engine, memoryLimit }) =>
+    runFinalAggregateWith(finalOptionsOf(shard, passes, engine, memoryLimit)).pipe(
       Effect.flatMap(printJson),
       Effect.provide(storageLayer(directoriesOf(input, output)))
     )

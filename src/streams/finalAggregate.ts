@@ -3,7 +3,7 @@ import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
 import { type Shard as BucketShard, bucketOf, shardProblem } from "../domain/buckets.js"
-import { DatasetError } from "../domain/errors.js"
+import { DatasetError, type ObjectStoreError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
   type FraudSignalFacts,
@@ -14,6 +14,7 @@ import {
 import { forEachJsonLine } from "../domain/jsonLines.js"
 import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
+import type { SqlError } from "../layers/DuckDb.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet, type RowSelection } from "../layers/ParquetCodec.js"
 import { makeScratchDirectory } from "../layers/scratch.js"
@@ -50,7 +51,7 @@ export interface FinalAggregateOptions {
   readonly passes?: number
   /**
    * Input rows (events and signals) one pass may hold when `passes` is not given. Default 700 000 in
-   * JavaScript (10M transactions then peak near 3.2 GB), 3 000 000 in SQL.
+   * JavaScript (10M transactions then peak near 3.2 GB); in SQL 1.5M per GB of `memoryLimit` (3M with 2GB).
    */
   readonly rowsPerPass?: number
   /** The most rows in one output file. Default 1 000 000. */
@@ -281,7 +282,29 @@ class FactSpill {
 }
 
 const jsRowsPerPass = 700_000
-const sqlRowsPerPass = 3_000_000
+/**
+ * Input rows a SQL pass holds per byte of DuckDB's memory limit: 1.5M per GB (2 GB held 2.5M rows of a
+ * 10M-transaction input in one pass and refused 6.3M).
+ */
+const sqlRowsPerLimitByte = 1_500_000 / 2 ** 30
+const maxSqlPasses = 4096
+const sizeUnits: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40
+}
+/** Bytes of a DuckDB size such as `2GB` or `512MiB`; undefined when it is not one. */
+const bytesOfSize = (size: string): number | undefined => {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(size.trim())
+  const unit = match === null ? undefined : sizeUnits[match[2]!.toLowerCase()]
+  return match === null || unit === undefined ? undefined : Number(match[1]) * unit
+}
 const defaultCopyOptions = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536"
 
 /** What both engines need to know about a run. */
@@ -497,6 +520,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       })
     )
     const engine = options.engine ?? (codec.duckDbCopyOptions === undefined ? "js" : "sql")
+    const memoryLimit = options.memoryLimit ?? "2GB"
+    const memoryLimitBytes = bytesOfSize(memoryLimit)
+    if (memoryLimitBytes === undefined)
+      return yield* new DatasetError({
+        dataset: "final_aggregate",
+        reason: `memory limit must be a size such as 512MB or 2GB, got "${memoryLimit}"`
+      })
     const passesFor = (defaultRowsPerPass: number) =>
       Math.max(
         1,
@@ -511,12 +541,31 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       current,
       maxRowsPerFile: options.maxRowsPerFile ?? 1_000_000
     }
+    const database = { memoryLimit, copyOptions: codec.duckDbCopyOptions ?? defaultCopyOptions }
+    // A pass DuckDB cannot hold within its memory limit is run again with twice the passes, unless the
+    // caller fixed the count.
+    const aggregateWithPasses = (
+      passes: number
+    ): Effect.Effect<Option.Option<AggregationOutcome>, SqlError | ObjectStoreError, ProcessedBucket> =>
+      aggregateInSql(run, passes, database).pipe(
+        Effect.catchIf(
+          (error) =>
+            error._tag === "SqlError" &&
+            options.passes === undefined &&
+            passes < maxSqlPasses &&
+            error.message.includes("Out of Memory"),
+          () =>
+            Effect.zipRight(
+              Effect.logWarning(
+                `final aggregate: DuckDB ran out of memory (${memoryLimit}) with ${passes} passes; again with ${passes * 2}`
+              ),
+              aggregateWithPasses(passes * 2)
+            )
+        )
+      )
     const sqlOutcome =
       engine === "sql"
-        ? yield* aggregateInSql(run, passesFor(sqlRowsPerPass), {
-            memoryLimit: options.memoryLimit ?? "2GB",
-            copyOptions: codec.duckDbCopyOptions ?? defaultCopyOptions
-          })
+        ? yield* aggregateWithPasses(passesFor(Math.max(100_000, sqlRowsPerLimitByte * memoryLimitBytes)))
         : Option.none()
     if (engine === "sql" && Option.isNone(sqlOutcome))
       yield* Effect.logWarning(

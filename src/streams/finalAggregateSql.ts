@@ -52,6 +52,15 @@ export interface SqlFinalAggregator {
   ) => Effect.Effect<SqlPassOutcome, SqlError>
 }
 
+const ignoreFailure = (close: () => void) =>
+  Effect.sync(() => {
+    try {
+      close()
+    } catch {
+      // Already closed, or closing failed at shutdown: nothing left to release.
+    }
+  })
+
 const fileList = (files: ReadonlyArray<string>) => `[${files.map(quoteLiteral).join(", ")}]`
 
 const parquetSource = (files: ReadonlyArray<string>) =>
@@ -210,6 +219,8 @@ final_rows AS (
 SELECT * FROM final_rows`
 
 /** The dimension snapshots as two DuckDB tables, through one JSON spool file of columns each. */
+const dimensionRowsPerFile = 10_000
+
 /** A dimension column for DuckDB: its values, and `timestamp` for epoch microseconds to load as TIMESTAMP. */
 type DimensionColumn = readonly [name: string, kind: "text" | "timestamp", values: ReadonlyArray<unknown>]
 
@@ -243,9 +254,23 @@ const loadDimensions = async (
     ]
   ]
   for (const [table, columns] of tables) {
-    const spool = JSON.stringify(Object.fromEntries(columns.map(([name, , values]) => [name, values])))
-    const path = NodePath.join(directory, `${table}.json`)
-    await NodeFs.writeFile(path, spool)
+    // Pieces of 10k rows: a whole snapshot in one string could pass V8's string length limit.
+    const rows = columns[0]?.[2].length ?? 0
+    const paths: Array<string> = []
+    let largestPiece = 0
+    for (let start = 0; start === 0 || start < rows; start += dimensionRowsPerFile) {
+      const piece = Buffer.from(
+        JSON.stringify(
+          Object.fromEntries(
+            columns.map(([name, , values]) => [name, values.slice(start, start + dimensionRowsPerFile)])
+          )
+        )
+      )
+      const path = NodePath.join(directory, `${table}-${paths.length}.json`)
+      await NodeFs.writeFile(path, piece)
+      paths.push(path)
+      largestPiece = Math.max(largestPiece, piece.byteLength)
+    }
     const declared = columns
       .map(([name, kind]) => `${quoteLiteral(name)}: '${kind === "timestamp" ? "BIGINT" : "VARCHAR"}[]'`)
       .join(", ")
@@ -255,8 +280,8 @@ const loadDimensions = async (
       )
       .join(", ")
     await connection.run(
-      `CREATE TEMP TABLE ${table} AS SELECT ${unnested} FROM read_json(${quoteLiteral(path)}, ` +
-        `format = 'unstructured', columns = {${declared}}, maximum_object_size = ${Math.max(1 << 24, 2 * spool.length)})`
+      `CREATE TEMP TABLE ${table} AS SELECT ${unnested} FROM read_json(${fileList(paths)}, ` +
+        `format = 'unstructured', columns = {${declared}}, maximum_object_size = ${Math.max(1 << 24, 2 * largestPiece)})`
     )
   }
 }
@@ -280,14 +305,20 @@ export const openSqlFinalAggregator = (
           }),
         catch: (cause) => new SqlError({ statement: "<open final aggregate database>", cause })
       }),
-      (opened) => Effect.sync(() => opened.closeSync())
+      (opened) => ignoreFailure(() => opened.closeSync())
     )
     const connection = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => instance.connect(),
         catch: (cause) => new SqlError({ statement: "<connect>", cause })
       }),
-      (opened) => Effect.sync(() => opened.closeSync())
+      // Interrupted (Ctrl-C, a timeout): stop the statement running before closing, as the scratch
+      // directory it spills to is removed next.
+      (opened) =>
+        ignoreFailure(() => {
+          opened.interrupt()
+          opened.closeSync()
+        })
     )
     const run = (statement: string) =>
       Effect.tryPromise({
@@ -358,5 +389,5 @@ export const openSqlFinalAggregator = (
           files
         } satisfies SqlPassOutcome
       })
-    return { filesWithoutHash: allFiles.length - withHash, runPass } satisfies SqlFinalAggregator
+    return { filesWithoutHash: new Set(allFiles).size - withHash, runPass } satisfies SqlFinalAggregator
   })
