@@ -3,12 +3,14 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
+import { transactionStatuses } from "../src/domain/events.js"
 import { indexedTransactionSchema } from "../src/domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { batchIndexPrefixes, runBatchIndex } from "../src/streams/batchIndex.js"
 import { readFinalAggregate, readManifest } from "../src/streams/datasets.js"
 import { runFinalAggregateWith } from "../src/streams/finalAggregate.js"
+import { seededRandom } from "./support/finalAggregateRows.js"
 import {
   jsonLines,
   memoryLayers,
@@ -18,28 +20,6 @@ import {
   userJson
 } from "./support/fixtures.js"
 
-/** mulberry32: a small seeded generator, so every run builds the same data. */
-const seededRandom = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const statuses = [
-  "authorized",
-  "captured",
-  "settled",
-  "refunded",
-  "partially_refunded",
-  "voided",
-  "declined",
-  "chargeback"
-] as const
 /** Ids that sort differently by UTF-16 unit, by code point and by locale. */
 const idPieces = ["a", "B", "z", "é", "ｚ", "😀", "10", "9", "a b"] as const
 /** Few distinct instants, so sequence and event_time ties are common; one with an offset. */
@@ -74,7 +54,7 @@ const seedTrickyRaw = (seed: number, transactions: number) =>
           transaction_id: transactionId,
           sequence: Math.floor(random() * 3),
           event_time: pick(instants),
-          status: pick(statuses),
+          status: pick(transactionStatuses),
           amount_minor: pick([0, 999, 1000, 25_000]),
           currency: pick(["USD", "JPY", "EUR"]),
           user_id: pick(["u-1", "u-2", "u-unknown"]),
@@ -90,7 +70,7 @@ const seedTrickyRaw = (seed: number, transactions: number) =>
           const changed = pick([
             {},
             { amount_minor: 1001 },
-            { status: pick(statuses) },
+            { status: pick(transactionStatuses) },
             { card_bin: null },
             { device_id: "d-9" },
             { event_time: pick(instants) },
