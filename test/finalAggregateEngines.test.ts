@@ -261,6 +261,8 @@ describe("final aggregate engines: DuckDB SQL and JavaScript give the same rows"
         yield* Effect.gen(function* () {
           yield* seedTrickyRaw(6, 120)
           yield* runBatchIndex
+          const refused = yield* Effect.flip(runFinalAggregateWith({ engine: "sql" }))
+          assert.include(refused.message, "the SQL engine writes through DuckDB, which the parquetjs codec")
         }).pipe(Effect.provide(Layer.merge(buckets, Parquet.layerParquetjs({ rowGroupSize: 50 }))))
         yield* Effect.gen(function* () {
           const js = yield* runFinalAggregateWith({ engine: "js" })

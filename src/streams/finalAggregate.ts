@@ -305,7 +305,6 @@ const bytesOfSize = (size: string): number | undefined => {
   const unit = match === null ? undefined : sizeUnits[match[2]!.toLowerCase()]
   return match === null || unit === undefined ? undefined : Number(match[1]) * unit
 }
-const defaultCopyOptions = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536"
 
 /** What both engines need to know about a run. */
 interface AggregationRun {
@@ -520,6 +519,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       })
     )
     const engine = options.engine ?? (codec.duckDbCopyOptions === undefined ? "js" : "sql")
+    if (engine === "sql" && codec.duckDbCopyOptions === undefined)
+      return yield* new DatasetError({
+        dataset: "final_aggregate",
+        reason:
+          "the SQL engine writes through DuckDB, which the parquetjs codec cannot read back; " +
+          "use the JavaScript engine with RECON_PARQUET_WRITER=parquetjs"
+      })
     const memoryLimit = options.memoryLimit ?? "2GB"
     const memoryLimitBytes = bytesOfSize(memoryLimit)
     if (memoryLimitBytes === undefined)
@@ -541,13 +547,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
       current,
       maxRowsPerFile: options.maxRowsPerFile ?? 1_000_000
     }
-    const database = { memoryLimit, copyOptions: codec.duckDbCopyOptions ?? defaultCopyOptions }
     // A pass DuckDB cannot hold within its memory limit is run again with twice the passes, unless the
     // caller fixed the count.
     const aggregateWithPasses = (
-      passes: number
+      passes: number,
+      copyOptions: string
     ): Effect.Effect<Option.Option<AggregationOutcome>, SqlError | ObjectStoreError, ProcessedBucket> =>
-      aggregateInSql(run, passes, database).pipe(
+      aggregateInSql(run, passes, { memoryLimit, copyOptions }).pipe(
         Effect.catchIf(
           (error) =>
             error._tag === "SqlError" &&
@@ -559,13 +565,16 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
               Effect.logWarning(
                 `final aggregate: DuckDB ran out of memory (${memoryLimit}) with ${passes} passes; again with ${passes * 2}`
               ),
-              aggregateWithPasses(passes * 2)
+              aggregateWithPasses(passes * 2, copyOptions)
             )
         )
       )
     const sqlOutcome =
-      engine === "sql"
-        ? yield* aggregateWithPasses(passesFor(Math.max(100_000, sqlRowsPerLimitByte * memoryLimitBytes)))
+      engine === "sql" && codec.duckDbCopyOptions !== undefined
+        ? yield* aggregateWithPasses(
+            passesFor(Math.max(100_000, sqlRowsPerLimitByte * memoryLimitBytes)),
+            codec.duckDbCopyOptions
+          )
         : Option.none()
     if (engine === "sql" && Option.isNone(sqlOutcome))
       yield* Effect.logWarning(
