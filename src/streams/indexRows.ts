@@ -1,42 +1,57 @@
 import { idHashOf } from "../domain/buckets.js"
 import type { FraudSignal, TransactionEvent } from "../domain/events.js"
-import { type DimensionTables, dimensionColumnsFor } from "../domain/finalAggregate.js"
+import type { DimensionTables } from "../domain/finalAggregate.js"
 import type { IndexedFraudSignal, IndexedTransaction, IngestPath, TableRow } from "../domain/rows.js"
 import { utcDate } from "../domain/time.js"
 
 /** An index row with its partition value. */
 export type Partitioned<R> = R & { readonly dt: string }
 
-/** A validated event as an index row, joined to the dimension snapshot (nulls for unknown keys). */
+/**
+ * A validated event as an index row, joined to the dimension snapshot (nulls for unknown keys): the
+ * columns of `dimensionColumnsFor`, looked up in place, as spreading that object into each row made
+ * building rows 3× slower (330 vs 107 ms per 200k rows).
+ */
 export const indexTransaction = (
   event: TransactionEvent,
   dimensions: DimensionTables,
   ingestPath: IngestPath,
   sourceLocation: string
-): Partitioned<IndexedTransaction> => ({
-  event_id: event.event_id,
-  transaction_id: event.transaction_id,
-  sequence: event.sequence,
-  event_time: event.event_time,
-  status: event.status,
-  amount_minor: event.amount_minor,
-  currency: event.currency,
-  user_id: event.user_id,
-  merchant_id: event.merchant_id,
-  payment_method: event.payment_method,
-  card_bin: event.card_bin ?? null,
-  card_last4: event.card_last4 ?? null,
-  processor: event.processor,
-  processor_reference: event.processor_reference,
-  country: event.country ?? null,
-  device_id: event.device_id ?? null,
-  ip_address: event.ip_address ?? null,
-  ...dimensionColumnsFor(dimensions, event.user_id, event.merchant_id),
-  ingest_path: ingestPath,
-  source_location: sourceLocation,
-  transaction_id_hash: idHashOf(event.transaction_id),
-  dt: utcDate(event.event_time)
-})
+): Partitioned<IndexedTransaction> => {
+  const user = dimensions.users.get(event.user_id)
+  const merchant = dimensions.merchants.get(event.merchant_id)
+  return {
+    event_id: event.event_id,
+    transaction_id: event.transaction_id,
+    sequence: event.sequence,
+    event_time: event.event_time,
+    status: event.status,
+    amount_minor: event.amount_minor,
+    currency: event.currency,
+    user_id: event.user_id,
+    merchant_id: event.merchant_id,
+    payment_method: event.payment_method,
+    card_bin: event.card_bin ?? null,
+    card_last4: event.card_last4 ?? null,
+    processor: event.processor,
+    processor_reference: event.processor_reference,
+    country: event.country ?? null,
+    device_id: event.device_id ?? null,
+    ip_address: event.ip_address ?? null,
+    user_country: user?.country ?? null,
+    user_kyc_level: user?.kyc_level ?? null,
+    user_risk_tier: user?.risk_tier ?? null,
+    user_created_at: user?.created_at ?? null,
+    merchant_name: merchant?.name ?? null,
+    merchant_mcc: merchant?.mcc ?? null,
+    merchant_country: merchant?.country ?? null,
+    merchant_risk_level: merchant?.risk_level ?? null,
+    ingest_path: ingestPath,
+    source_location: sourceLocation,
+    transaction_id_hash: idHashOf(event.transaction_id),
+    dt: utcDate(event.event_time)
+  }
+}
 
 /** A validated fraud signal as an index row. */
 export const indexFraudSignal = (
