@@ -4,6 +4,7 @@ import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { transactionStatuses } from "../src/domain/events.js"
+import { compareCodePoints } from "../src/domain/order.js"
 import { indexedTransactionSchema } from "../src/domain/rows.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
@@ -180,6 +181,16 @@ describe("final aggregate engines: DuckDB SQL and JavaScript give the same rows"
         const again = yield* runFinalAggregateWith({ maxRowsPerFile: 7 })
         assert.isAbove(again.filesWritten, again.partitions, "at most 7 rows per file")
         assert.deepStrictEqual(yield* publishedRows, expected)
+        const processed = yield* ProcessedBucket
+        const codec = yield* Parquet
+        const manifest = Option.getOrThrow(yield* readManifest(processed, "final_aggregate/"))
+        for (const file of manifest.files) {
+          const rows = yield* codec.decode(Option.getOrThrow(yield* processed.get(file.key)))
+          assert.strictEqual(rows.length, file.rows, file.key)
+          assert.isAtMost(rows.length, 7)
+          const ids = rows.map((row) => String(row["transaction_id"]))
+          assert.deepStrictEqual(ids, [...ids].sort(compareCodePoints), "transaction_id order within a file")
+        }
       }).pipe(Effect.provide(duckDbLayers))
     )
   }

@@ -370,16 +370,30 @@ export const openSqlFinalAggregator = (
         const perFile = Math.max(1, Math.floor(maxRowsPerFile))
         for (const [dt, count] of partitions) {
           const rows = Number(count)
-          // Slices of a dt larger than a file, in transaction_id order (rare: a file holds a million rows).
-          for (let offset = 0, part = 0; offset < rows; offset += perFile, part++) {
-            const path = NodePath.join(output, `${String(dt)}-${part}.parquet`)
-            const slice = rows > perFile ? ` LIMIT ${perFile} OFFSET ${offset}` : ""
+          const inDt = `dt = ${quoteLiteral(String(dt))}`
+          if (rows <= perFile) {
+            const path = NodePath.join(output, `${String(dt)}-0.parquet`)
             yield* run(
-              `COPY (SELECT ${finalColumns} FROM pass_rows WHERE dt = ${quoteLiteral(String(dt))} ` +
-                `ORDER BY transaction_id${slice}) TO ${quoteLiteral(path)} (${input.copyOptions})`
+              `COPY (SELECT ${finalColumns} FROM pass_rows WHERE ${inDt} ORDER BY transaction_id) ` +
+                `TO ${quoteLiteral(path)} (${input.copyOptions})`
             )
-            files.push({ dt: String(dt), path, rows: Math.min(perFile, rows - offset) })
+            files.push({ dt: String(dt), path, rows })
+            continue
           }
+          // A dt larger than a file: numbered once in transaction_id order, then a file per slice.
+          yield* run(
+            `CREATE OR REPLACE TEMP TABLE dt_parts AS SELECT *, ` +
+              `(row_number() OVER (ORDER BY transaction_id) - 1) // ${perFile} AS part FROM pass_rows WHERE ${inDt}`
+          )
+          for (let part = 0; part * perFile < rows; part++) {
+            const path = NodePath.join(output, `${String(dt)}-${part}.parquet`)
+            yield* run(
+              `COPY (SELECT ${finalColumns} FROM dt_parts WHERE part = ${part} ORDER BY transaction_id) ` +
+                `TO ${quoteLiteral(path)} (${input.copyOptions})`
+            )
+            files.push({ dt: String(dt), path, rows: Math.min(perFile, rows - part * perFile) })
+          }
+          yield* run("DROP TABLE dt_parts")
         }
         yield* run("DROP TABLE pass_events; DROP TABLE pass_signals; DROP TABLE pass_rows")
         return {
