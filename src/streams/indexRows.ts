@@ -1,6 +1,6 @@
 import { idHashOf } from "../domain/buckets.js"
 import type { FraudSignal, TransactionEvent } from "../domain/events.js"
-import type { DimensionTables } from "../domain/finalAggregate.js"
+import { type DimensionTables, dimensionColumnsFor } from "../domain/finalAggregate.js"
 import type { IndexedFraudSignal, IndexedTransaction, IngestPath, TableRow } from "../domain/rows.js"
 import { utcDate } from "../domain/time.js"
 
@@ -8,9 +8,9 @@ import { utcDate } from "../domain/time.js"
 export type Partitioned<R> = R & { readonly dt: string }
 
 /**
- * A validated event as an index row, joined to the dimension snapshot (nulls for unknown keys): the
- * columns of `dimensionColumnsFor`, looked up in place, as spreading that object into each row made
- * building rows 3× slower (330 vs 107 ms per 200k rows).
+ * A validated event as an index row, joined to the dimension snapshot (nulls for unknown keys). The
+ * dimension columns are copied by name: spreading `dimensionColumnsFor`'s object into each row made building
+ * rows 3× slower (330 vs 107 ms per 200k rows).
  */
 export const indexTransaction = (
   event: TransactionEvent,
@@ -18,8 +18,7 @@ export const indexTransaction = (
   ingestPath: IngestPath,
   sourceLocation: string
 ): Partitioned<IndexedTransaction> => {
-  const user = dimensions.users.get(event.user_id)
-  const merchant = dimensions.merchants.get(event.merchant_id)
+  const joined = dimensionColumnsFor(dimensions, event.user_id, event.merchant_id)
   return {
     event_id: event.event_id,
     transaction_id: event.transaction_id,
@@ -38,14 +37,14 @@ export const indexTransaction = (
     country: event.country ?? null,
     device_id: event.device_id ?? null,
     ip_address: event.ip_address ?? null,
-    user_country: user?.country ?? null,
-    user_kyc_level: user?.kyc_level ?? null,
-    user_risk_tier: user?.risk_tier ?? null,
-    user_created_at: user?.created_at ?? null,
-    merchant_name: merchant?.name ?? null,
-    merchant_mcc: merchant?.mcc ?? null,
-    merchant_country: merchant?.country ?? null,
-    merchant_risk_level: merchant?.risk_level ?? null,
+    user_country: joined.user_country,
+    user_kyc_level: joined.user_kyc_level,
+    user_risk_tier: joined.user_risk_tier,
+    user_created_at: joined.user_created_at,
+    merchant_name: joined.merchant_name,
+    merchant_mcc: joined.merchant_mcc,
+    merchant_country: joined.merchant_country,
+    merchant_risk_level: joined.merchant_risk_level,
     ingest_path: ingestPath,
     source_location: sourceLocation,
     transaction_id_hash: idHashOf(event.transaction_id),
