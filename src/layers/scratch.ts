@@ -1,6 +1,7 @@
 import * as NodeFs from "node:fs/promises"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import { Effect, type Scope } from "effect"
 
 const isRunning = (pid: number): boolean => {
   try {
@@ -48,3 +49,10 @@ export const makeScratchDirectory = async (prefix: string): Promise<string> => {
   await sweep
   return NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), `${prefix}${process.pid}-`))
 }
+
+/** {@link makeScratchDirectory} for as long as the scope lives, removed with everything in it when it closes. */
+export const scopedScratchDirectory = (prefix: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() => makeScratchDirectory(prefix)),
+    (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
+  )

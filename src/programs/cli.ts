@@ -9,7 +9,7 @@ import { mintApiKey } from "../domain/apiAuth.js"
 import { shardProblem } from "../domain/buckets.js"
 import { BreakType, defaultReconcileRules, type ReconcileRules } from "../domain/reconcile.js"
 import { ProcessorMapping } from "../domain/settlement.js"
-import { DuckDb } from "../layers/DuckDb.js"
+import { bytesOfSize, DuckDb } from "../layers/DuckDb.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { Tensorflow } from "../layers/Tensorflow.js"
@@ -17,7 +17,11 @@ import { aggregateMerchantTotals } from "../streams/aggregate.js"
 import { athenaDdl, athenaDdlOptionsConfig } from "../streams/athena.js"
 import { runBatchIndexWith } from "../streams/batchIndex.js"
 import { runEndToEnd } from "../streams/endToEnd.js"
-import { type FinalAggregateOptions, runFinalAggregateWith } from "../streams/finalAggregate.js"
+import {
+  defaultFinalAggregateEngine,
+  type FinalAggregateOptions,
+  runFinalAggregateWith
+} from "../streams/finalAggregate.js"
 import { generateDataset } from "../streams/generate.js"
 import { generateSettlements, readIndexColumns, reconcileRange } from "../streams/generateSettlements.js"
 import { runBatchIngest, runUpload } from "../streams/ingest.js"
@@ -89,7 +93,7 @@ const memoryLimitOption = Options.text("memory-limit").pipe(
     "DuckDB's memory limit for the SQL final aggregate, e.g. 2GB (the default); beyond it DuckDB spills to local disk"
   ),
   Options.mapEffect((text) =>
-    /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(text.trim())
+    bytesOfSize(text) !== undefined
       ? Effect.succeed(text.trim())
       : Effect.fail(
           ValidationError.invalidValue(
@@ -241,8 +245,7 @@ const batch = Command.make(
           })
         // DuckDB already spreads the SQL final aggregate over the cores: one process; JavaScript: n shards.
         const codec = yield* Effect.provide(Parquet, Parquet.layerConfig)
-        const sqlEngine =
-          Option.getOrElse(engine, () => (codec.duckDbCopyOptions === undefined ? "js" : "sql")) === "sql"
+        const sqlEngine = Option.getOrElse(engine, () => defaultFinalAggregateEngine(codec)) === "sql"
         const finalAggregate = yield* runShardedWorkers(
           script,
           ["final", ...where, ...passArgs],

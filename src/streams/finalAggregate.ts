@@ -3,7 +3,7 @@ import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Clock, Effect, Option, Schema } from "effect"
 import { type Shard as BucketShard, bucketOf, shardProblem } from "../domain/buckets.js"
-import { DatasetError, type ObjectStoreError } from "../domain/errors.js"
+import { DatasetError, type ObjectStoreError, type ParquetError } from "../domain/errors.js"
 import {
   buildFinalAggregate,
   type FraudSignalFacts,
@@ -14,10 +14,10 @@ import {
 import { forEachJsonLine } from "../domain/jsonLines.js"
 import { compareCodePoints } from "../domain/order.js"
 import { type FinalAggregateRow, finalAggregateSchema, type TableRow } from "../domain/rows.js"
-import type { SqlError } from "../layers/DuckDb.js"
+import { bytesOfSize, type SqlError } from "../layers/DuckDb.js"
 import { ProcessedBucket, RawBucket } from "../layers/ObjectStore.js"
-import { Parquet, type RowSelection } from "../layers/ParquetCodec.js"
-import { makeScratchDirectory } from "../layers/scratch.js"
+import { Parquet, type ParquetCodec, type RowSelection } from "../layers/ParquetCodec.js"
+import { scopedScratchDirectory } from "../layers/scratch.js"
 import { batchIndexPrefixes } from "./batchIndex.js"
 import {
   clearShardManifests,
@@ -281,6 +281,10 @@ class FactSpill {
   }
 }
 
+/** Where the final aggregate runs unless told: in SQL when the codec writes through DuckDB. */
+export const defaultFinalAggregateEngine = (codec: ParquetCodec): "sql" | "js" =>
+  codec.duckDbCopyOptions === undefined ? "js" : "sql"
+
 const jsRowsPerPass = 700_000
 /**
  * Input rows a SQL pass holds per byte of DuckDB's memory limit: 1.5M per GB (2 GB held 2.5M rows of a
@@ -288,24 +292,6 @@ const jsRowsPerPass = 700_000
  */
 const sqlRowsPerLimitByte = 1_500_000 / 2 ** 30
 const maxSqlPasses = 4096
-const sizeUnits: Record<string, number> = {
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  kib: 2 ** 10,
-  mib: 2 ** 20,
-  gib: 2 ** 30,
-  tib: 2 ** 40
-}
-/** Bytes of a DuckDB size such as `2GB` or `512MiB`; undefined when it is not one. */
-const bytesOfSize = (size: string): number | undefined => {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(size.trim())
-  const unit = match === null ? undefined : sizeUnits[match[2]!.toLowerCase()]
-  return match === null || unit === undefined ? undefined : Number(match[1]) * unit
-}
-
 /** What both engines need to know about a run. */
 interface AggregationRun {
   readonly shard: Shard
@@ -325,12 +311,6 @@ interface AggregationOutcome {
   readonly rowsRead: number
   readonly rowCount: number
 }
-
-const scratchDirectory = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.promise(() => makeScratchDirectory(prefix)),
-    (directory) => Effect.promise(() => NodeFs.rm(directory, { recursive: true, force: true }))
-  )
 
 /**
  * The aggregation in JavaScript: every input file decoded (only the shard's rows where the file carries
@@ -389,7 +369,7 @@ const aggregateInJs = (run: AggregationRun, passes: number) =>
     } else {
       yield* Effect.scoped(
         Effect.gen(function* () {
-          const spill = new FactSpill(yield* scratchDirectory("recon-final-spill-"), passes)
+          const spill = new FactSpill(yield* scopedScratchDirectory("recon-final-spill-"), passes)
           rowsRead = yield* readInputFacts(
             inputs,
             progress,
@@ -424,33 +404,33 @@ const aggregateInJs = (run: AggregationRun, passes: number) =>
     } satisfies AggregationOutcome
   })
 
+/** Where the SQL engine works: the committed index files on local disk and how to write output. */
+interface SqlDatabase {
+  readonly transactionFiles: ReadonlyArray<string>
+  readonly signalFiles: ReadonlyArray<string>
+  readonly memoryLimit: string
+  readonly codec: ParquetCodec
+  readonly copyOptions: string
+}
+
 /**
- * The aggregation in DuckDB SQL over the committed index files (copied to local disk when the store is
- * not a directory): a pass at a time over the buckets of this shard, selected through
- * `transaction_id_hash`, each pass's files written by DuckDB and named by the SHA-256 of their bytes
- * (DuckDB writes the same rows to the same bytes, so an unchanged partition keeps its key). None when a
- * sharded or multi-pass run meets index files without `transaction_id_hash`.
+ * The aggregation in DuckDB SQL over the committed index files: a pass at a time over the buckets of this
+ * shard, selected through `transaction_id_hash`, each pass's files written by DuckDB and named by the
+ * SHA-256 of their bytes (DuckDB writes the same rows to the same bytes, so an unchanged partition keeps its
+ * key). None when a sharded or multi-pass run meets index files without `transaction_id_hash`.
  */
-const aggregateInSql = (
-  run: AggregationRun,
-  passes: number,
-  database: { readonly memoryLimit: string; readonly copyOptions: string }
-) =>
+const aggregateInSql = (run: AggregationRun, passes: number, database: SqlDatabase) =>
   Effect.scoped(
     Effect.gen(function* () {
       const { shard, inputs, current, maxRowsPerFile } = run
       const processed = yield* ProcessedBucket
       const buckets = shard.count * passes
-      const localFiles = (keys: ReadonlyArray<string>) =>
-        committedFilePaths(processed, { files: keys.map((key) => ({ key })) })
       const aggregator = yield* openSqlFinalAggregator({
-        transactionFiles: yield* localFiles(inputs.transactionKeys),
-        signalFiles: yield* localFiles(inputs.signalKeys),
+        ...database,
         dimensions: inputs.dimensions.tables,
-        directory: yield* scratchDirectory("recon-final-sql-"),
-        ...database
+        directory: yield* scopedScratchDirectory("recon-final-sql-")
       })
-      if (buckets > 1 && aggregator.filesWithoutHash > 0) return Option.none<AggregationOutcome>()
+      if (buckets > 1 && (yield* aggregator.filesWithoutHash) > 0) return Option.none<AggregationOutcome>()
       const progress = yield* makeProgress("final aggregate (SQL)", passes, "passes")
       const files: Array<ManifestFile> = []
       let written = 0
@@ -498,9 +478,10 @@ const aggregateInSql = (
  * A worker owns the transactions whose bucket (FNV-1a of transaction_id) falls in its shard, reads every
  * input file keeping only those, optionally in several passes of fewer buckets each to bound memory, and
  * writes content-addressed files. The aggregation runs in DuckDB SQL with the DuckDB codec and in
- * JavaScript otherwise (`engine`); both apply the same rules and give the same rows. It then records what it wrote under `_shards/<version>/`; the shard that
- * finds every shard of the version done writes the dataset manifest, the one atomic step that publishes
- * (readers see the old or the new snapshot, never a mix). N shards produce exactly the rows of one run; a
+ * JavaScript otherwise (`engine`); both apply the same rules and give the same rows. It then records what
+ * it wrote under `_shards/<version>/`; the shard that finds every shard of the version done writes the
+ * dataset manifest, the one atomic step that publishes (readers see the old or the new snapshot, never a
+ * mix). N shards produce exactly the rows of one run; a
  * re-run on the same input rewrites nothing.
  */
 export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
@@ -518,7 +499,7 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
         onSome: (manifest) => manifest.files.map((f) => f.key)
       })
     )
-    const engine = options.engine ?? (codec.duckDbCopyOptions === undefined ? "js" : "sql")
+    const engine = options.engine ?? defaultFinalAggregateEngine(codec)
     if (engine === "sql" && codec.duckDbCopyOptions === undefined)
       return yield* new DatasetError({
         dataset: "final_aggregate",
@@ -551,9 +532,13 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
     // caller fixed the count.
     const aggregateWithPasses = (
       passes: number,
-      copyOptions: string
-    ): Effect.Effect<Option.Option<AggregationOutcome>, SqlError | ObjectStoreError, ProcessedBucket> =>
-      aggregateInSql(run, passes, { memoryLimit, copyOptions }).pipe(
+      database: SqlDatabase
+    ): Effect.Effect<
+      Option.Option<AggregationOutcome>,
+      SqlError | ObjectStoreError | ParquetError,
+      ProcessedBucket
+    > =>
+      aggregateInSql(run, passes, database).pipe(
         Effect.catchIf(
           (error) =>
             error._tag === "SqlError" &&
@@ -565,15 +550,29 @@ export const runFinalAggregateWith = (options: FinalAggregateOptions = {}) =>
               Effect.logWarning(
                 `final aggregate: DuckDB ran out of memory (${memoryLimit}) with ${passes} passes; again with ${passes * 2}`
               ),
-              aggregateWithPasses(passes * 2, copyOptions)
+              aggregateWithPasses(passes * 2, database)
             )
         )
       )
+    const copyOptions = codec.duckDbCopyOptions
     const sqlOutcome =
-      engine === "sql" && codec.duckDbCopyOptions !== undefined
-        ? yield* aggregateWithPasses(
-            passesFor(Math.max(100_000, sqlRowsPerLimitByte * memoryLimitBytes)),
-            codec.duckDbCopyOptions
+      engine === "sql" && copyOptions !== undefined
+        ? yield* Effect.scoped(
+            Effect.gen(function* () {
+              // Copied to local disk once (when the store is not a directory), whatever the retries.
+              const localFiles = (keys: ReadonlyArray<string>) =>
+                committedFilePaths(processed, { files: keys.map((key) => ({ key })) })
+              return yield* aggregateWithPasses(
+                passesFor(Math.max(100_000, sqlRowsPerLimitByte * memoryLimitBytes)),
+                {
+                  transactionFiles: yield* localFiles(inputs.transactionKeys),
+                  signalFiles: yield* localFiles(inputs.signalKeys),
+                  memoryLimit,
+                  codec,
+                  copyOptions
+                }
+              )
+            })
           )
         : Option.none()
     if (engine === "sql" && Option.isNone(sqlOutcome))

@@ -1,10 +1,17 @@
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
-import { DuckDBInstance } from "@duckdb/node-api"
 import { Effect, type Scope } from "effect"
+import type { ParquetError } from "../domain/errors.js"
 import { type DimensionTables, duplicateTieBreakFields } from "../domain/finalAggregate.js"
-import { type ColumnSpec, finalAggregateSchema } from "../domain/rows.js"
-import { quoteIdentifier, quoteLiteral, SqlError } from "../layers/DuckDb.js"
+import {
+  type ColumnSpec,
+  column,
+  finalAggregateSchema,
+  type TableRow,
+  type TableSchema
+} from "../domain/rows.js"
+import { makeDuckDb, quoteIdentifier, quoteLiteral, type SqlError } from "../layers/DuckDb.js"
+import type { ParquetCodec } from "../layers/ParquetCodec.js"
 
 /** Where a SQL final aggregate reads and works. */
 export interface SqlFinalAggregateInput {
@@ -13,6 +20,8 @@ export interface SqlFinalAggregateInput {
   /** Local paths of the committed fraud signal index files. */
   readonly signalFiles: ReadonlyArray<string>
   readonly dimensions: DimensionTables
+  /** The Parquet codec the dimension tables are handed over with. */
+  readonly codec: ParquetCodec
   /** A scratch directory the caller removes: spool, spill and output files. */
   readonly directory: string
   /** DuckDB's `memory_limit` (e.g. `2GB`); beyond it DuckDB spills to `directory`. */
@@ -44,22 +53,13 @@ export interface SqlPassOutcome {
 
 /** The contract §6 aggregation in DuckDB over local index files, a pass at a time. */
 export interface SqlFinalAggregator {
-  /** Input files without a `transaction_id_hash` column (written before it existed); a pass needs none. */
-  readonly filesWithoutHash: number
+  /** Counts the input files without a `transaction_id_hash` column (written before it existed). */
+  readonly filesWithoutHash: Effect.Effect<number, SqlError>
   readonly runPass: (
     selection: PassSelection | undefined,
     maxRowsPerFile: number
   ) => Effect.Effect<SqlPassOutcome, SqlError>
 }
-
-const ignoreFailure = (close: () => void) =>
-  Effect.sync(() => {
-    try {
-      close()
-    } catch {
-      // Already closed, or closing failed at shutdown: nothing left to release.
-    }
-  })
 
 const fileList = (files: ReadonlyArray<string>) => `[${files.map(quoteLiteral).join(", ")}]`
 
@@ -218,73 +218,21 @@ final_rows AS (
 )
 SELECT * FROM final_rows`
 
-/** The dimension snapshots as two DuckDB tables, through one JSON spool file of columns each. */
-const dimensionRowsPerFile = 10_000
-
-/** A dimension column for DuckDB: its values, and `timestamp` for epoch microseconds to load as TIMESTAMP. */
-type DimensionColumn = readonly [name: string, kind: "text" | "timestamp", values: ReadonlyArray<unknown>]
-
-const loadDimensions = async (
-  connection: Awaited<ReturnType<DuckDBInstance["connect"]>>,
-  dimensions: DimensionTables,
-  directory: string
-) => {
-  const users = [...dimensions.users.values()]
-  const merchants = [...dimensions.merchants.values()]
-  const tables: ReadonlyArray<readonly [name: string, columns: ReadonlyArray<DimensionColumn>]> = [
-    [
-      "users",
-      [
-        ["user_id", "text", users.map((user) => user.user_id)],
-        ["country", "text", users.map((user) => user.country)],
-        ["kyc_level", "text", users.map((user) => user.kyc_level)],
-        ["risk_tier", "text", users.map((user) => user.risk_tier)],
-        ["created_at", "timestamp", users.map((user) => user.created_at)]
-      ]
-    ],
-    [
-      "merchants",
-      [
-        ["merchant_id", "text", merchants.map((merchant) => merchant.merchant_id)],
-        ["name", "text", merchants.map((merchant) => merchant.name)],
-        ["mcc", "text", merchants.map((merchant) => merchant.mcc)],
-        ["country", "text", merchants.map((merchant) => merchant.country)],
-        ["risk_level", "text", merchants.map((merchant) => merchant.risk_level)]
-      ]
-    ]
-  ]
-  for (const [table, columns] of tables) {
-    // Pieces of 10k rows: a whole snapshot in one string could pass V8's string length limit.
-    const rows = columns[0]?.[2].length ?? 0
-    const paths: Array<string> = []
-    let largestPiece = 0
-    for (let start = 0; start === 0 || start < rows; start += dimensionRowsPerFile) {
-      const piece = Buffer.from(
-        JSON.stringify(
-          Object.fromEntries(
-            columns.map(([name, , values]) => [name, values.slice(start, start + dimensionRowsPerFile)])
-          )
-        )
-      )
-      const path = NodePath.join(directory, `${table}-${paths.length}.json`)
-      await NodeFs.writeFile(path, piece)
-      paths.push(path)
-      largestPiece = Math.max(largestPiece, piece.byteLength)
-    }
-    const declared = columns
-      .map(([name, kind]) => `${quoteLiteral(name)}: '${kind === "timestamp" ? "BIGINT" : "VARCHAR"}[]'`)
-      .join(", ")
-    const unnested = columns
-      .map(([name, kind]) =>
-        kind === "timestamp" ? `make_timestamp(unnest(${name})) AS ${name}` : `unnest(${name}) AS ${name}`
-      )
-      .join(", ")
-    await connection.run(
-      `CREATE TEMP TABLE ${table} AS SELECT ${unnested} FROM read_json(${fileList(paths)}, ` +
-        `format = 'unstructured', columns = {${declared}}, maximum_object_size = ${Math.max(1 << 24, 2 * largestPiece)})`
-    )
-  }
-}
+/** The dimension columns the final aggregate joins, handed to DuckDB through the Parquet codec. */
+const userColumns: TableSchema = [
+  column("user_id", "string"),
+  column("country", "string"),
+  column("kyc_level", "string"),
+  column("risk_tier", "string"),
+  column("created_at", "timestamp")
+]
+const merchantColumns: TableSchema = [
+  column("merchant_id", "string"),
+  column("name", "string"),
+  column("mcc", "string"),
+  column("country", "string"),
+  column("risk_level", "string")
+]
 
 /**
  * Opens a DuckDB database for the final aggregate (memory bounded by `memoryLimit`, spilling under
@@ -292,57 +240,33 @@ const loadDimensions = async (
  */
 export const openSqlFinalAggregator = (
   input: SqlFinalAggregateInput
-): Effect.Effect<SqlFinalAggregator, SqlError, Scope.Scope> =>
+): Effect.Effect<SqlFinalAggregator, SqlError | ParquetError, Scope.Scope> =>
   Effect.gen(function* () {
-    const spill = NodePath.join(input.directory, "spill")
-    const instance = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () =>
-          DuckDBInstance.create(":memory:", {
-            memory_limit: input.memoryLimit,
-            temp_directory: spill,
-            preserve_insertion_order: "false"
-          }),
-        catch: (cause) => new SqlError({ statement: "<open final aggregate database>", cause })
-      }),
-      (opened) => ignoreFailure(() => opened.closeSync())
-    )
-    const connection = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => instance.connect(),
-        catch: (cause) => new SqlError({ statement: "<connect>", cause })
-      }),
-      // Interrupted (Ctrl-C, a timeout): stop the statement running before closing, as the scratch
-      // directory it spills to is removed next.
-      (opened) =>
-        ignoreFailure(() => {
-          opened.interrupt()
-          opened.closeSync()
-        })
-    )
-    const run = (statement: string) =>
-      Effect.tryPromise({
-        try: () => connection.run(statement),
-        catch: (cause) => new SqlError({ statement, cause })
-      })
-    const rowsOf = (statement: string) =>
-      Effect.tryPromise({
-        try: async () => (await connection.runAndReadAll(statement)).getRowsJson(),
-        catch: (cause) => new SqlError({ statement, cause })
-      })
-    yield* run("SET TimeZone = 'UTC'")
-    yield* Effect.tryPromise({
-      try: () => loadDimensions(connection, input.dimensions, input.directory),
-      catch: (cause) => new SqlError({ statement: "<load dimension tables>", cause })
+    const { run, query } = yield* makeDuckDb({
+      memory_limit: input.memoryLimit,
+      temp_directory: NodePath.join(input.directory, "spill"),
+      preserve_insertion_order: "false"
     })
-    const allFiles = [...input.transactionFiles, ...input.signalFiles]
-    const withHash =
+    yield* run("SET TimeZone = 'UTC'")
+    // The validated snapshots, through the Parquet codec, as two tables.
+    for (const [table, schema, rows] of [
+      ["users", userColumns, [...input.dimensions.users.values()]],
+      ["merchants", merchantColumns, [...input.dimensions.merchants.values()]]
+    ] as const) {
+      const body = yield* input.codec.encode(schema, rows as unknown as ReadonlyArray<TableRow>)
+      const path = NodePath.join(input.directory, `${table}.parquet`)
+      yield* Effect.promise(() => NodeFs.writeFile(path, body))
+      yield* run(`CREATE TEMP TABLE ${table} AS SELECT * FROM read_parquet(${quoteLiteral(path)})`)
+    }
+    const allFiles = [...new Set([...input.transactionFiles, ...input.signalFiles])]
+    const filesWithoutHash =
       allFiles.length === 0
-        ? 0
-        : Number(
-            (yield* rowsOf(
-              `SELECT count(DISTINCT file_name) FROM parquet_schema(${fileList(allFiles)}) WHERE name = 'transaction_id_hash'`
-            ))[0]?.[0] ?? 0
+        ? Effect.succeed(0)
+        : Effect.map(
+            query(
+              `SELECT count(DISTINCT file_name) AS files FROM parquet_schema(${fileList(allFiles)}) WHERE name = 'transaction_id_hash'`
+            ),
+            (rows) => allFiles.length - Number(rows[0]?.["files"] ?? 0)
           )
     let passNumber = 0
     const runPass = (selection: PassSelection | undefined, maxRowsPerFile: number) =>
@@ -360,24 +284,26 @@ export const openSqlFinalAggregator = (
           `CREATE OR REPLACE TEMP TABLE pass_signals AS ${source(input.signalFiles, signalColumns, emptySignals)}`
         )
         yield* run(passRowsSql)
-        const [counts] = yield* rowsOf(
-          "SELECT (SELECT count(*) FROM pass_events), (SELECT count(*) FROM pass_signals), (SELECT count(*) FROM pass_rows)"
+        const [counts] = yield* query(
+          "SELECT (SELECT count(*) FROM pass_events) AS events, (SELECT count(*) FROM pass_signals) AS signals, " +
+            "(SELECT count(*) FROM pass_rows) AS rows"
         )
-        const partitions = yield* rowsOf("SELECT dt, count(*) FROM pass_rows GROUP BY dt ORDER BY dt")
+        const partitions = yield* query("SELECT dt, count(*) AS rows FROM pass_rows GROUP BY dt ORDER BY dt")
         const output = NodePath.join(input.directory, `pass-${passNumber++}`)
         yield* Effect.promise(() => NodeFs.mkdir(output, { recursive: true }))
         const files: Array<SqlOutputFile> = []
         const perFile = Math.max(1, Math.floor(maxRowsPerFile))
-        for (const [dt, count] of partitions) {
-          const rows = Number(count)
-          const inDt = `dt = ${quoteLiteral(String(dt))}`
+        for (const partition of partitions) {
+          const dt = String(partition["dt"])
+          const rows = Number(partition["rows"])
+          const inDt = `dt = ${quoteLiteral(dt)}`
           if (rows <= perFile) {
-            const path = NodePath.join(output, `${String(dt)}-0.parquet`)
+            const path = NodePath.join(output, `${dt}-0.parquet`)
             yield* run(
               `COPY (SELECT ${finalColumns} FROM pass_rows WHERE ${inDt} ORDER BY transaction_id) ` +
                 `TO ${quoteLiteral(path)} (${input.copyOptions})`
             )
-            files.push({ dt: String(dt), path, rows })
+            files.push({ dt: dt, path, rows })
             continue
           }
           // A dt larger than a file: numbered once in transaction_id order, then a file per slice.
@@ -386,22 +312,22 @@ export const openSqlFinalAggregator = (
               `(row_number() OVER (ORDER BY transaction_id) - 1) // ${perFile} AS part FROM pass_rows WHERE ${inDt}`
           )
           for (let part = 0; part * perFile < rows; part++) {
-            const path = NodePath.join(output, `${String(dt)}-${part}.parquet`)
+            const path = NodePath.join(output, `${dt}-${part}.parquet`)
             yield* run(
               `COPY (SELECT ${finalColumns} FROM dt_parts WHERE part = ${part} ORDER BY transaction_id) ` +
                 `TO ${quoteLiteral(path)} (${input.copyOptions})`
             )
-            files.push({ dt: String(dt), path, rows: Math.min(perFile, rows - part * perFile) })
+            files.push({ dt: dt, path, rows: Math.min(perFile, rows - part * perFile) })
           }
           yield* run("DROP TABLE dt_parts")
         }
         yield* run("DROP TABLE pass_events; DROP TABLE pass_signals; DROP TABLE pass_rows")
         return {
-          eventsRead: Number(counts?.[0] ?? 0),
-          signalsRead: Number(counts?.[1] ?? 0),
-          rows: Number(counts?.[2] ?? 0),
+          eventsRead: Number(counts?.["events"] ?? 0),
+          signalsRead: Number(counts?.["signals"] ?? 0),
+          rows: Number(counts?.["rows"] ?? 0),
           files
         } satisfies SqlPassOutcome
       })
-    return { filesWithoutHash: new Set(allFiles).size - withHash, runPass } satisfies SqlFinalAggregator
+    return { filesWithoutHash, runPass } satisfies SqlFinalAggregator
   })

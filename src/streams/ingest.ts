@@ -7,7 +7,7 @@ import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { DatasetError } from "../domain/errors.js"
 import { EventLogService, type LogMessage } from "../layers/EventLog.js"
 import { RawBucket } from "../layers/ObjectStore.js"
-import { makeScratchDirectory } from "../layers/scratch.js"
+import { scopedScratchDirectory } from "../layers/scratch.js"
 import { rawFileKind } from "./rawRecords.js"
 import { topics as defaultTopics, type TopicNames } from "./streamingIndex.js"
 
@@ -203,10 +203,7 @@ const snapshotPattern = /^\d{8}T\d{6}Z$/
 const downloadToTemporary = (url: string) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
-    const directory = yield* Effect.acquireRelease(
-      Effect.promise(() => makeScratchDirectory("recon-upload-")),
-      (path) => Effect.sync(() => NodeFs.rmSync(path, { recursive: true, force: true }))
-    )
+    const directory = yield* scopedScratchDirectory("recon-upload-")
     const segment = new URL(url).pathname.split("/").filter(Boolean).at(-1) ?? "export"
     let decoded = segment
     try {

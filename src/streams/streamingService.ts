@@ -1,6 +1,5 @@
-import * as NodeFs from "node:fs/promises"
 import { Effect } from "effect"
-import { makeScratchDirectory } from "../layers/scratch.js"
+import { scopedScratchDirectory } from "../layers/scratch.js"
 import { generateDataset } from "./generate.js"
 import { runStreamIngest } from "./ingest.js"
 import { makeReadiness, operationsPortConfig, startOperationsServer } from "./operationsServer.js"
@@ -35,13 +34,7 @@ export const runStreamingService = (options: StreamingServiceOptions) =>
     }
     if (options.feed !== undefined) {
       const feed = options.feed
-      const directory =
-        "directory" in feed
-          ? feed.directory
-          : yield* Effect.acquireRelease(
-              Effect.promise(() => makeScratchDirectory("recon-feed-")),
-              (path) => Effect.promise(() => NodeFs.rm(path, { recursive: true, force: true }))
-            )
+      const directory = "directory" in feed ? feed.directory : yield* scopedScratchDirectory("recon-feed-")
       if ("generate" in feed) {
         yield* generateDataset({ outDir: directory, transactions: feed.generate, seed: feed.seed })
       }
