@@ -238,39 +238,24 @@ describe("recon CLI (built)", () => {
     const root = temporaryDirectory("cli-workers")
     const input = NodePath.join(root, "in")
     await run("node", [cli, "generate", "--out", input, "--transactions", "400", "--seed", "5"])
-    const one = JSON.parse(
-      (await run("node", [cli, "batch", "--input", input, "--output", NodePath.join(root, "one")])).stdout
-    )
-    const two = JSON.parse(
-      (
-        await run("node", [
-          cli,
-          "batch",
-          "--input",
-          input,
-          "--output",
-          NodePath.join(root, "two"),
-          "--workers",
-          "2"
-        ])
-      ).stdout
-    )
-    const twoInJs = JSON.parse(
-      (
-        await run("node", [
-          cli,
-          "batch",
-          "--input",
-          input,
-          "--output",
-          NodePath.join(root, "two-js"),
-          "--workers",
-          "2",
-          "--engine",
-          "js"
-        ])
-      ).stdout
-    )
+    // The summary a `batch` run into `root/<output>` prints.
+    const batch = async (output: string, ...options: ReadonlyArray<string>) =>
+      JSON.parse(
+        (
+          await run("node", [
+            cli,
+            "batch",
+            "--input",
+            input,
+            "--output",
+            NodePath.join(root, output),
+            ...options
+          ])
+        ).stdout
+      )
+    const one = await batch("one")
+    const two = await batch("two", "--workers", "2")
+    const twoInJs = await batch("two-js", "--workers", "2", "--engine", "js")
     // Which shard publishes depends on which finishes last; the order of the summaries does not.
     const shardsOf = (stage: ReadonlyArray<{ shard: unknown; engine?: string }>) =>
       stage.map((summary) => [summary.shard, summary.engine])
