@@ -119,7 +119,7 @@ export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   joinWindow: Duration.hours(24),
   idleTimeout: Duration.minutes(1),
   group: "streaming-index",
-  maxBatchRecords: 5_000,
+  maxBatchRecords: 20_000,
   maxBatchWait: Duration.seconds(2),
   allowedLateness: Duration.hours(1),
   stopAtEnd: false
