@@ -480,7 +480,9 @@ export const makeKafkaEventLog = (
                   acks: -1,
                   messages: messages.map(({ key, value }) => ({
                     key,
-                    value: Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+                    value: Buffer.isBuffer(value)
+                      ? value
+                      : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
                   }))
                 })
               )
