@@ -172,6 +172,20 @@ describe("ParquetCodec on DuckDB (default)", () => {
     }).pipe(Effect.provide(Parquet.layer({ spoolRows: 5 })))
   )
 
+  it.effect("writes a text holding an unpaired surrogate with U+FFFD in its place instead of failing", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const rows = [
+        { ...row, merchant_name: "Caf\udce9 \\ud800", fraud_reasons: ["\ud800x", "ok"] },
+        { ...row, transaction_id: "tx-2" }
+      ]
+      const decoded = yield* codec.decode(yield* codec.encode(finalAggregateSchema, rows))
+      assert.strictEqual(decoded[0]?.["merchant_name"], "Caf\ufffd \\ud800")
+      assert.deepStrictEqual(decoded[0]?.["fraud_reasons"], ["\ufffdx", "ok"])
+      assert.deepStrictEqual(decoded[1], rows[1])
+    }).pipe(Effect.provide(Parquet.layer()))
+  )
+
   it.effect("writes UTC-adjusted timestamps, int64 money and standard lists", () =>
     Effect.gen(function* () {
       const codec = yield* Parquet

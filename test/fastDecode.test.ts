@@ -50,8 +50,16 @@ const inputOf = (fields: Record<string, Field>) => {
   })
 }
 
-const id = fc.string({ minLength: 1, maxLength: 128 })
-const idMisses = ["", "x".repeat(129), 7, null, ["a"]]
+// Lengths count characters: 128 astral characters (256 UTF-16 code units) are an id, 129 are not.
+const id = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 128 }),
+  fc.string({ unit: "grapheme", minLength: 1, maxLength: 16 }),
+  fc.constant("😀".repeat(128))
+)
+const loneSurrogates = ["\ud800", "a\udc00b", "😀\ud83d"]
+const idMisses = ["", "x".repeat(129), "😀".repeat(129), 7, null, ["a"], ...loneSurrogates]
+const text = fc.oneof(fc.string(), fc.string({ unit: "grapheme", maxLength: 8 }))
+const textMisses = [1, null, ...loneSurrogates]
 const timestamp = fc
   .date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
   .map((date) => date.toISOString())
@@ -79,20 +87,27 @@ const transactionInput = inputOf({
   payment_method: field(fc.constantFrom("card", "wallet", "bank_transfer"), ["cash"]),
   card_bin: field(fc.stringMatching(/^\d{6,8}$/), ["41111", "411111111", "4111a1", null]),
   card_last4: field(fc.stringMatching(/^\d{4}$/), ["111", "11111", null]),
-  processor: field(fc.string(), [1, null]),
-  processor_reference: field(fc.string(), [1, null]),
+  processor: field(text, textMisses),
+  processor_reference: field(text, textMisses),
   country: field(fc.constantFrom("DE", "US", "JP"), ["de", "XX", "DEU", null]),
-  device_id: field(fc.string(), [1, null]),
-  ip_address: field(fc.string(), [false, null])
+  device_id: field(text, textMisses),
+  ip_address: field(text, [false, ...textMisses])
 })
 
 const signalInput = inputOf({
   signal_id: field(id, idMisses),
-  transaction_id: field(id, idMisses),
+  // Contract §2 gives a signal's transaction_id no length rule.
+  transaction_id: field(fc.oneof(id, fc.constantFrom("", "x".repeat(200))), textMisses),
   event_time: field(timestamp, timestampMisses),
   source: field(fc.constantFrom("rules", "model", "partner", "chargeback", "manual_review"), ["Model"]),
   score: field(fc.double({ min: 0, max: 1, noNaN: true }), [-0.1, 1.01, Number.NaN, "0.5", null]),
-  reasons: field(fc.array(fc.string(), { maxLength: 32 }), [Array(33).fill("r"), ["a", 1], "a", null]),
+  reasons: field(fc.array(text, { maxLength: 32 }), [
+    Array(33).fill("r"),
+    ["a", 1],
+    "a",
+    null,
+    ["a", "\udfff"]
+  ]),
   confirmed_fraud: field(fc.boolean(), ["true", 1, null])
 })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
@@ -116,6 +116,43 @@ describe("batch index + final aggregate on embedded layers", () => {
       assert.notInclude(text, "4111 1111 1111 1111")
       assert.include(text, "not a readable gzip file")
     }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect(
+    "quarantines a line whose text has an unpaired surrogate escape instead of failing the DuckDB writer",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const loneSurrogate = (record: Record<string, unknown>, value: string) =>
+          JSON.stringify(record).replace(`"${value}"`, '"bad-\\ud800"')
+        yield* raw.put(
+          "raw/transactions/dt=2026-11-24/part-0.jsonl",
+          jsonLines(
+            transactionJson(),
+            loneSurrogate(transactionJson({ event_id: "X" }), "X"),
+            loneSurrogate(transactionJson({ event_id: "e-2", processor_reference: "X" }), "X")
+          )
+        )
+        yield* raw.put(
+          "raw/dimensions/merchants/merchants.jsonl",
+          jsonLines(
+            merchantJson({ name: "😀 Café" }),
+            loneSurrogate(merchantJson({ merchant_id: "m-2", name: "X" }), "X")
+          )
+        )
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 1, quarantined: 2 })
+        assert.deepStrictEqual(batch.dimensions, { recordsIn: 2, accepted: 1, quarantined: 1 })
+        yield* runFinalAggregate
+        const processed = yield* ProcessedBucket
+        const rows = yield* readFinalAggregate(processed, yield* Parquet)
+        assert.deepStrictEqual(
+          rows.map((row) => [row.transaction_id, row.merchant_name]),
+          [["t-1", "😀 Café"]]
+        )
+      }).pipe(
+        Effect.provide(Layer.mergeAll(RawBucket.layerMemory, ProcessedBucket.layerMemory, Parquet.layer()))
+      )
   )
 
   it.effect("re-running batch and final on the same input is idempotent", () =>

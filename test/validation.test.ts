@@ -419,6 +419,44 @@ describe("transaction event field rules", () => {
   })
 })
 
+describe("text: counted in characters, and only valid Unicode", () => {
+  it("counts id lengths in characters: 128 astral characters are an id, 129 are not", () => {
+    const emoji = "😀"
+    expect(decoded(TransactionEvent, { ...validEvent, event_id: emoji.repeat(128) }).event_id).toBe(
+      emoji.repeat(128)
+    )
+    expectOnlyProblem(
+      problemsOf(TransactionEvent, { ...validEvent, user_id: emoji.repeat(129) }),
+      "user_id",
+      "at most 128 characters"
+    )
+  })
+
+  it.each(["event_id", "transaction_id", "user_id", "processor", "processor_reference", "device_id"])(
+    "refuses an unpaired surrogate escape in %s, naming the field",
+    (field) => {
+      const text = JSON.stringify({ ...validEvent, [field]: "X" }).replace('"X"', '"a\\ud800b"')
+      expectOnlyProblem(problemsOf(TransactionEvent, text), field, "not valid Unicode")
+    }
+  )
+
+  it("refuses an unpaired surrogate in a reason or a merchant name, and keeps escaped pairs", () => {
+    const signal = JSON.stringify({ ...validSignal, reasons: ["velocity", "X"] }).replace('"X"', '"\\udfff"')
+    expectOnlyProblem(problemsOf(FraudSignal, signal), "reasons[1]", "not valid Unicode")
+    const merchant = JSON.stringify({ ...validMerchant, name: "X" }).replace('"X"', '"Caf\\udce9"')
+    expectOnlyProblem(problemsOf(Merchant, merchant), "name", "not valid Unicode")
+    const paired = JSON.stringify({ ...validMerchant, name: "X" }).replace('"X"', '"Caf\\ud83d\\ude00"')
+    expect(decoded(Merchant, JSON.parse(paired)).name).toBe("Caf😀")
+  })
+
+  it("takes any text as a signal's transaction_id (contract §2 sets no length)", () => {
+    for (const transactionId of ["", "t".repeat(200)])
+      expect(decoded(FraudSignal, { ...validSignal, transaction_id: transactionId }).transaction_id).toBe(
+        transactionId
+      )
+  })
+})
+
 describe("fraud signal field rules", () => {
   it.each(["signal_id", "transaction_id", "event_time", "source", "score", "reasons"])(
     "refuses a missing %s",

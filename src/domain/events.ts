@@ -10,8 +10,8 @@ import {
   nonNegativeInteger,
   oneOf,
   optionalField,
-  plainString,
-  rfc3339Micros
+  rfc3339Micros,
+  unicodeString
 } from "./fastDecode.js"
 import {
   AmountMinor,
@@ -21,9 +21,10 @@ import {
   Enum,
   NonNegativeInteger,
   optional,
-  Rfc3339Micros
+  Rfc3339Micros,
+  UnicodeString
 } from "./fields.js"
-import { EventId, MerchantId, SignalId, TransactionId, UserId } from "./ids.js"
+import { EventId, MerchantId, SignalId, SignalTransactionId, TransactionId, UserId } from "./ids.js"
 
 /** Lifecycle states of a payment transaction. */
 export const transactionStatuses = [
@@ -57,11 +58,11 @@ const transactionEventFields = {
   payment_method: Enum(...paymentMethods),
   card_bin: optional(Digits(6, 8)),
   card_last4: optional(Digits(4, 4)),
-  processor: Schema.String,
-  processor_reference: Schema.String,
+  processor: UnicodeString,
+  processor_reference: UnicodeString,
   country: optional(CountryCode),
-  device_id: optional(Schema.String),
-  ip_address: optional(Schema.String)
+  device_id: optional(UnicodeString),
+  ip_address: optional(UnicodeString)
 }
 type TransactionEventType = Schema.Struct.Type<typeof transactionEventFields>
 
@@ -84,11 +85,11 @@ const fastTransactionEvent = (input: Readonly<Record<string, unknown>>): Transac
   const payment_method = paymentMethod(input["payment_method"])
   const card_bin = optionalField(input, "card_bin", cardBin)
   const card_last4 = optionalField(input, "card_last4", cardLast4)
-  const processor = plainString(input["processor"])
-  const processor_reference = plainString(input["processor_reference"])
+  const processor = unicodeString(input["processor"])
+  const processor_reference = unicodeString(input["processor_reference"])
   const country = optionalField(input, "country", countryCode)
-  const device_id = optionalField(input, "device_id", plainString)
-  const ip_address = optionalField(input, "ip_address", plainString)
+  const device_id = optionalField(input, "device_id", unicodeString)
+  const ip_address = optionalField(input, "ip_address", unicodeString)
   if (
     event_id === Defer ||
     transaction_id === Defer ||
@@ -145,11 +146,11 @@ const maxReasons = 32
 
 const fraudSignalFields = {
   signal_id: SignalId,
-  transaction_id: TransactionId,
+  transaction_id: SignalTransactionId,
   event_time: Rfc3339Micros,
   source: Enum(...fraudSignalSources),
   score: Schema.Number.pipe(Schema.filter((score) => (isScore(score) ? true : "must be from 0 to 1"))),
-  reasons: Schema.Array(Schema.String).pipe(
+  reasons: Schema.Array(UnicodeString).pipe(
     Schema.filter((reasons) =>
       reasons.length <= maxReasons ? true : `must hold at most ${maxReasons} reasons`
     )
@@ -163,7 +164,7 @@ const fraudSignalSource = oneOf(fraudSignalSources)
 /** The valid case of {@link FraudSignal} without the schema machinery (see FastDecodeId). */
 const fastFraudSignal = (input: Readonly<Record<string, unknown>>): FraudSignalType | undefined => {
   const signal_id = boundedId(input["signal_id"])
-  const transaction_id = boundedId(input["transaction_id"])
+  const transaction_id = unicodeString(input["transaction_id"])
   const event_time = rfc3339Micros(input["event_time"])
   const source = fraudSignalSource(input["source"])
   const score = input["score"]
@@ -178,7 +179,7 @@ const fastFraudSignal = (input: Readonly<Record<string, unknown>>): FraudSignalT
     !isScore(score) ||
     !Array.isArray(reasons) ||
     reasons.length > maxReasons ||
-    !reasons.every((reason) => typeof reason === "string") ||
+    !reasons.every((reason) => typeof reason === "string" && reason.isWellFormed()) ||
     confirmed_fraud === Defer
   )
     return undefined
@@ -215,7 +216,7 @@ export type User = typeof User.Type
 /** Contract §3: a merchant in a dimension snapshot. */
 export const Merchant = Schema.Struct({
   merchant_id: MerchantId,
-  name: Schema.String,
+  name: UnicodeString,
   mcc: Digits(4, 4),
   country: CountryCode,
   risk_level: Enum(...riskLevels),

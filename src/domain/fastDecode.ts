@@ -1,6 +1,6 @@
 import type { Schema } from "effect"
 import { countryCodeProblem, currencyCodeProblem, digitsProblem, isNonNegativeSafeInteger } from "./fields.js"
-import { idMaxLength } from "./ids.js"
+import { isBoundedId } from "./ids.js"
 import { parseRfc3339ToMicros } from "./time.js"
 
 /**
@@ -26,9 +26,10 @@ export const Defer: unique symbol = Symbol.for("payment-recon-index/FastDecode/D
 export type Defer = typeof Defer
 
 export const boundedId = (value: unknown): string | Defer =>
-  typeof value === "string" && value.length >= 1 && value.length <= idMaxLength ? value : Defer
+  typeof value === "string" && isBoundedId(value) ? value : Defer
 
-export const plainString = (value: unknown): string | Defer => (typeof value === "string" ? value : Defer)
+export const unicodeString = (value: unknown): string | Defer =>
+  typeof value === "string" && value.isWellFormed() ? value : Defer
 
 export const nonNegativeInteger = (value: unknown): number | Defer =>
   typeof value === "number" && isNonNegativeSafeInteger(value) ? value : Defer

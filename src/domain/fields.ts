@@ -10,6 +10,35 @@ export const Rfc3339Micros: Schema.Schema<EpochMicros, string> = Schema.transfor
   { strict: true, decode: parseRfc3339ToMicros, encode: microsToIso }
 )
 
+/**
+ * Why a text is not well-formed Unicode, or undefined when it is. JSON can escape half of a surrogate pair
+ * (`"\ud800"`); such a text has no UTF-8 form, so no Parquet file, Kafka consumer or SQL engine downstream
+ * could take it.
+ */
+export const unicodeProblem = (text: string): string | undefined =>
+  text.isWellFormed()
+    ? undefined
+    : "is not valid Unicode: holds an unpaired surrogate (a \\uD800–\\uDFFF escape without its pair)"
+
+/** Any text with a UTF-8 form (see {@link unicodeProblem}). */
+export const UnicodeString = Schema.String.pipe(Schema.filter((text) => unicodeProblem(text) ?? true))
+
+/** Characters (Unicode code points) of a text: a surrogate pair counts once, as JSON Schema's maxLength does. */
+export const characterCount = (text: string): number => {
+  let count = text.length
+  for (let index = 0; index < text.length - 1; index++) {
+    const code = text.charCodeAt(index)
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = text.charCodeAt(index + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        count--
+        index++
+      }
+    }
+  }
+  return count
+}
+
 /** A safe integer ≥ 0: the check behind money and sequence numbers. */
 export const isNonNegativeSafeInteger = (value: number): boolean => Number.isSafeInteger(value) && value >= 0
 

@@ -334,6 +334,20 @@ export interface DuckDbCodecOptions {
   readonly compression: "zstd" | "snappy" | "uncompressed"
 }
 
+/** An escaped lone surrogate in JSON.stringify's output (or, rarely, an escaped backslash before "ud8…"). */
+const escapedLoneSurrogate = /\\ud[89a-f]/
+
+/**
+ * The spool again with every lone surrogate replaced by U+FFFD when it holds one: DuckDB refuses such JSON,
+ * and one text from a path that does not validate (validated records never hold one) must not fail a write.
+ */
+const withoutLoneSurrogates = (spool: string, columnValues: unknown): string =>
+  escapedLoneSurrogate.test(spool)
+    ? JSON.stringify(columnValues, (_key, value: unknown) =>
+        typeof value === "string" ? value.toWellFormed() : value
+      )
+    : spool
+
 /**
  * The codec on DuckDB (`COPY … TO … (FORMAT parquet)`): rows go through a spool file holding one JSON
  * object of columns that DuckDB reads with explicit column types and unnests in row order, so money stays exact int64 and timestamps are written as
@@ -357,7 +371,7 @@ export const makeDuckDbCodec = (options: DuckDbCodecOptions): ParquetCodec => {
             for (let start = 0; start === 0 || start < rows.length; start += spoolRows) {
               const end = Math.min(rows.length, start + spoolRows)
               const columnValues = columnExtractorOf(schema)(rows, start, end)
-              const spool = JSON.stringify(columnValues)
+              const spool = withoutLoneSurrogates(JSON.stringify(columnValues), columnValues)
               const input = NodePath.join(directory, `columns-${inputs.length}.json`)
               await NodeFs.writeFile(input, spool)
               inputs.push(input)
