@@ -24,6 +24,8 @@ const withLuhnCheckDigit = (body: string): string => {
   return body + String((10 - (sum % 10)) % 10)
 }
 
+const passesLuhnByHand = (digits: string): boolean => withLuhnCheckDigit(digits.slice(0, -1)) === digits
+
 /** The same digits with the last one changed, so the Luhn check fails. */
 const breakLuhn = (pan: string): string => pan.slice(0, -1) + String((Number(pan.at(-1)) + 1) % 10)
 
@@ -80,7 +82,37 @@ describe("containsCardNumber", () => {
     expect(containsCardNumber("4111 1111 1111 1111")).toBe(true)
     expect(containsCardNumber("4111-1111-1111-1111")).toBe(true)
     expect(containsCardNumber("3782 822463 10005")).toBe(true)
-    expect(containsCardNumber("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")).toBe(true)
+    const grouped19 = panOfLength(19).replace(/^(\d{4})(\d{4})(\d{4})(\d{4})/, "$1 $2 $3 $4 ")
+    expect(grouped19).toMatch(/^\d{4} \d{4} \d{4} \d{4} \d{3}$/)
+    expect(containsCardNumber(grouped19)).toBe(true)
+    expect(containsCardNumber("(4111-1111-1111-1111)")).toBe(true)
+  })
+
+  it("does not take other digit groupings or UUIDs for card numbers", () => {
+    // Each holds a Luhn-valid sequence of 13–19 digits once its groups are joined.
+    const uuid = "59af83fa-cea8-43e2-8299-446944639158"
+    expect(passesLuhnByHand("2" + "8299" + "446944639158")).toBe(true)
+    expect(containsCardNumber(uuid)).toBe(false)
+    expect(containsCardNumber("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")).toBe(false)
+    expect(containsCardNumber("ab4111 1111 1111 1111")).toBe(false)
+    expect(containsCardNumber("4111 1111 1111 1111cd")).toBe(false)
+    expect(containsCardNumber("ab4111111111111111cd")).toBe(true)
+    const pan16 = panOfLength(16)
+    const grouped = (...sizes: ReadonlyArray<number>) => {
+      let rest = pan16
+      return sizes
+        .map((size) => {
+          const group = rest.slice(0, size)
+          rest = rest.slice(size)
+          return group
+        })
+        .join(" ")
+    }
+    expect(containsCardNumber(grouped(4, 4, 4, 4))).toBe(true)
+    expect(containsCardNumber(grouped(4, 6, 6))).toBe(true)
+    expect(containsCardNumber(grouped(4, 7, 5))).toBe(false)
+    expect(containsCardNumber(grouped(3, 5, 4, 4))).toBe(false)
+    expect(containsCardNumber(grouped(4, 4, 2, 6))).toBe(false)
   })
 
   it("finds a PAN followed or preceded by other digit groups", () => {
@@ -122,37 +154,72 @@ describe("containsCardNumber", () => {
     }
   })
 
-  it("agrees with the regular-expression definition on random text around real PANs", () => {
-    // The definition the char-code scanner replaced: every match of /\d(?:[ -]?\d)*/g, split into groups at
-    // its separators, holding whole consecutive groups of 13–19 digits that pass Luhn.
+  it("agrees with a brute-force definition on random text around real PANs", () => {
+    // Every substring that starts and ends a digit group is a card number when it is 13–19 digits passing
+    // Luhn, and either a whole unbroken digit run, or written as groups of 4, 4–6, …, 1–6 joined by single
+    // spaces or dashes with no letter or digit glued to either end.
     const passesLuhn = (digits: string) => withLuhnCheckDigit(digits.slice(0, -1)) === digits
-    const byRegex = (text: string) =>
-      [...text.matchAll(/\d(?:[ -]?\d)*/g)].some((run) => {
-        const groups = run[0].split(/[ -]/)
-        return groups.some((_, first) => {
-          let digits = ""
-          for (let last = first; last < groups.length && digits.length <= 19; last++) {
-            digits += groups[last]
-            if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) return true
-          }
-          return false
-        })
-      })
+    const glued = (char: string | undefined) => char !== undefined && /[\p{L}\p{N}]/u.test(char)
+    const isDigit = (char: string | undefined) => char !== undefined && /\d/.test(char)
+    const byBruteForce = (text: string) => {
+      for (let start = 0; start < text.length; start++) {
+        if (!isDigit(text[start]) || isDigit(text[start - 1])) continue
+        for (let end = start + 13; end <= Math.min(text.length, start + 23); end++) {
+          if (!isDigit(text[end - 1]) || isDigit(text[end])) continue
+          const candidate = text.slice(start, end)
+          const digits = candidate.replace(/[ -]/g, "")
+          if (digits.length < 13 || digits.length > 19 || !passesLuhn(digits)) continue
+          if (/^\d+$/.test(candidate)) return true
+          if (
+            /^\d{4}(?:[ -]\d{4,6})*[ -]\d{1,6}$/.test(candidate) &&
+            !glued(text[start - 1]) &&
+            !glued(text[end])
+          )
+            return true
+        }
+      }
+      return false
+    }
     const piece = fc.oneof(
       {
         weight: 6,
-        arbitrary: fc.constantFrom("0", "1", "4", "7", "9", " ", "-", "a", ".", "  ", "--", "x-")
+        arbitrary: fc.constantFrom(
+          "0",
+          "1",
+          "4",
+          "7",
+          "9",
+          "123",
+          "1234",
+          "1234567",
+          " ",
+          "-",
+          "a",
+          "é",
+          ".",
+          "  ",
+          "--",
+          "x-"
+        )
       },
       { weight: 1, arbitrary: fc.integer({ min: 13, max: 19 }).map(panOfLength) },
       {
         weight: 1,
-        arbitrary: fc.constantFrom(visa, amex, visa13, "4111 1111 1111 1111", "3782-822463-10005")
+        arbitrary: fc.constantFrom(
+          visa,
+          amex,
+          visa13,
+          "4111 1111 1111 1111",
+          "3782-822463-10005",
+          "4222 2222 2222 2",
+          "59af83fa-cea8-43e2-8299-446944639158"
+        )
       }
     )
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
         const text = pieces.join("")
-        expect(containsCardNumber(text), text).toBe(byRegex(text))
+        expect(containsCardNumber(text), text).toBe(byBruteForce(text))
       }),
       { seed: 20261127, numRuns: 5000 }
     )
@@ -237,6 +304,21 @@ describe("a record holding a PAN", () => {
     expect(digitsOf(rejected.value.redactedPayload)).not.toContain("41111111111111111")
     expect(rejected.value.redactedPayload).not.toMatch(/4111[ -]?1111[ -]?1111[ -]?1111|378282246310005/)
     expect(JSON.parse(rejected.value.redactedPayload)).toMatchObject({ event_id: "evt-1" })
+  })
+
+  it("is refused as a number in an unknown field, while amounts and sequences may hold any integer", () => {
+    const luhnValid13To16 = [withLuhnCheckDigit("900719925474099"), withLuhnCheckDigit("173244333044")]
+    for (const number of luhnValid13To16) expect(containsCardNumber(number)).toBe(true)
+    const [amount, sequence] = luhnValid13To16.map(Number)
+    const accepted = decodeJsonRecord(
+      TransactionEvent,
+      JSON.stringify({ ...validEvent, amount_minor: amount, sequence })
+    )
+    expect(Either.isRight(accepted)).toBe(true)
+    const refused = decodeJsonRecord(TransactionEvent, JSON.stringify({ ...validEvent, extra: Number(visa) }))
+    expect(Either.isLeft(refused) && refused.left.problems).toEqual([
+      { field: "extra", reason: expect.stringContaining("card number") }
+    ])
   })
 
   it("is refused in a fraud signal's reasons too", () => {

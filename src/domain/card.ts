@@ -16,23 +16,42 @@ const passesLuhn = (digits: string): boolean => {
   return sum % 10 === 0
 }
 
+/** A letter or digit: a digit group next to one is part of a longer token (`43e2`, `1234ab`). */
+const isAlphanumeric = (char: string | undefined): boolean => char !== undefined && /[\p{L}\p{N}]/u.test(char)
+
 /**
- * Character ranges [start, end) of the card numbers inside one digit run. The run is split into groups at its
- * separators; any sequence of whole consecutive groups with 13–19 digits that passes Luhn is a card number, so
- * a PAN followed by other digits ("4111 1111 1111 1111 12 25") is still found, while an unbroken run of 20
- * digits is not a card number.
+ * Character ranges [start, end) of the card numbers inside one digit run (digit groups joined by single
+ * spaces or dashes). A card number is either one group of 13–19 digits, or the way people write one: groups
+ * of 4, then 4–6, ending in a group of 1–6 (4-4-4-4, 4-6-5, 4-4-4-4-3, …), 13–19 digits in all, whose ends
+ * are not glued to letters or digits (`attachedBefore`/`attachedAfter`: the run's neighbours are). Either way
+ * the digits must pass Luhn. So a PAN followed by other digits ("4111 1111 1111 1111 12 25") is found, while
+ * an unbroken run of 20 digits is not a card number, and neither are the digit groups of a UUID
+ * (`…-43e2-8299-446944639158`).
  */
-const cardNumberRanges = (run: string): Array<readonly [number, number]> => {
+const cardNumberRanges = (
+  run: string,
+  attachedBefore: boolean,
+  attachedAfter: boolean
+): Array<readonly [number, number]> => {
   const groups = [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+  const last = groups.length - 1
   const ranges: Array<readonly [number, number]> = []
-  for (let first = 0; first < groups.length; first++) {
-    let digits = ""
-    for (let last = first; last < groups.length && digits.length <= 19; last++) {
-      const group = groups[last]!
-      digits += group.digits
-      if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
-        ranges.push([groups[first]!.start, group.start + group.digits.length])
+  for (let first = 0; first <= last; first++) {
+    const group = groups[first]!
+    if (group.digits.length >= 13 && group.digits.length <= 19 && passesLuhn(group.digits)) {
+      ranges.push([group.start, group.start + group.digits.length])
+    }
+    if (group.digits.length !== 4 || (first === 0 && attachedBefore)) continue
+    let digits = group.digits
+    for (let end = first + 1; end <= last && digits.length < 19; end++) {
+      const next = groups[end]!
+      if (next.digits.length > 6) break
+      digits += next.digits
+      const canEnd = !(end === last && attachedAfter)
+      if (canEnd && digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
+        ranges.push([group.start, next.start + next.digits.length])
       }
+      if (next.digits.length < 4) break
     }
   }
   return ranges
@@ -71,15 +90,24 @@ export const containsCardNumber = (text: string): boolean => {
         index += 2
       } else break
     }
-    if (digits >= 13 && cardNumberRanges(text.slice(start, index)).length > 0) return true
+    if (
+      digits >= 13 &&
+      cardNumberRanges(text.slice(start, index), isAlphanumeric(text[start - 1]), isAlphanumeric(text[index]))
+        .length > 0
+    )
+      return true
   }
   return false
 }
 
 const redactText = (text: string): string =>
-  text.replace(digitRun, (run) => {
+  text.replace(digitRun, (run: string, offset: number) => {
     if (run.length < 13) return run
-    const ranges = cardNumberRanges(run)
+    const ranges = cardNumberRanges(
+      run,
+      isAlphanumeric(text[offset - 1]),
+      isAlphanumeric(text[offset + run.length])
+    )
     if (ranges.length === 0) return run
     const covered = new Array<boolean>(run.length).fill(false)
     for (const [start, end] of ranges) covered.fill(true, start, end)
@@ -91,18 +119,34 @@ const redactText = (text: string): string =>
     return redacted
   })
 
+const noFields: ReadonlySet<string> = new Set()
+
 /**
  * Paths (dotted, with [i] for arrays) of every value in a decoded JSON document that holds a full card
- * number. Strings are scanned for digit runs; integer numbers are scanned as their decimal digits.
+ * number. Strings are scanned for digit runs; integer numbers are scanned as their decimal digits, except
+ * the numbers of the top-level fields in `numberFields` (a record's own amounts and counters, which the
+ * contract lets hold any integer).
  */
-export const findCardNumberPaths = (value: unknown, path = ""): ReadonlyArray<string> => {
+export const findCardNumberPaths = (
+  value: unknown,
+  path = "",
+  numberFields: ReadonlySet<string> = noFields
+): ReadonlyArray<string> => {
   const found: Array<string> = []
-  collectCardNumberPaths(value, path, found)
+  collectCardNumberPaths(value, path, found, numberFields)
   return found
 }
 
-/** Walks a document without building paths until a card number is found: most values hold none. */
-const collectCardNumberPaths = (value: unknown, path: string, found: Array<string>): void => {
+/**
+ * Walks a document without building paths until a card number is found: most values hold none. The numbers
+ * of this object's fields in `numberFields` are not scanned (nested objects get none).
+ */
+const collectCardNumberPaths = (
+  value: unknown,
+  path: string,
+  found: Array<string>,
+  numberFields: ReadonlySet<string> = noFields
+): void => {
   if (typeof value === "string") {
     if (containsCardNumber(value)) found.push(path || "(root)")
   } else if (typeof value === "number") {
@@ -120,7 +164,8 @@ const collectCardNumberPaths = (value: unknown, path: string, found: Array<strin
         continue
       }
       const item: unknown = (value as Record<string, unknown>)[key]
-      if (mayHoldCardNumber(item)) collectCardNumberPaths(item, path ? `${path}.${key}` : key, found)
+      if (mayHoldCardNumber(item) && !(typeof item === "number" && numberFields.has(key)))
+        collectCardNumberPaths(item, path ? `${path}.${key}` : key, found)
     }
   }
 }

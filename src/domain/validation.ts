@@ -63,6 +63,13 @@ export const decodeJsonRecord = <A, I>(
 
 const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
 
+/**
+ * The contract's own numbers (§1–§2): amounts and sequences may be any integer up to 2^53−1, so their digits
+ * are not taken for a card number (one in ten 13–16-digit amounts, or epoch-millisecond sequences, would
+ * pass Luhn); a number in any other field still is.
+ */
+const contractNumberFields: ReadonlySet<string> = new Set(["sequence", "amount_minor", "score"])
+
 /** Like {@link decodeJsonRecord} for an already parsed value (a Parquet row, an HTTP body item). */
 export const decodeValue = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -79,7 +86,7 @@ export const decodeValue = <A, I>(
       redactedPayload: redactedPayload()
     })
   }
-  const cardPaths = findCardNumberPaths(value)
+  const cardPaths = findCardNumberPaths(value, "", contractNumberFields)
   if (cardPaths.length > 0) {
     return Either.left({
       problems: cardPaths.map((field) => ({ field, reason: "contains a full card number (PAN); refused" })),

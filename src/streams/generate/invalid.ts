@@ -144,9 +144,12 @@ export const invalidLine = (
     case "empty_id":
       record[idField] = ""
       break
-    case "long_id":
-      record[random.chance(0.5) ? idField : "transaction_id"] = random.letters(129)
+    case "long_id": {
+      // A signal's transaction_id has no length rule (contract §2).
+      const onIdField = random.chance(0.5) || isSignal
+      record[onIdField ? idField : "transaction_id"] = random.letters(129)
       break
+    }
     case "card_bin_letters":
       record.card_bin = random.pick(["41a111", "4242ab", "5x5555", "abcdef12"])
       break
