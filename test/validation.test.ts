@@ -312,8 +312,8 @@ describe("transaction event field rules", () => {
     expectOnlyProblem(problemsOf(TransactionEvent, { ...validEvent, currency }), "currency", reason)
   })
 
-  it("accepts currencies with exponents 0, 2 and 3", () => {
-    for (const currency of ["JPY", "USD", "KWD", "EUR"]) {
+  it("accepts currencies with exponents 0, 2 and 3, and the codes ISO 4217 lists without minor units", () => {
+    for (const currency of ["JPY", "USD", "KWD", "EUR", "XAU", "XDR", "XTS", "XXX"]) {
       expect(decoded(TransactionEvent, { ...validEvent, currency }).currency).toBe(currency)
     }
   })

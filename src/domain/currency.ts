@@ -1,6 +1,8 @@
 /**
  * ISO 4217 alpha-3 codes accepted for payments, with the number of minor-unit digits (the exponent):
- * JPY 0, USD 2, KWD 3. Amounts are always carried as integer minor units of their currency.
+ * JPY 0, USD 2, KWD 3. Amounts are always carried as integer minor units of their currency. The codes ISO
+ * lists without minor units ("N.A.": precious metals, bond-market units, SDR, Sucre, ADB unit, the testing
+ * code XTS and XXX) are accepted with exponent 0.
  */
 export const currencyExponents: Readonly<Record<string, number>> = {
   AED: 2,
@@ -164,10 +166,23 @@ export const currencyExponents: Readonly<Record<string, number>> = {
   VUV: 0,
   WST: 2,
   XAF: 0,
+  XAG: 0,
+  XAU: 0,
+  XBA: 0,
+  XBB: 0,
+  XBC: 0,
+  XBD: 0,
   XCD: 2,
   XCG: 2,
+  XDR: 0,
   XOF: 0,
+  XPD: 0,
   XPF: 0,
+  XPT: 0,
+  XSU: 0,
+  XTS: 0,
+  XUA: 0,
+  XXX: 0,
   YER: 2,
   ZAR: 2,
   ZMW: 2,

@@ -338,7 +338,7 @@ export const generateSettlements = (
       const typeWord = Object.keys(mapping.type_values)[0]!
       const variants = [
         [`bad_${badRows}`, "12.3456", "USD", "0", date, typeWord, "po"],
-        [`bad_${badRows}`, "10.00", "XXX", "0", date, typeWord, "po"],
+        [`bad_${badRows}`, "10.00", "ZZZ", "0", date, typeWord, "po"],
         [`bad_${badRows}`, "10.00", "EUR", "0", "31/31/2026", typeWord, "po"],
         [`bad_${badRows}`, "10.00", "EUR", "0", date, "mystery", "po"],
         ["", "ten", "EUR", "0", date, typeWord, "po"]
