@@ -368,6 +368,25 @@ describe("a record holding a PAN", () => {
     expect(findCardNumberPaths(JSON.parse(rejected.value.redactedPayload))).toEqual([])
   })
 
+  it("does not keep a PAN spelled with JSON escapes in a line that is not valid JSON", () => {
+    for (const text of [
+      `{"event_id":"evt-1","note":"\\u0034111111111111111", broken`,
+      `{"note":"4111\\u00201111\\u002D1111\\u00201111" broken`
+    ]) {
+      const rejected = Either.getLeft(decodeJsonRecord(TransactionEvent, text))
+      expect(rejected._tag).toBe("Some")
+      if (rejected._tag !== "Some") return
+      expect(rejected.value.problems[0]?.reason).toContain("not valid JSON")
+      const unescaped = rejected.value.redactedPayload.replace(/\\u([0-9a-fA-F]{4})/g, (_, code: string) =>
+        String.fromCharCode(Number.parseInt(code, 16))
+      )
+      expect(containsCardNumber(unescaped), rejected.value.redactedPayload).toBe(false)
+      expect(rejected.value.redactedPayload).toContain("[REDACTED-PAN]")
+    }
+    // An escaped backslash before "u0034" is text, not an escape, and stays as it is.
+    expect(redactCardNumbersInText(`"a\\\\u0034b"`)).toBe(`"a\\\\u0034b"`)
+  })
+
   it("is redacted when an already parsed value is refused", () => {
     const rejected = Either.getLeft(decodeValue(TransactionEvent, { ...validEvent, device_id: visa }))
     expect(rejected._tag === "Some" && rejected.value.redactedPayload).not.toContain(visa)

@@ -100,13 +100,27 @@ export const containsCardNumber = (text: string): boolean => {
   return false
 }
 
+/** A JSON escape of a digit, space or dash (`\u0034`), not itself behind an escaped backslash. */
+const escapedDigitOrSeparator = /(?<!\\)((?:\\\\)*)\\u00(3[0-9]|20|2[dD])/g
+
+/**
+ * Text whose JSON escapes of digits, spaces and dashes are written out, so that a card number spelled with
+ * them (`"\u0034111 1111…"`) is found in text that may not even parse as JSON.
+ */
+const withDigitEscapesDecoded = (text: string): string =>
+  text.includes("\\u00")
+    ? text.replace(escapedDigitOrSeparator, (_escape, backslashes: string, code: string) =>
+        `${backslashes}${String.fromCharCode(Number.parseInt(code, 16))}`
+      )
+    : text
+
 const redactText = (text: string): string =>
-  text.replace(digitRun, (run: string, offset: number) => {
+  withDigitEscapesDecoded(text).replace(digitRun, (run: string, offset: number, whole: string) => {
     if (run.length < 13) return run
     const ranges = cardNumberRanges(
       run,
-      isAlphanumeric(text[offset - 1]),
-      isAlphanumeric(text[offset + run.length])
+      isAlphanumeric(whole[offset - 1]),
+      isAlphanumeric(whole[offset + run.length])
     )
     if (ranges.length === 0) return run
     const covered = new Array<boolean>(run.length).fill(false)
