@@ -111,19 +111,30 @@ describe("streaming index on the embedded log", () => {
     }).pipe(Effect.provide(memoryLayers))
   )
 
-  it.scoped("routes events behind the watermark to late/ and drops duplicate event ids", () =>
+  it.scoped("routes events behind the watermark to late/ and drops duplicate ids within a transaction", () =>
     Effect.gen(function* () {
       const processed = yield* ProcessedBucket
       yield* send(
         "transactions",
         transactionJson({ event_id: "e-new", event_time: "2026-11-24T12:00:00Z" }),
         transactionJson({ event_id: "e-new", event_time: "2026-11-24T12:00:00Z" }),
+        // The same event_id in another transaction is another event (contract §6 counts ids per transaction).
+        transactionJson({ event_id: "e-new", transaction_id: "t-other", event_time: "2026-11-24T12:00:00Z" }),
         transactionJson({ event_id: "e-old", event_time: "2026-11-24T10:59:59Z" })
+      )
+      yield* send(
+        "fraud_signals",
+        signalJson({ signal_id: "s-shared", event_time: "2026-11-24T12:00:00Z" }),
+        signalJson({ signal_id: "s-shared", transaction_id: "t-other", event_time: "2026-11-24T12:00:00Z" })
       )
       const fiber = yield* Effect.fork(runStreamingIndex(options))
       yield* TestClock.adjust("5 seconds")
       const [batch] = yield* readCommittedBatches(processed)
       assert.strictEqual(batch!.duplicates, 1)
+      const rowsOf = (dataset: string) =>
+        batch!.files.filter((file) => file.dataset === dataset).reduce((total, file) => total + file.rows, 0)
+      assert.strictEqual(rowsOf("transactions"), 2, "e-new of t-1 once, e-new of t-other")
+      assert.strictEqual(rowsOf("fraud_signals"), 2)
       const late = batch!.files.filter((file) => file.dataset === "late_transactions")
       assert.strictEqual(late.length, 1)
       assert.isTrue(late[0]!.key.startsWith("late/transactions/dt=2026-11-24/"))

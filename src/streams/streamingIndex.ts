@@ -407,6 +407,12 @@ interface WrittenBatch {
   readonly quarantineFiles: ReadonlyArray<string>
 }
 
+/**
+ * What the stream deduplicates by: an event_id (signal_id) within its transaction, as contract §6 counts
+ * them, so one id reused by another transaction is not taken for a replay.
+ */
+const dedupKey = (transactionId: string, id: string): string => `${transactionId}\u0000${id}`
+
 /** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
 const decodeBatch = (
   topicNames: TopicNames,
@@ -433,7 +439,11 @@ const decodeBatch = (
     const outcome =
       record.topic === topicNames.fraudSignals
         ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
-            const seen = signalState.observe(signal.signal_id, signal.event_time, `${record.partition}`)
+            const seen = signalState.observe(
+              dedupKey(signal.transaction_id, signal.signal_id),
+              signal.event_time,
+              `${record.partition}`
+            )
             if (seen === "duplicate") duplicates++
             else {
               scoring?.observeSignal(signal)
@@ -444,7 +454,11 @@ const decodeBatch = (
             }
           })
         : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
-            const seen = transactionState.observe(event.event_id, event.event_time, `${record.partition}`)
+            const seen = transactionState.observe(
+              dedupKey(event.transaction_id, event.event_id),
+              event.event_time,
+              `${record.partition}`
+            )
             if (seen === "duplicate") duplicates++
             else if (seen === "late")
               lateTransactions.push(indexTransaction(event, dimensions, "late", location))
@@ -692,7 +706,10 @@ const rebuildEventTimeState = (
       const isLate = file.dataset === "late_transactions" || file.dataset === "late_fraud_signals"
       for (const row of rows) {
         if (!isLate) {
-          const id = String(isSignal ? row["signal_id"] : row["event_id"])
+          const id = dedupKey(
+            String(row["transaction_id"]),
+            String(isSignal ? row["signal_id"] : row["event_id"])
+          )
           const partition = partitionOfLocation(String(row["source_location"]))
           ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
           restored++
