@@ -155,6 +155,30 @@ describe("batch index + final aggregate on embedded layers", () => {
       )
   )
 
+  it.effect("keeps the whole lines of a gzip file cut short and quarantines the line it ends in", () =>
+    Effect.gen(function* () {
+      const raw = yield* RawBucket
+      const events = Array.from({ length: 40 }, (_, index) =>
+        transactionJson({ event_id: `e-${index}`, transaction_id: `t-${index}` })
+      )
+      const whole = gzipped(jsonLines(...events))
+      yield* raw.put("raw/transactions/dt=2026-11-24/cut.jsonl.gz", whole.subarray(0, whole.length - 30))
+      const batch = yield* runBatchIndex
+      const { recordsIn, accepted, quarantined } = batch.transactions
+      assert.isAbove(accepted, 30)
+      assert.isBelow(accepted, 40)
+      assert.strictEqual(quarantined, 1)
+      assert.strictEqual(recordsIn, accepted + 1)
+      const processed = yield* ProcessedBucket
+      const [entry] = yield* processed.list("quarantine/batch/")
+      const body = yield* processed.get(entry!.key)
+      const text = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+      assert.include(text, `cut.jsonl.gz:${accepted + 1}`)
+      assert.include(text, `the gzip file ends early`)
+      assert.include(text, `line ${accepted + 1} is cut off`)
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
   it.effect("re-running batch and final on the same input is idempotent", () =>
     Effect.gen(function* () {
       yield* seedRaw

@@ -1,12 +1,15 @@
-import { gunzipSync } from "node:zlib"
+import { constants, gunzipSync } from "node:zlib"
 import { Effect, Either, type Schema } from "effect"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { decodeJsonRecord, decodeValue, type RejectedRecord } from "../domain/validation.js"
 import { readParquetRecords } from "./parquetRecords.js"
 
-/** One record read from a producer file, before validation. */
+/**
+ * One record read from a producer file, before validation; `cut` when the file ended in the middle of it
+ * (a truncated gzip file), which refuses it with that reason.
+ */
 export type RawRecord =
-  | { readonly location: string; readonly text: string }
+  | { readonly location: string; readonly text: string; readonly cut?: string }
   | { readonly location: string; readonly value: Record<string, unknown> }
 
 /** A whole file that could not be read (corrupt gzip or Parquet): quarantined as one entry. */
@@ -35,6 +38,42 @@ export const splitJsonLines = (text: string, key: string): Array<RawRecord> => {
 }
 
 /**
+ * The lines of a gzipped JSON Lines file. A file cut short (an interrupted upload or copy) keeps the lines
+ * it holds whole; the line it ends in becomes one record refused as cut, so the run neither loses the lines
+ * before it nor takes half a line for a record. A file that is not gzip at all, or corrupt within, is
+ * unreadable as a whole.
+ */
+const readGzipLines = (key: string, body: Uint8Array): Either.Either<Array<RawRecord>, UnreadableFile> => {
+  try {
+    return Either.right(splitJsonLines(new TextDecoder().decode(gunzipSync(body)), key))
+  } catch (error) {
+    let partial: Buffer
+    try {
+      partial = gunzipSync(body, { finishFlush: constants.Z_SYNC_FLUSH })
+    } catch {
+      return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
+    }
+    const text = new TextDecoder().decode(partial)
+    const wholeLines = text.slice(0, text.lastIndexOf("\n") + 1)
+    const records = splitJsonLines(wholeLines, key)
+    const lineNumber = wholeLines.split("\n").length
+    const tail = text.slice(wholeLines.length)
+    records.push({
+      location: `${key}:${lineNumber}`,
+      text: tail,
+      cut:
+        `the gzip file ends early (${String(error)}): ` +
+        (tail !== ""
+          ? `line ${lineNumber} is cut off`
+          : lineNumber > 1
+            ? `nothing after line ${lineNumber - 1} could be read`
+            : "no whole line could be read")
+    })
+    return Either.right(records)
+  }
+}
+
+/**
  * Reads the records of one producer file (JSON Lines, gzipped JSON Lines or Parquet). A file that cannot be
  * read at all is returned as unreadable instead of failing the run.
  */
@@ -47,13 +86,7 @@ export const readRawRecords = (
     case "jsonl":
       return Effect.succeed(Either.right(splitJsonLines(new TextDecoder().decode(body), key)))
     case "jsonl.gz":
-      return Effect.sync(() => {
-        try {
-          return Either.right(splitJsonLines(new TextDecoder().decode(gunzipSync(body)), key))
-        } catch (error) {
-          return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
-        }
-      })
+      return Effect.sync(() => readGzipLines(key, body))
     case "parquet":
       return readParquetRecords(body).pipe(
         Effect.map((values) =>
@@ -75,7 +108,14 @@ export const decodeRawRecord = <A, I>(
   schema: Schema.Schema<A, I>,
   record: RawRecord
 ): Either.Either<A, RejectedRecord> =>
-  "text" in record ? decodeJsonRecord(schema, record.text) : decodeValue(schema, record.value)
+  "value" in record
+    ? decodeValue(schema, record.value)
+    : record.cut === undefined
+      ? decodeJsonRecord(schema, record.text)
+      : Either.left({
+          problems: [{ field: "(file)", reason: record.cut }],
+          redactedPayload: redactCardNumbersInText(record.text)
+        })
 
 /** Text safe to keep of an arbitrary payload. */
 export const safePayload = (text: string): string => redactCardNumbersInText(text)
