@@ -4,6 +4,7 @@ import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
+import { chooseSnapshot } from "../src/streams/dimensions.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
 import {
   gzipped,
@@ -193,4 +194,29 @@ describe("batch index + final aggregate on embedded layers", () => {
       assert.deepStrictEqual(keysAfter, keysBefore)
     }).pipe(Effect.provide(memoryLayers))
   )
+})
+
+describe("dimension snapshots", () => {
+  it("takes every data file below the newest snapshot folder, subfolders too, and nothing else", () => {
+    const prefix = "raw/dimensions/users/"
+    const keys = [
+      "users.jsonl",
+      "archive/old.jsonl",
+      "snapshot=20261120T000000Z/users.jsonl",
+      "snapshot=20261125T000000Z/region=eu/part-1.parquet",
+      "snapshot=20261125T000000Z/part-0.jsonl",
+      "snapshot=20261125T000000Z/_SUCCESS"
+    ].map((key) => prefix + key)
+    assert.deepStrictEqual(chooseSnapshot(prefix, keys), {
+      snapshot: "20261125T000000Z",
+      keys: [
+        `${prefix}snapshot=20261125T000000Z/part-0.jsonl`,
+        `${prefix}snapshot=20261125T000000Z/region=eu/part-1.parquet`
+      ]
+    })
+    assert.deepStrictEqual(chooseSnapshot(prefix, [`${prefix}users.jsonl`, `${prefix}archive/old.jsonl`]), {
+      snapshot: "(base)",
+      keys: [`${prefix}users.jsonl`]
+    })
+  })
 })

@@ -13,7 +13,7 @@ export const dimensionPrefixes = {
   merchants: "raw/dimensions/merchants/"
 } as const
 
-const snapshotFolder = /^snapshot=(\d{8}T\d{6}Z)\/[^/]+$/
+const snapshotFolder = /^snapshot=(\d{8}T\d{6}Z)\/./
 
 /** The snapshot a dimension is read from: a `snapshot=` folder name, or "(base)" for files directly under the prefix. */
 export interface SnapshotChoice {
@@ -22,8 +22,9 @@ export interface SnapshotChoice {
 }
 
 /**
- * Picks the newest snapshot of a dimension: the greatest `snapshot=YYYYMMDDTHHMMSSZ/` folder; files
- * directly under the prefix form one snapshot older than any named one.
+ * Picks the newest snapshot of a dimension: the greatest `snapshot=YYYYMMDDTHHMMSSZ/` folder, every data file
+ * below it (subfolders too, as Spark writes them); files directly under the prefix form one snapshot older
+ * than any named one. Other folders under the prefix are not snapshots.
  */
 export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): SnapshotChoice | undefined => {
   const bySnapshot = new Map<string, Array<string>>()
