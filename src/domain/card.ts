@@ -109,8 +109,10 @@ const escapedDigitOrSeparator = /(?<!\\)((?:\\\\)*)\\u00(3[0-9]|20|2[dD])/g
  */
 const withDigitEscapesDecoded = (text: string): string =>
   text.includes("\\u00")
-    ? text.replace(escapedDigitOrSeparator, (_escape, backslashes: string, code: string) =>
-        `${backslashes}${String.fromCharCode(Number.parseInt(code, 16))}`
+    ? text.replace(
+        escapedDigitOrSeparator,
+        (_escape, backslashes: string, code: string) =>
+          `${backslashes}${String.fromCharCode(Number.parseInt(code, 16))}`
       )
     : text
 
