@@ -319,6 +319,20 @@ describe("a record holding a PAN", () => {
     expect(Either.isLeft(refused) && refused.left.problems).toEqual([
       { field: "extra", reason: expect.stringContaining("card number") }
     ])
+    // Another record kind's number field is an unknown field here.
+    const scored = decodeValue(TransactionEvent, { ...validEvent, score: Number(visa) })
+    expect(Either.isLeft(scored) && scored.left.problems[0]?.field).toBe("score")
+    const signal = {
+      signal_id: "s-1",
+      transaction_id: "tx-1",
+      event_time: "2026-11-24T10:15:30Z",
+      source: "rules",
+      score: 0.5,
+      reasons: []
+    }
+    expect(Either.isRight(decodeValue(FraudSignal, signal))).toBe(true)
+    const withAmount = decodeValue(FraudSignal, { ...signal, amount_minor: Number(visa) })
+    expect(Either.isLeft(withAmount) && withAmount.left.problems[0]?.field).toBe("amount_minor")
   })
 
   it("is refused in a fraud signal's reasons too", () => {
@@ -371,7 +385,11 @@ describe("a record holding a PAN", () => {
   it("does not keep a PAN spelled with JSON escapes in a line that is not valid JSON", () => {
     for (const text of [
       `{"event_id":"evt-1","note":"\\u0034111111111111111", broken`,
-      `{"note":"4111\\u00201111\\u002D1111\\u00201111" broken`
+      `{"note":"4111\\u00201111\\u002D1111\\u00201111" broken`,
+      // Escapes that end in a letter or digit right before the number.
+      `{"note":"\\n4111 1111 1111 1111", broken`,
+      `{"note":"\\t4111-1111-1111-1111", broken`,
+      `{"note":"\\u00a04111 1111 1111 1111", broken`
     ]) {
       const rejected = Either.getLeft(decodeJsonRecord(TransactionEvent, text))
       expect(rejected._tag).toBe("Some")
@@ -383,8 +401,10 @@ describe("a record holding a PAN", () => {
       expect(containsCardNumber(unescaped), rejected.value.redactedPayload).toBe(false)
       expect(rejected.value.redactedPayload).toContain("[REDACTED-PAN]")
     }
-    // An escaped backslash before "u0034" is text, not an escape, and stays as it is.
+    // An escaped backslash before "u0034" is text, not an escape, and stays as it is; so does a text
+    // without a card number, escapes and all.
     expect(redactCardNumbersInText(`"a\\\\u0034b"`)).toBe(`"a\\\\u0034b"`)
+    expect(redactCardNumbersInText(`{"n":"\\u0031\\u0032", bad`)).toBe(`{"n":"\\u0031\\u0032", bad`)
   })
 
   it("is redacted when an already parsed value is refused", () => {

@@ -197,7 +197,7 @@ describe("batch index + final aggregate on embedded layers", () => {
 })
 
 describe("dimension snapshots", () => {
-  it("takes every data file below the newest snapshot folder, subfolders too, and nothing else", () => {
+  it("takes every data file below the newest snapshot folder, subfolders too, but no writer's temporary files", () => {
     const prefix = "raw/dimensions/users/"
     const keys = [
       "users.jsonl",
@@ -205,7 +205,9 @@ describe("dimension snapshots", () => {
       "snapshot=20261120T000000Z/users.jsonl",
       "snapshot=20261125T000000Z/region=eu/part-1.parquet",
       "snapshot=20261125T000000Z/part-0.jsonl",
-      "snapshot=20261125T000000Z/_SUCCESS"
+      "snapshot=20261125T000000Z/_SUCCESS",
+      "snapshot=20261125T000000Z/_temporary/0/_temporary/attempt_1/part-0.parquet",
+      "snapshot=20261125T000000Z/.spark-staging/part-9.jsonl"
     ].map((key) => prefix + key)
     assert.deepStrictEqual(chooseSnapshot(prefix, keys), {
       snapshot: "20261125T000000Z",

@@ -116,24 +116,47 @@ const withDigitEscapesDecoded = (text: string): string =>
       )
     : text
 
-const redactText = (text: string): string =>
-  withDigitEscapesDecoded(text).replace(digitRun, (run: string, offset: number, whole: string) => {
+/**
+ * Character ranges of every 13–19-digit Luhn-valid sequence of whole consecutive groups in a digit run, in
+ * any layout and whatever stands next to it: what redaction removes. Wider than {@link cardNumberRanges} on
+ * purpose: text may be raw JSON, where an escape such as `\n` glues a letter to the number, and removing a few
+ * digits too many from a quarantined payload costs nothing.
+ */
+const redactedRanges = (run: string): Array<readonly [number, number]> => {
+  const groups = [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+  const ranges: Array<readonly [number, number]> = []
+  for (let first = 0; first < groups.length; first++) {
+    let digits = ""
+    for (let last = first; last < groups.length && digits.length <= 19; last++) {
+      const group = groups[last]!
+      digits += group.digits
+      if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
+        ranges.push([groups[first]!.start, group.start + group.digits.length])
+      }
+    }
+  }
+  return ranges
+}
+
+/** The text with every card number replaced; the text itself, escapes and all, when it holds none. */
+const redactText = (text: string): string => {
+  let redactedAny = false
+  const redacted = withDigitEscapesDecoded(text).replace(digitRun, (run: string) => {
     if (run.length < 13) return run
-    const ranges = cardNumberRanges(
-      run,
-      isAlphanumeric(whole[offset - 1]),
-      isAlphanumeric(whole[offset + run.length])
-    )
+    const ranges = redactedRanges(run)
     if (ranges.length === 0) return run
+    redactedAny = true
     const covered = new Array<boolean>(run.length).fill(false)
     for (const [start, end] of ranges) covered.fill(true, start, end)
-    let redacted = ""
+    let result = ""
     for (let index = 0; index < run.length; index++) {
-      if (!covered[index]) redacted += run[index]
-      else if (index === 0 || !covered[index - 1]) redacted += "[REDACTED-PAN]"
+      if (!covered[index]) result += run[index]
+      else if (index === 0 || !covered[index - 1]) result += "[REDACTED-PAN]"
     }
-    return redacted
+    return result
   })
+  return redactedAny ? redacted : text
+}
 
 const noFields: ReadonlySet<string> = new Set()
 

@@ -1,4 +1,4 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Schema, type SchemaAST } from "effect"
 import { findCardNumberPaths, redactCardNumbers, redactCardNumbersInText } from "./card.js"
 import { fastDecoderOf } from "./fastDecode.js"
 
@@ -64,11 +64,26 @@ export const decodeJsonRecord = <A, I>(
 const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
 
 /**
- * The contract's own numbers (§1–§2): amounts and sequences may be any integer up to 2^53−1, so their digits
- * are not taken for a card number (one in ten 13–16-digit amounts, or epoch-millisecond sequences, would
- * pass Luhn); a number in any other field still is.
+ * The top-level fields a schema takes as JSON numbers (§1's amount_minor and sequence, §2's score): they may
+ * hold any integer the contract allows, so their digits are not taken for a card number (one in ten 13–16-digit
+ * amounts, or epoch-millisecond sequences, would pass Luhn). A number in any other field, one of another
+ * record kind's included, still is.
  */
-const contractNumberFields: ReadonlySet<string> = new Set(["sequence", "amount_minor", "score"])
+const numberFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlySet<string> => {
+  const cached = numberFields.get(schema.ast)
+  if (cached !== undefined) return cached
+  const ast = Schema.encodedSchema(schema).ast
+  const fields = new Set(
+    ast._tag === "TypeLiteral"
+      ? ast.propertySignatures
+          .filter((field) => field.type._tag === "NumberKeyword")
+          .map((field) => String(field.name))
+      : []
+  )
+  numberFields.set(schema.ast, fields)
+  return fields
+}
+const numberFields = new WeakMap<SchemaAST.AST, ReadonlySet<string>>()
 
 /** Like {@link decodeJsonRecord} for an already parsed value (a Parquet row, an HTTP body item). */
 export const decodeValue = <A, I>(
@@ -86,7 +101,7 @@ export const decodeValue = <A, I>(
       redactedPayload: redactedPayload()
     })
   }
-  const cardPaths = findCardNumberPaths(value, "", contractNumberFields)
+  const cardPaths = findCardNumberPaths(value, "", numberFieldsOf(schema))
   if (cardPaths.length > 0) {
     return Either.left({
       problems: cardPaths.map((field) => ({ field, reason: "contains a full card number (PAN); refused" })),

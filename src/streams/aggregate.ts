@@ -575,7 +575,7 @@ const streamSinceSnapshot = Effect.gen(function* () {
   }
   if (keys.length === 0) return empty
   const paths = yield* committedFilePaths(processed, { files: keys })
-  const events = `(SELECT DISTINCT ON (event_id) * FROM read_parquet([${paths.map(quoteLiteral).join(", ")}], hive_partitioning = false, union_by_name = true))`
+  const events = `(SELECT DISTINCT ON (transaction_id, event_id) * FROM read_parquet([${paths.map(quoteLiteral).join(", ")}], hive_partitioning = false, union_by_name = true))`
   const [totals] = yield* duckDb.query(
     `SELECT count(*) AS events, count(DISTINCT transaction_id) AS transactions,
        strftime(max(event_time) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') AS newest FROM ${events}`

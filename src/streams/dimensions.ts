@@ -13,7 +13,11 @@ export const dimensionPrefixes = {
   merchants: "raw/dimensions/merchants/"
 } as const
 
-const snapshotFolder = /^snapshot=(\d{8}T\d{6}Z)\/./
+const snapshotFolder = /^snapshot=(\d{8}T\d{6}Z)\/(.+)$/
+
+/** A path below a snapshot folder that a writer keeps to itself (`_temporary/`, `.spark-staging/`), as Hadoop skips. */
+const isHidden = (path: string): boolean =>
+  path.split("/").some((part) => part.startsWith("_") || part.startsWith("."))
 
 /** The snapshot a dimension is read from: a `snapshot=` folder name, or "(base)" for files directly under the prefix. */
 export interface SnapshotChoice {
@@ -23,8 +27,9 @@ export interface SnapshotChoice {
 
 /**
  * Picks the newest snapshot of a dimension: the greatest `snapshot=YYYYMMDDTHHMMSSZ/` folder, every data file
- * below it (subfolders too, as Spark writes them); files directly under the prefix form one snapshot older
- * than any named one. Other folders under the prefix are not snapshots.
+ * below it (subfolders too, as Spark writes them, but not paths with a part starting `_` or `.`: a writer's
+ * temporary files); files directly under the prefix form one snapshot older than any named one. Other
+ * folders under the prefix are not snapshots.
  */
 export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): SnapshotChoice | undefined => {
   const bySnapshot = new Map<string, Array<string>>()
@@ -32,7 +37,14 @@ export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): Sna
     if (rawFileKind(key) === undefined) continue
     const rest = key.slice(prefix.length)
     const named = snapshotFolder.exec(rest)
-    const snapshot = named !== null ? named[1]! : rest.includes("/") ? undefined : "(base)"
+    const snapshot =
+      named !== null
+        ? isHidden(named[2]!)
+          ? undefined
+          : named[1]!
+        : rest.includes("/")
+          ? undefined
+          : "(base)"
     if (snapshot === undefined) continue
     const list = bySnapshot.get(snapshot) ?? []
     list.push(key)

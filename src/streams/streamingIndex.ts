@@ -409,9 +409,11 @@ interface WrittenBatch {
 
 /**
  * What the stream deduplicates by: an event_id (signal_id) within its transaction, as contract §6 counts
- * them, so one id reused by another transaction is not taken for a replay.
+ * them, so one id reused by another transaction is not taken for a replay. The transaction_id's length
+ * leads, so no two pairs share a key whatever characters the ids hold.
  */
-const dedupKey = (transactionId: string, id: string): string => `${transactionId}\u0000${id}`
+const dedupKey = (transactionId: string, id: string): string =>
+  `${transactionId.length}:${transactionId}${id}`
 
 /** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
 const decodeBatch = (
