@@ -103,17 +103,19 @@ const runGroup = async (instances) => {
   for (const child of children) child.stderr.on("data", (chunk) => (stderr += chunk))
   const exited = children.map((child) => new Promise((resolve) => child.on("exit", resolve)))
   let peakRss = 0
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 250))
-    peakRss = Math.max(peakRss, ...children.map((child) => rssOf(child.pid)))
-    if (children.some((child) => child.exitCode !== null))
-      throw new Error(`a streaming process exited early:\n${stderr.slice(-2000)}`)
-    if ((await behind(group)) === 0) break
+  try {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      peakRss = Math.max(peakRss, ...children.map((child) => rssOf(child.pid)))
+      if (children.some((child) => child.exitCode !== null))
+        throw new Error(`a streaming process exited early:\n${stderr.slice(-2000)}`)
+      if ((await behind(group)) === 0) break
+    }
+    return { instances, seconds: Number(process.hrtime.bigint() - started) / 1e9, peakRss }
+  } finally {
+    for (const child of children) child.kill("SIGTERM")
+    await Promise.all(exited)
   }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  for (const child of children) child.kill("SIGTERM")
-  await Promise.all(exited)
-  return { instances, seconds, peakRss }
 }
 
 const results = []
