@@ -75,4 +75,46 @@ describe("raw Parquet input from other writers", () => {
       assert.strictEqual(row.dt, "2026-11-24")
     }).pipe(Effect.provide(memoryLayers))
   )
+
+  it.effect(
+    "reads DECIMAL columns as databases export money: whole values as integers, others as numbers",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const transactions = yield* Effect.promise(() =>
+          writeWithDuckDb(`
+          SELECT * FROM (VALUES
+            ('e-1', 't-1', 0::DECIMAL(10, 0), '2026-11-24T10:00:00Z', 'authorized', 1250::DECIMAL(18, 0)),
+            ('e-2', 't-2', 0::DECIMAL(10, 0), '2026-11-24T10:00:00Z', 'authorized', 1250.00::DECIMAL(18, 2)),
+            ('e-3', 't-3', 0::DECIMAL(10, 0), '2026-11-24T10:00:00Z', 'authorized', 12.50::DECIMAL(18, 2))
+          ) AS v(event_id, transaction_id, sequence, event_time, status, amount_minor),
+          (SELECT 'EUR' AS currency, 'u-1' AS user_id, 'm-1' AS merchant_id, 'card' AS payment_method,
+                  'adyen' AS processor, 'psp-1' AS processor_reference)`)
+        )
+        const signals = yield* Effect.promise(() =>
+          writeWithDuckDb(`
+          SELECT 's-1' AS signal_id, 't-1' AS transaction_id, '2026-11-24T10:00:05Z' AS event_time,
+            'model' AS source, 0.50::DECIMAL(3, 2) AS score, []::VARCHAR[] AS reasons`)
+        )
+        yield* raw.put("raw/transactions/dt=2026-11-24/part-0.parquet", transactions)
+        yield* raw.put("raw/fraud_signals/dt=2026-11-24/part-0.parquet", signals)
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
+        assert.deepStrictEqual(batch.fraudSignals, { recordsIn: 1, accepted: 1, quarantined: 0 })
+        yield* runFinalAggregate
+        const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+        assert.deepStrictEqual(
+          rows.map((row) => [row.transaction_id, row.amount_minor, row.fraud_max_score]).sort(),
+          [
+            ["t-1", 1250, 0.5],
+            ["t-2", 1250, null]
+          ]
+        )
+        const processed = yield* ProcessedBucket
+        const [entry] = yield* processed.list("quarantine/batch/")
+        const body = yield* processed.get(entry!.key)
+        const text = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+        assert.include(text, "amount_minor: must be an integer from 0 to 2^53-1")
+      }).pipe(Effect.provide(memoryLayers))
+  )
 })
