@@ -16,6 +16,14 @@ const passesLuhn = (digits: string): boolean => {
   return sum % 10 === 0
 }
 
+/** 13–19 digits that pass Luhn: a full card number once its digits are joined. */
+const isCardDigits = (digits: string): boolean =>
+  digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)
+
+/** The digit groups of a run (digits joined by single spaces or dashes), each with its offset in the run. */
+const digitGroupsOf = (run: string) =>
+  [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+
 /** A letter or digit: a digit group next to one is part of a longer token (`43e2`, `1234ab`). */
 const isAlphanumeric = (char: string | undefined): boolean => char !== undefined && /[\p{L}\p{N}]/u.test(char)
 
@@ -33,12 +41,12 @@ const cardNumberRanges = (
   attachedBefore: boolean,
   attachedAfter: boolean
 ): Array<readonly [number, number]> => {
-  const groups = [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+  const groups = digitGroupsOf(run)
   const last = groups.length - 1
   const ranges: Array<readonly [number, number]> = []
   for (let first = 0; first <= last; first++) {
     const group = groups[first]!
-    if (group.digits.length >= 13 && group.digits.length <= 19 && passesLuhn(group.digits)) {
+    if (isCardDigits(group.digits)) {
       ranges.push([group.start, group.start + group.digits.length])
     }
     if (group.digits.length !== 4 || (first === 0 && attachedBefore)) continue
@@ -48,7 +56,7 @@ const cardNumberRanges = (
       if (next.digits.length > 6) break
       digits += next.digits
       const canEnd = !(end === last && attachedAfter)
-      if (canEnd && digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
+      if (canEnd && isCardDigits(digits)) {
         ranges.push([group.start, next.start + next.digits.length])
       }
       if (next.digits.length < 4) break
@@ -123,14 +131,14 @@ const withDigitEscapesDecoded = (text: string): string =>
  * digits too many from a quarantined payload costs nothing.
  */
 const redactedRanges = (run: string): Array<readonly [number, number]> => {
-  const groups = [...run.matchAll(/\d+/g)].map((group) => ({ start: group.index, digits: group[0] }))
+  const groups = digitGroupsOf(run)
   const ranges: Array<readonly [number, number]> = []
   for (let first = 0; first < groups.length; first++) {
     let digits = ""
     for (let last = first; last < groups.length && digits.length <= 19; last++) {
       const group = groups[last]!
       digits += group.digits
-      if (digits.length >= 13 && digits.length <= 19 && passesLuhn(digits)) {
+      if (isCardDigits(digits)) {
         ranges.push([groups[first]!.start, group.start + group.digits.length])
       }
     }

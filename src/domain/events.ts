@@ -179,7 +179,7 @@ const fastFraudSignal = (input: Readonly<Record<string, unknown>>): FraudSignalT
     !isScore(score) ||
     !Array.isArray(reasons) ||
     reasons.length > maxReasons ||
-    !reasons.every((reason) => typeof reason === "string" && reason.isWellFormed()) ||
+    !reasons.every((reason) => unicodeString(reason) !== Defer) ||
     confirmed_fraud === Defer
   )
     return undefined

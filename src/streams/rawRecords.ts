@@ -114,7 +114,7 @@ export const decodeRawRecord = <A, I>(
       ? decodeJsonRecord(schema, record.text)
       : Either.left({
           problems: [{ field: "(file)", reason: record.cut }],
-          redactedPayload: redactCardNumbersInText(record.text)
+          redactedPayload: safePayload(record.text)
         })
 
 /** Text safe to keep of an arbitrary payload. */
