@@ -4,8 +4,10 @@ import * as NodePath from "node:path"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as fc from "fast-check"
 import { column, finalAggregateSchema, type TableRow } from "../src/domain/rows.js"
-import { Parquet } from "../src/layers/ParquetCodec.js"
+import { makeDuckDbCodec, Parquet } from "../src/layers/ParquetCodec.js"
+import { writeSpoolParquet } from "../src/layers/parquetSpool.js"
 
 const row: TableRow = {
   transaction_id: "tx-1",
@@ -201,6 +203,150 @@ describe("ParquetCodec on DuckDB (default)", () => {
       assert.include(types, "amount_minor:BIGINT")
       assert.include(types, "first_event_time:TIMESTAMP WITH TIME ZONE")
       assert.include(types, "fraud_reasons:VARCHAR[]")
+    }).pipe(Effect.provide(Parquet.layer()))
+  )
+})
+
+describe("the DuckDB codec's Parquet spool", () => {
+  const everyType = [
+    column("text", "string", true),
+    column("count", "int64", true),
+    column("score", "double", true),
+    column("flag", "boolean", true),
+    column("at", "timestamp", true),
+    column("reasons", "string_list")
+  ]
+
+  const readSpool = (rows: ReadonlyArray<TableRow>, rowGroupRows: number) =>
+    Effect.promise(async () => {
+      const directory = await NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "spool-"))
+      const file = NodePath.join(directory, "spool.parquet")
+      const handle = await NodeFs.open(file, "w")
+      await writeSpoolParquet(everyType, rows, rowGroupRows, async (bytes) => {
+        await handle.write(Uint8Array.from(bytes))
+      })
+      await handle.close()
+      const connection = await (await DuckDBInstance.create(":memory:")).connect()
+      const types = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file}')`))
+        .getRows()
+        .map((r) => `${r[0]}:${r[1]}`)
+      const values = (
+        await connection.runAndReadAll(`SELECT * FROM read_parquet('${file}')`)
+      ).getRowObjectsJson()
+      const groups = (
+        await connection.runAndReadAll(`SELECT count(DISTINCT row_group_id) FROM parquet_metadata('${file}')`)
+      ).getRows()[0]?.[0]
+      await NodeFs.rm(directory, { recursive: true })
+      return { types, values, groups: Number(groups) }
+    })
+
+  it.effect("is a plain Parquet file DuckDB reads value for value, in row groups", () =>
+    Effect.gen(function* () {
+      const rows: Array<TableRow> = [
+        {
+          text: "Café 東京 😀",
+          count: 9_007_199_254_740_991,
+          score: 0.1,
+          flag: true,
+          at: -1,
+          reasons: ["a", "b"]
+        },
+        { text: null, count: -9_007_199_254_740_991, score: null, flag: null, at: null, reasons: null },
+        { text: "", count: -4_294_967_297, score: -1.5e300, flag: false, at: 0, reasons: [] },
+        { text: "x\ud800", reasons: ["\udc00", "é"] },
+        ...Array.from({ length: 17 }, (_, index) => ({
+          text: `r${index}`,
+          count: index * 4_294_967_296 + index,
+          score: index / 3,
+          flag: index % 3 === 0 ? null : index % 2 === 0,
+          at: index,
+          reasons: index % 2 === 0 ? [] : [`q${index}`]
+        }))
+      ]
+      const { types, values, groups } = yield* readSpool(rows, 4)
+      assert.deepStrictEqual(types, [
+        "text:VARCHAR",
+        "count:BIGINT",
+        "score:DOUBLE",
+        "flag:BOOLEAN",
+        "at:BIGINT",
+        "reasons:VARCHAR[]"
+      ])
+      assert.strictEqual(groups, 6)
+      const expected = rows.map((r) => ({
+        text: r["text"] === "x\ud800" ? "x\ufffd" : (r["text"] ?? null),
+        count: r["count"] === undefined || r["count"] === null ? null : String(r["count"]),
+        score: r["score"] ?? null,
+        flag: r["flag"] ?? null,
+        at: r["at"] === undefined || r["at"] === null ? null : String(r["at"]),
+        reasons: r["text"] === "x\ud800" ? ["\ufffd", "é"] : (r["reasons"] ?? null)
+      }))
+      assert.deepStrictEqual<unknown>(values, expected)
+      assert.deepStrictEqual((yield* readSpool([], 4)).values, [])
+    })
+  )
+
+  it.effect("refuses a value its column cannot hold, naming the column", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const schema = [column("transaction_id", "string"), column("amount_minor", "int64")]
+      for (const [amount, shown] of [
+        [1.5, "1.5"],
+        [2 ** 64, "18446744073709552000"],
+        ["12", '"12"']
+      ] as const) {
+        const failure = yield* Effect.flip(
+          codec.encode(schema, [
+            { transaction_id: "tx-1", amount_minor: 1 },
+            { transaction_id: "tx-2", amount_minor: amount }
+          ])
+        )
+        assert.include(String(failure.cause), `column amount_minor (int64) cannot hold ${shown}`)
+      }
+      const list = yield* Effect.flip(codec.encode([column("reasons", "string_list")], [{ reasons: "a" }]))
+      assert.include(String(list.cause), "column reasons (string_list) cannot hold")
+    }).pipe(Effect.provide(Parquet.layer()))
+  )
+
+  it.effect("round-trips random rows of every column type through the codec (property)", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const text = fc.string({ unit: "grapheme", maxLength: 12 })
+      const rowOf = fc.record({
+        text: fc.option(text, { nil: null }),
+        count: fc.option(fc.maxSafeInteger(), { nil: null }),
+        score: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: null }),
+        flag: fc.option(fc.boolean(), { nil: null }),
+        at: fc.option(fc.oneof(fc.maxSafeInteger(), fc.constant(253_402_300_800_000_000)), {
+          nil: null
+        }),
+        reasons: fc.array(text, { maxLength: 4 })
+      })
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(rowOf, { maxLength: 40 }),
+            fc.integer({ min: 1, max: 9 }),
+            async (rows, groupRows) => {
+              const spoolCodec = makeDuckDbCodec({
+                rowGroupSize: 7,
+                compression: "zstd",
+                spoolRows: groupRows
+              })
+              const decoded = await Effect.runPromise(
+                spoolCodec.decode(await Effect.runPromise(spoolCodec.encode(everyType, rows)))
+              )
+              const normalised = rows.map((r) => ({ ...r, score: Object.is(r.score, -0) ? 0 : r.score }))
+              assert.deepStrictEqual(
+                decoded.map((r) => ({ ...r, score: Object.is(r["score"], -0) ? 0 : r["score"] })),
+                normalised
+              )
+            }
+          ),
+          { numRuns: 40, seed: 20261127 }
+        )
+      )
+      assert.isDefined(codec)
     }).pipe(Effect.provide(Parquet.layer()))
   )
 })
