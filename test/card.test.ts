@@ -422,3 +422,25 @@ describe("a record holding a PAN", () => {
     expect(Either.isRight(decodeJsonRecord(TransactionEvent, JSON.stringify(validEvent)))).toBe(true)
   })
 })
+
+describe("documents nested past any call stack", () => {
+  const nested = (depth: number, inner: unknown): unknown => {
+    let value = inner
+    for (let level = 0; level < depth; level++) value = level % 2 === 0 ? [value] : { more: value }
+    return value
+  }
+
+  it("are scanned without overflowing: a PAN 100 000 levels down is found", () => {
+    const paths = findCardNumberPaths({ event_id: "e-1", extra: nested(100_000, visa) })
+    expect(paths).toHaveLength(1)
+    expect(paths[0]).toMatch(/^extra(\.more|\[0\])+$/)
+    expect(findCardNumberPaths({ extra: nested(100_000, "clean") })).toEqual([])
+  })
+
+  it("are redacted down to 1000 levels, deeper parts replaced by a marker", () => {
+    const redacted = JSON.stringify(redactCardNumbers({ shallow: visa, extra: nested(100_000, visa) }))
+    expect(redacted).not.toContain(visa)
+    expect(redacted).toContain("[NESTED-TOO-DEEP]")
+    expect(JSON.stringify(redactCardNumbers(nested(900, visa)))).toContain("[REDACTED-PAN]")
+  })
+})

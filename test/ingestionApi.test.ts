@@ -278,6 +278,17 @@ describe.each(["native", "platform"] as const)("served %s", (server) => {
       expect(everything).not.toContain(pan)
     })
 
+    it("refuses a body that is not UTF-8 with 422 naming the first bad byte, and sends nothing", async () => {
+      const json = new TextEncoder().encode(JSON.stringify(transactionJson({ event_id: "e-utf8-X" })))
+      const bad = Uint8Array.from(json, (byte) => (byte === 0x58 ? 0xff : byte))
+      const response = await postWithKey(transactionsUrl(), bad)
+      expect(response.status).toBe(422)
+      expect((await bodyOf(response)).problems).toEqual([
+        { field: "(body)", reason: `not valid UTF-8: byte 0xff at byte ${json.indexOf(0x58) + 1}` }
+      ])
+      expect(await topicTexts(api.log, "transactions")).not.toContain("e-utf8-")
+    })
+
     it("refuses non-JSON, an empty array, a non-object, a wrong content type, too many records, a too large body", async () => {
       const notJson = await postWithKey(transactionsUrl(), "{not json")
       expect(notJson.status).toBe(422)

@@ -156,6 +156,55 @@ describe("batch index + final aggregate on embedded layers", () => {
       )
   )
 
+  it.effect(
+    "quarantines lines that are not UTF-8, naming the byte, instead of merging ids read as U+FFFD",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const line = (eventId: string) =>
+          new TextEncoder().encode(`${JSON.stringify(transactionJson({ event_id: eventId }))}\n`)
+        const withByte = (bytes: Uint8Array, marker: number, byte: number) =>
+          Uint8Array.from(bytes, (value) => (value === marker ? byte : value))
+        const lines = [
+          line("e-1"),
+          withByte(line("id-X"), 0x58, 0xff),
+          withByte(line("id-X"), 0x58, 0xfe),
+          line("e-東京"),
+          // A three-byte character cut after its second byte.
+          line("e-東").filter((_, index, all) => index !== all.indexOf(0xe6) + 2),
+          line("e-5")
+        ]
+        const file = Uint8Array.from(lines.flatMap((bytes) => [...bytes]))
+        yield* raw.put("raw/transactions/dt=2026-11-24/bytes.jsonl", file)
+        yield* raw.put("raw/transactions/dt=2026-11-24/bytes.jsonl.gz", gzipped(file))
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 12, accepted: 6, quarantined: 6 })
+        const processed = yield* ProcessedBucket
+        const texts: Array<string> = []
+        for (const entry of yield* processed.list("quarantine/batch/")) {
+          const body = yield* processed.get(entry.key)
+          if (body._tag === "Some") texts.push(new TextDecoder().decode(body.value))
+        }
+        const entries = texts
+          .join("")
+          .split("\n")
+          .filter((text) => text !== "")
+          .map((text) => JSON.parse(text) as { source: string; reason: string })
+          .map((entry) => `${entry.source.replace(/^.*\//, "")} ${entry.reason}`)
+          .sort()
+        const offset = new TextDecoder().decode(line("id-X")).indexOf("X") + 1
+        const cutAt = line("e-東").indexOf(0xe6) + 1
+        assert.deepStrictEqual(entries, [
+          `bytes.jsonl.gz:2 (record): not valid UTF-8: byte 0xff at byte ${offset} of the line`,
+          `bytes.jsonl.gz:3 (record): not valid UTF-8: byte 0xfe at byte ${offset} of the line`,
+          `bytes.jsonl.gz:5 (record): not valid UTF-8: byte 0xe6 at byte ${cutAt} of the line`,
+          `bytes.jsonl:2 (record): not valid UTF-8: byte 0xff at byte ${offset} of the line`,
+          `bytes.jsonl:3 (record): not valid UTF-8: byte 0xfe at byte ${offset} of the line`,
+          `bytes.jsonl:5 (record): not valid UTF-8: byte 0xe6 at byte ${cutAt} of the line`
+        ])
+      }).pipe(Effect.provide(memoryLayers))
+  )
+
   it.effect("keeps the whole lines of a gzip file cut short and quarantines the line it ends in", () =>
     Effect.gen(function* () {
       const raw = yield* RawBucket

@@ -21,15 +21,17 @@ import {
   userJson
 } from "./support/fixtures.js"
 
-const encode = (value: Record<string, unknown> | string) =>
-  new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value))
+const encode = (value: Record<string, unknown> | string | Uint8Array) =>
+  value instanceof Uint8Array
+    ? value
+    : new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value))
 
-const send = (topic: string, ...values: ReadonlyArray<Record<string, unknown> | string>) =>
+const send = (topic: string, ...values: ReadonlyArray<Record<string, unknown> | string | Uint8Array>) =>
   Effect.flatMap(EventLogService, (log) =>
     log.produce(
       topic,
       values.map((value) => ({
-        key: typeof value === "string" ? "" : String(value["transaction_id"]),
+        key: typeof value === "string" || value instanceof Uint8Array ? "" : String(value["transaction_id"]),
         value: encode(value)
       }))
     )
@@ -87,10 +89,14 @@ describe("streaming index on the embedded log", () => {
   it.scoped("sends bad records to the dead-letter topic with reason, never the card number", () =>
     Effect.gen(function* () {
       const log = yield* EventLogService
+      const notUtf8 = Uint8Array.from(encode(transactionJson({ event_id: "e-X" })), (byte) =>
+        byte === 0x58 ? 0xfe : byte
+      )
       yield* send(
         "transactions",
         "{broken",
         transactionJson({ event_id: "e-pan", ip_address: "4111111111111111" }),
+        notUtf8,
         transactionJson({ event_id: "e-ok" })
       )
       const fiber = yield* Effect.fork(runStreamingIndex(options))
@@ -101,9 +107,10 @@ describe("streaming index on the embedded log", () => {
       const letters = Chunk.toReadonlyArray(batches)
         .flat()
         .map((record) => new TextDecoder().decode(record.value))
-      assert.strictEqual(letters.length, 2)
+      assert.strictEqual(letters.length, 3)
       const all = letters.join("\n")
       assert.include(all, "(record): not valid JSON")
+      assert.include(all, "(record): not valid UTF-8: byte 0xfe at byte")
       assert.include(all, "ip_address: contains a full card number")
       assert.match(all, /"source":"transactions\/\d@\d+"/)
       assert.notInclude(letters.join(""), "4111111111111111")

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, type Schema } from "effect"
+import * as fc from "fast-check"
+import { firstInvalidUtf8Offset, utf8Problem } from "../src/domain/bytes.js"
 import { FraudSignal, Merchant, TransactionEvent, User } from "../src/domain/events.js"
 import {
   decodeJsonRecord,
+  decodeJsonRecordBytes,
   decodeValue,
   describeProblems,
   type RecordProblem,
@@ -413,6 +416,23 @@ describe("transaction event field rules", () => {
     )
   })
 
+  it("refuses a record nested deeper than 1000 levels, keeping its payload, and takes one of 1000", () => {
+    const withExtra = (depth: number) =>
+      `${JSON.stringify(validEvent).slice(0, -1)},"extra":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}`
+    expect(decoded(TransactionEvent, JSON.parse(withExtra(1000))).event_id).toBe("evt-1")
+    for (const depth of [1001, 200_000]) {
+      const rejected = rejectionOf(TransactionEvent, withExtra(depth))
+      expectOnlyProblem(rejected.problems, "(record)", "nested deeper than 1000 levels")
+      expect(rejected.redactedPayload).toBe(withExtra(depth))
+      const parsed = decodeValue(TransactionEvent, JSON.parse(withExtra(depth)))
+      const payload = Either.isLeft(parsed) ? parsed.left.redactedPayload : "accepted"
+      // Without the original text the payload is written again: JSON.stringify fails near 5000 levels.
+      if (depth === 1001) expect(payload).toBe(withExtra(depth))
+      else expect(payload).toContain('"extra":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[')
+      if (depth > 5000) expect(payload).toContain("[NESTED-TOO-DEEP]")
+    }
+  })
+
   it("keeps the original payload of a refused record", () => {
     const text = JSON.stringify({ ...validEvent, currency: "usd" })
     expect(rejectionOf(TransactionEvent, text).redactedPayload).toBe(text)
@@ -586,4 +606,77 @@ describe("merchant dimension records", () => {
       expect(problemsOf(Merchant, without(validMerchant, field))).toEqual([{ field, reason: "is required" }])
     }
   )
+})
+
+describe("UTF-8 checks", () => {
+  it("find the first bad byte exactly where the WHATWG decoder fails (property)", () => {
+    const fatal = new TextDecoder("utf-8", { fatal: true })
+    const interesting = fc.constantFrom(
+      0x00,
+      0x41,
+      0x7f,
+      0x80,
+      0xbf,
+      0xc0,
+      0xc1,
+      0xc2,
+      0xdf,
+      0xe0,
+      0xed,
+      0xef,
+      0xf0,
+      0xf4,
+      0xf5,
+      0xff,
+      0x9f,
+      0xa0,
+      0x8f,
+      0x90
+    )
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(interesting, fc.integer({ min: 0, max: 255 })), { maxLength: 12 }),
+        (values) => {
+          const bytes = Uint8Array.from(values)
+          const offset = firstInvalidUtf8Offset(bytes)
+          let valid = true
+          try {
+            fatal.decode(bytes)
+          } catch {
+            valid = false
+          }
+          expect(offset === -1).toBe(valid)
+          if (offset >= 0) {
+            expect(() => fatal.decode(bytes.subarray(0, offset))).not.toThrow()
+            // Every longer prefix that ends on a character boundary fails: the bad sequence starts at offset.
+            for (let end = offset + 1; end <= Math.min(bytes.length, offset + 4); end++)
+              expect(() => fatal.decode(bytes.subarray(0, end)), `${values} to ${end}`).toThrow()
+          }
+        }
+      ),
+      { numRuns: 20_000, seed: 20261127 }
+    )
+    expect(utf8Problem(new TextEncoder().encode("Café 東京 😀"))).toBeUndefined()
+    expect(utf8Problem(Uint8Array.of(0x61, 0xed, 0xa0, 0x80))).toBe("not valid UTF-8: byte 0xed at byte 2")
+  })
+
+  it("refuse a Kafka message that is not UTF-8 naming the byte, and keep a redacted payload", () => {
+    const json = new TextEncoder().encode(
+      JSON.stringify({ ...validEvent, device_id: "4111111111111111", event_id: "X" })
+    )
+    const result = decodeJsonRecordBytes(
+      TransactionEvent,
+      Uint8Array.from(json, (byte) => (byte === 0x58 ? 0xc0 : byte))
+    )
+    if (Either.isRight(result)) throw new Error("accepted")
+    expect(result.left.problems).toEqual([
+      { field: "(record)", reason: `not valid UTF-8: byte 0xc0 at byte ${json.indexOf(0x58) + 1}` }
+    ])
+    expect(result.left.redactedPayload).not.toContain("4111111111111111")
+    expect(
+      Either.isRight(
+        decodeJsonRecordBytes(TransactionEvent, new TextEncoder().encode(JSON.stringify(validEvent)))
+      )
+    ).toBe(true)
+  })
 })

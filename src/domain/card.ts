@@ -186,33 +186,47 @@ export const findCardNumberPaths = (
 
 /**
  * Walks a document without building paths until a card number is found: most values hold none. The numbers
- * of this object's fields in `numberFields` are not scanned (nested objects get none).
+ * of the top-level object's fields in `numberFields` are not scanned (nested objects get none). An explicit
+ * stack instead of recursion, so no nesting depth overflows the call stack.
  */
 const collectCardNumberPaths = (
-  value: unknown,
-  path: string,
+  root: unknown,
+  rootPath: string,
   found: Array<string>,
-  numberFields: ReadonlySet<string> = noFields
+  numberFields: ReadonlySet<string>
 ): void => {
-  if (typeof value === "string") {
-    if (containsCardNumber(value)) found.push(path || "(root)")
-  } else if (typeof value === "number") {
-    if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
-      found.push(path)
-  } else if (Array.isArray(value)) {
-    for (let index = 0; index < value.length; index++)
-      if (mayHoldCardNumber(value[index])) collectCardNumberPaths(value[index], `${path}[${index}]`, found)
-  } else if (value !== null && typeof value === "object") {
-    for (const key in value) {
-      if (!Object.hasOwn(value, key)) continue
-      // A field name can hold one too; the path names where, never the number itself.
-      if (key.length >= 13 && containsCardNumber(key)) {
-        found.push(path ? `${path}.(field name)` : "(field name)")
-        continue
+  // A string `finding` is a path already known to hold one, kept in place so paths come out in document order.
+  type Pending = { readonly value: unknown; readonly path: string; readonly top: boolean } | string
+  const pending: Array<Pending> = [{ value: root, path: rootPath, top: true }]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next === "string") {
+      found.push(next)
+      continue
+    }
+    const { value, path, top } = next
+    if (typeof value === "string") {
+      if (containsCardNumber(value)) found.push(path || "(root)")
+    } else if (typeof value === "number") {
+      if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
+        found.push(path)
+    } else if (Array.isArray(value)) {
+      for (let index = value.length - 1; index >= 0; index--)
+        if (mayHoldCardNumber(value[index]))
+          pending.push({ value: value[index], path: `${path}[${index}]`, top: false })
+    } else if (value !== null && typeof value === "object") {
+      const children: Array<Pending> = []
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue
+        // A field name can hold one too; the path names where, never the number itself.
+        if (key.length >= 13 && containsCardNumber(key)) {
+          children.push(path ? `${path}.(field name)` : "(field name)")
+          continue
+        }
+        const item: unknown = (value as Record<string, unknown>)[key]
+        if (mayHoldCardNumber(item) && !(top && typeof item === "number" && numberFields.has(key)))
+          children.push({ value: item, path: path ? `${path}.${key}` : key, top: false })
       }
-      const item: unknown = (value as Record<string, unknown>)[key]
-      if (mayHoldCardNumber(item) && !(typeof item === "number" && numberFields.has(key)))
-        collectCardNumberPaths(item, path ? `${path}.${key}` : key, found)
+      for (let index = children.length - 1; index >= 0; index--) pending.push(children[index] as Pending)
     }
   }
 }
@@ -224,18 +238,26 @@ const mayHoldCardNumber = (value: unknown): boolean =>
       ? Math.abs(value) >= 1e12
       : value !== null && typeof value === "object"
 
-/** Replaces every full card number in a JSON document (or raw text) so it can be stored in quarantine. */
-export const redactCardNumbers = (value: unknown): unknown => {
+/** How deep {@link redactCardNumbers} copies a document; anything deeper becomes {@link tooDeepMarker}. */
+export const maxRedactedNesting = 1000
+
+/** What stands in a redacted document for a part nested deeper than {@link maxRedactedNesting}. */
+export const tooDeepMarker = "[NESTED-TOO-DEEP]"
+
+/**
+ * Replaces every full card number in a JSON document (or raw text) so it can be stored in quarantine. Parts
+ * nested deeper than {@link maxRedactedNesting} levels are replaced whole by {@link tooDeepMarker}.
+ */
+export const redactCardNumbers = (value: unknown, depth = 1): unknown => {
   if (typeof value === "string") return redactText(value)
   if (typeof value === "number")
     return Number.isInteger(value) && containsCardNumber(String(value)) ? "[REDACTED-PAN]" : value
-  if (Array.isArray(value)) return value.map(redactCardNumbers)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [redactText(key), redactCardNumbers(item)])
-    )
-  }
-  return value
+  if (value === null || typeof value !== "object") return value
+  if (depth > maxRedactedNesting) return tooDeepMarker
+  if (Array.isArray(value)) return value.map((item: unknown) => redactCardNumbers(item, depth + 1))
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [redactText(key), redactCardNumbers(item, depth + 1)])
+  )
 }
 
 /** Redacts card numbers in raw text that may not even be valid JSON. */

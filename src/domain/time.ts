@@ -62,7 +62,7 @@ const digitsAt = (text: string, at: number, count: number): number => {
 }
 
 /**
- * Reads `YYYY-MM-DD(T|t)HH:MM:SS[.fraction of 1 to 9 digits](Z|z|(+|-)HH:MM)` in one pass over the char
+ * Reads `YYYY-MM-DD(T|t)HH:MM:SS[.fraction of 1 or more digits, past microseconds truncated](Z|z|(+|-)HH:MM)` in one pass over the char
  * codes, then checks the ranges; the result is in {@link fields}.
  */
 const readRfc3339 = (text: string): Rfc3339Fields => {
@@ -95,7 +95,7 @@ const readRfc3339 = (text: string): Rfc3339Fields => {
   let fractionMicros = 0
   if (text.charCodeAt(at) === 46) {
     const start = ++at
-    while (at < length && at - start < 9) {
+    while (at < length) {
       const code = text.charCodeAt(at) - 48
       if (code < 0 || code > 9) break
       if (at - start < 6) fractionMicros = fractionMicros * 10 + code

@@ -1,4 +1,5 @@
 import { Either, ParseResult, Schema, type SchemaAST } from "effect"
+import { utf8Problem } from "./bytes.js"
 import { findCardNumberPaths, redactCardNumbers, redactCardNumbersInText } from "./card.js"
 import { fastDecoderOf } from "./fastDecode.js"
 
@@ -61,6 +62,24 @@ export const decodeJsonRecord = <A, I>(
   return decodeValue(schema, json, text)
 }
 
+const utf8Decoder = new TextDecoder()
+
+/**
+ * {@link decodeJsonRecord} for a message's bytes (a Kafka value): bytes that are not UTF-8 are refused naming
+ * the first bad byte, instead of being read with U+FFFD in their place.
+ */
+export const decodeJsonRecordBytes = <A, I>(
+  schema: Schema.Schema<A, I>,
+  bytes: Uint8Array
+): Either.Either<A, RejectedRecord> => {
+  const problem = utf8Problem(bytes)
+  if (problem === undefined) return decodeJsonRecord(schema, utf8Decoder.decode(bytes))
+  return Either.left({
+    problems: [{ field: "(record)", reason: problem }],
+    redactedPayload: redactCardNumbersInText(utf8Decoder.decode(bytes))
+  })
+}
+
 const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
 
 /**
@@ -85,6 +104,28 @@ const numberFieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlySet<string> 
 }
 const numberFields = new WeakMap<SchemaAST.AST, ReadonlySet<string>>()
 
+/**
+ * How deeply a record's values may nest (the record itself is level 1). Past it a record is refused: deeper
+ * documents overflow recursive JSON writers (V8's JSON.stringify fails near 5000 levels, Python's json near
+ * 1000), and no contract field nests at all.
+ */
+export const maxRecordNesting = 1000
+
+/** Whether objects and arrays inside `value` nest more than `limit` levels deep (without recursion). */
+const nestedDeeperThan = (value: unknown, limit: number): boolean => {
+  const pending: Array<readonly [object, number]> = []
+  if (value !== null && typeof value === "object") pending.push([value, 1])
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [container, depth] = next
+    if (depth > limit) return true
+    for (const key in container) {
+      const item: unknown = (container as Record<string, unknown>)[key]
+      if (item !== null && typeof item === "object") pending.push([item, depth + 1])
+    }
+  }
+  return false
+}
+
 /** Like {@link decodeJsonRecord} for an already parsed value (a Parquet row, an HTTP body item). */
 export const decodeValue = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -98,6 +139,12 @@ export const decodeValue = <A, I>(
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return Either.left({
       problems: [{ field: "(record)", reason: "must be a JSON object" }],
+      redactedPayload: redactedPayload()
+    })
+  }
+  if (nestedDeeperThan(value, maxRecordNesting)) {
+    return Either.left({
+      problems: [{ field: "(record)", reason: `nested deeper than ${maxRecordNesting} levels` }],
       redactedPayload: redactedPayload()
     })
   }
@@ -134,6 +181,10 @@ const safeStringify = (value: unknown): string => {
       JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item)) ?? "null"
     )
   } catch {
-    return String(value)
+    try {
+      return JSON.stringify(redactCardNumbers(value)) ?? "null"
+    } catch {
+      return String(value)
+    }
   }
 }

@@ -232,11 +232,11 @@ const ingestThroughPlatform = (route: IngestRoute) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const checked = handler.checkHeaders(request.headers)
     if (Either.isLeft(checked)) return toResponse(checked.left)
-    const body = yield* request.text.pipe(
+    const body = yield* request.arrayBuffer.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(FileSystem.Size(settings.maxBodyBytes))),
       Effect.either
     )
-    if (Either.isLeft(body) || Buffer.byteLength(body.right, "utf8") > settings.maxBodyBytes) {
+    if (Either.isLeft(body) || body.right.byteLength > settings.maxBodyBytes) {
       return toResponse(
         payloadTooLarge(`the body is larger than ${settings.maxBodyBytes} bytes or was cut off`)
       )
@@ -244,7 +244,7 @@ const ingestThroughPlatform = (route: IngestRoute) =>
     const reply = yield* handler.handle({
       route,
       path: requestPathOf(request.url),
-      body: body.right,
+      body: new Uint8Array(body.right),
       credentials: checked.right
     })
     return toResponse(reply)
@@ -332,8 +332,7 @@ const makeNativeIngestion =
     })
     request.on("end", () => {
       if (size > maxBodyBytes) return
-      const body =
-        chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
       run(
         handler.handle({ route, path, body, credentials: checked.right }).pipe(
           Effect.uninterruptible,

@@ -1,6 +1,6 @@
 import { Clock, Effect, Either, Metric, MetricKey, MetricLabel, Schema } from "effect"
 import { verifyApiKey, verifySignature } from "../domain/apiAuth.js"
-import { utf8Bytes } from "../domain/bytes.js"
+import { utf8Bytes, utf8Problem } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { recordFingerprint, sortedFieldsOf } from "../domain/fingerprint.js"
@@ -106,14 +106,19 @@ export interface IngestionHandler {
    * 401 for a missing or unknown API key, 415 for a non-JSON content type; otherwise the credentials.
    */
   readonly checkHeaders: (headers: IngestHeaders) => Either.Either<IngestCredentials, IngestReply>
-  /** The request with its whole body (at most `maxBodyBytes`): signature check, validation, publish. */
+  /**
+   * The request with its whole body (at most `maxBodyBytes`): signature check, validation, publish. Body
+   * bytes that are not UTF-8 get 422 naming the first bad byte (a string body has been decoded already).
+   */
   readonly handle: (request: {
     readonly route: IngestRoute
     readonly path: string
-    readonly body: string
+    readonly body: string | Uint8Array
     readonly credentials: IngestCredentials
   }) => Effect.Effect<IngestReply>
 }
+
+const utf8Decoder = new TextDecoder()
 
 const errorReply = <A extends { readonly _tag: string }, I>(
   schema: Schema.Schema<A, I>,
@@ -355,9 +360,25 @@ export const makeIngestionHandler = (
       )
     )
 
-  const ingest = <A, I>(kind: RecordKind<A, I>, callerId: string, body: string) =>
+  const ingest = <A, I>(
+    kind: RecordKind<A, I>,
+    callerId: string,
+    body: string,
+    encodingProblem: string | undefined
+  ) =>
     Effect.suspend((): Effect.Effect<IngestReply> => {
       const topic = kind.topic(settings.topics)
+      if (encodingProblem !== undefined) {
+        const problems = [{ field: "(body)", reason: encodingProblem }]
+        return Effect.as(
+          observeRecords(topic, "rejected", 1),
+          errorReply(
+            ValidationFailed,
+            422,
+            new ValidationFailed({ message: "the body is not UTF-8 text", problems, results: [] })
+          )
+        )
+      }
       let parsed: unknown
       try {
         parsed = JSON.parse(body)
@@ -466,12 +487,15 @@ export const makeIngestionHandler = (
 
   return {
     checkHeaders,
-    handle: ({ route, path, body, credentials }) =>
-      Effect.flatMap(callerOf(credentials, path, body), (caller) => {
+    handle: ({ route, path, body, credentials }) => {
+      const text = typeof body === "string" ? body : utf8Decoder.decode(body)
+      const encodingProblem = typeof body === "string" ? undefined : utf8Problem(body)
+      return Effect.flatMap(callerOf(credentials, path, text), (caller) => {
         if (Either.isLeft(caller)) return Effect.succeed(caller.left)
         return route === "transactions"
-          ? ingest(transactionKind, caller.right, body)
-          : ingest(fraudSignalKind, caller.right, body)
+          ? ingest(transactionKind, caller.right, text, encodingProblem)
+          : ingest(fraudSignalKind, caller.right, text, encodingProblem)
       })
+    }
   }
 }

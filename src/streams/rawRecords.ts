@@ -1,15 +1,22 @@
+import { isUtf8 } from "node:buffer"
 import { constants, gunzipSync } from "node:zlib"
 import { Effect, Either, type Schema } from "effect"
+import { utf8Problem } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
-import { decodeJsonRecord, decodeValue, type RejectedRecord } from "../domain/validation.js"
+import {
+  decodeJsonRecord,
+  decodeValue,
+  type RecordProblem,
+  type RejectedRecord
+} from "../domain/validation.js"
 import { readParquetRecords } from "./parquetRecords.js"
 
 /**
- * One record read from a producer file, before validation; `cut` when the file ended in the middle of it
- * (a truncated gzip file), which refuses it with that reason.
+ * One record read from a producer file, before validation; `refused` when the line is unusable as it stands
+ * (its bytes are not UTF-8, or a truncated gzip file ended in the middle of it), with the problem.
  */
 export type RawRecord =
-  | { readonly location: string; readonly text: string; readonly cut?: string }
+  | { readonly location: string; readonly text: string; readonly refused?: RecordProblem }
   | { readonly location: string; readonly value: Record<string, unknown> }
 
 /** A whole file that could not be read (corrupt gzip or Parquet): quarantined as one entry. */
@@ -27,13 +34,55 @@ export const rawFileKind = (key: string): "jsonl" | "jsonl.gz" | "parquet" | und
 }
 
 /** Splits JSON Lines text into records; blank lines are not records; a leading BOM is dropped. */
-export const splitJsonLines = (text: string, key: string): Array<RawRecord> => {
+const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawRecord> => {
   const records: Array<RawRecord> = []
-  const lines = text.replace(/^\uFEFF/, "").split("\n")
+  const lines = (firstLine === 1 ? text.replace(/^\uFEFF/, "") : text).split("\n")
   lines.forEach((line, index) => {
     const trimmed = line.endsWith("\r") ? line.slice(0, -1) : line
-    if (trimmed.trim().length > 0) records.push({ location: `${key}:${index + 1}`, text: trimmed })
+    if (trimmed.trim().length > 0) records.push({ location: `${key}:${firstLine + index}`, text: trimmed })
   })
+  return records
+}
+
+const utf8Decoder = new TextDecoder()
+
+/**
+ * The records of JSON Lines bytes. Lines must be UTF-8 (RFC 8259): a line that is not is refused naming
+ * the first bad byte instead of being read with U+FFFD in place of its bytes, which would silently merge
+ * ids that differ only there ("id-\xff" and "id-\xfe"). Valid files take one native check.
+ */
+export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecord> => {
+  if (isUtf8(bytes)) return splitJsonLines(utf8Decoder.decode(bytes), key)
+  const records: Array<RawRecord> = []
+  let lineNumber = 1
+  let start = 0
+  let validFrom = 0
+  let validFromLine = 1
+  const flushValid = (end: number) => {
+    if (end > validFrom)
+      records.push(...splitJsonLines(utf8Decoder.decode(bytes.subarray(validFrom, end)), key, validFromLine))
+  }
+  while (start <= bytes.length) {
+    const newline = bytes.indexOf(10, start)
+    const end = newline === -1 ? bytes.length : newline
+    const line = bytes.subarray(start, end)
+    const problem = utf8Problem(line)
+    if (problem !== undefined) {
+      flushValid(start)
+      const text = utf8Decoder.decode(line)
+      records.push({
+        location: `${key}:${lineNumber}`,
+        text: text.endsWith("\r") ? text.slice(0, -1) : text,
+        refused: { field: "(record)", reason: `${problem} of the line` }
+      })
+      validFrom = end + 1
+      validFromLine = lineNumber + 1
+    }
+    if (newline === -1) break
+    start = newline + 1
+    lineNumber++
+  }
+  flushValid(bytes.length)
   return records
 }
 
@@ -45,7 +94,7 @@ export const splitJsonLines = (text: string, key: string): Array<RawRecord> => {
  */
 const readGzipLines = (key: string, body: Uint8Array): Either.Either<Array<RawRecord>, UnreadableFile> => {
   try {
-    return Either.right(splitJsonLines(new TextDecoder().decode(gunzipSync(body)), key))
+    return Either.right(jsonLinesRecords(gunzipSync(body), key))
   } catch (error) {
     let partial: Buffer
     try {
@@ -53,21 +102,25 @@ const readGzipLines = (key: string, body: Uint8Array): Either.Either<Array<RawRe
     } catch {
       return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
     }
-    const text = new TextDecoder().decode(partial)
-    const wholeLines = text.slice(0, text.lastIndexOf("\n") + 1)
-    const records = splitJsonLines(wholeLines, key)
-    const lineNumber = wholeLines.split("\n").length
-    const tail = text.slice(wholeLines.length)
+    const wholeLinesEnd = partial.lastIndexOf(10) + 1
+    const records = jsonLinesRecords(partial.subarray(0, wholeLinesEnd), key)
+    let lineNumber = 1
+    for (let at = partial.indexOf(10); at !== -1 && at < wholeLinesEnd; at = partial.indexOf(10, at + 1))
+      lineNumber++
+    const tail = utf8Decoder.decode(partial.subarray(wholeLinesEnd))
     records.push({
       location: `${key}:${lineNumber}`,
       text: tail,
-      cut:
-        `the gzip file ends early (${String(error)}): ` +
-        (tail !== ""
-          ? `line ${lineNumber} is cut off`
-          : lineNumber > 1
-            ? `nothing after line ${lineNumber - 1} could be read`
-            : "no whole line could be read")
+      refused: {
+        field: "(file)",
+        reason:
+          `the gzip file ends early (${String(error)}): ` +
+          (tail !== ""
+            ? `line ${lineNumber} is cut off`
+            : lineNumber > 1
+              ? `nothing after line ${lineNumber - 1} could be read`
+              : "no whole line could be read")
+      }
     })
     return Either.right(records)
   }
@@ -84,7 +137,7 @@ export const readRawRecords = (
   const kind = rawFileKind(key)
   switch (kind) {
     case "jsonl":
-      return Effect.succeed(Either.right(splitJsonLines(new TextDecoder().decode(body), key)))
+      return Effect.sync(() => Either.right(jsonLinesRecords(body, key)))
     case "jsonl.gz":
       return Effect.sync(() => readGzipLines(key, body))
     case "parquet":
@@ -110,12 +163,9 @@ export const decodeRawRecord = <A, I>(
 ): Either.Either<A, RejectedRecord> =>
   "value" in record
     ? decodeValue(schema, record.value)
-    : record.cut === undefined
+    : record.refused === undefined
       ? decodeJsonRecord(schema, record.text)
-      : Either.left({
-          problems: [{ field: "(file)", reason: record.cut }],
-          redactedPayload: safePayload(record.text)
-        })
+      : Either.left({ problems: [record.refused], redactedPayload: safePayload(record.text) })
 
 /** Text safe to keep of an arbitrary payload. */
 export const safePayload = (text: string): string => redactCardNumbersInText(text)

@@ -22,7 +22,7 @@ import {
   scoredTransactionSchema
 } from "../domain/rows.js"
 import { utcDate } from "../domain/time.js"
-import { decodeJsonRecord } from "../domain/validation.js"
+import { decodeJsonRecordBytes } from "../domain/validation.js"
 import {
   type EventLog,
   EventLogService,
@@ -437,10 +437,9 @@ const decodeBatch = (
 
   for (const record of records) {
     const location = `${record.topic}/${record.partition}@${record.offset}`
-    const text = decoder.decode(record.value)
     const outcome =
       record.topic === topicNames.fraudSignals
-        ? Either.map(decodeJsonRecord(FraudSignal, text), (signal) => {
+        ? Either.map(decodeJsonRecordBytes(FraudSignal, record.value), (signal) => {
             const seen = signalState.observe(
               dedupKey(signal.transaction_id, signal.signal_id),
               signal.event_time,
@@ -455,7 +454,7 @@ const decodeBatch = (
               joined.push(...joins.addSignal(signal))
             }
           })
-        : Either.map(decodeJsonRecord(TransactionEvent, text), (event) => {
+        : Either.map(decodeJsonRecordBytes(TransactionEvent, record.value), (event) => {
             const seen = transactionState.observe(
               dedupKey(event.transaction_id, event.event_id),
               event.event_time,

@@ -114,7 +114,12 @@ export const postWithKey = (url: string, body: unknown, headers: Record<string, 
   fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${testApiKey}`, ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body)
+    body:
+      body instanceof Uint8Array
+        ? new Blob([Uint8Array.from(body)])
+        : typeof body === "string"
+          ? body
+          : JSON.stringify(body)
   })
 
 /** A POST signed by the test partner at `timestampSeconds` (now by default). */
