@@ -346,11 +346,12 @@ describe("transaction event field rules", () => {
   })
 
   it.each([
-    ["negative", -1],
-    ["fractional", 1.5],
-    ["unsafe", 2 ** 53]
-  ])("refuses a sequence that is %s", (_name, sequence) => {
-    expectOnlyProblem(problemsOf(TransactionEvent, { ...validEvent, sequence }), "sequence", "integer >= 0")
+    ["negative", -1, "integer >= 0"],
+    ["fractional", 1.5, "integer >= 0"],
+    ["unsafe", 2 ** 53, "must be at most 2^53-1"],
+    ["an epoch in nanoseconds", 1_794_353_400_123_456_800, "must be at most 2^53-1"]
+  ])("refuses a sequence that is %s", (_name, sequence, reason) => {
+    expectOnlyProblem(problemsOf(TransactionEvent, { ...validEvent, sequence }), "sequence", reason)
   })
 
   it.each([

@@ -49,9 +49,19 @@ export const AmountMinor = Schema.Number.pipe(
   )
 )
 
-/** A whole number ≥ 0. */
+/**
+ * A whole number ≥ 0 that a JSON number holds exactly (a sequence). The contract sets no upper bound; past
+ * 2^53−1 a number parsed from JSON is already rounded (2^53+1 reads as 2^53), so it is refused with that
+ * reason rather than stored as a different number.
+ */
 export const NonNegativeInteger = Schema.Number.pipe(
-  Schema.filter((value) => (isNonNegativeSafeInteger(value) ? true : "must be an integer >= 0"))
+  Schema.filter((value) =>
+    isNonNegativeSafeInteger(value)
+      ? true
+      : Number.isInteger(value) && value > 0
+        ? "must be at most 2^53-1 (9007199254740991): larger integers are not exact as JSON numbers"
+        : "must be an integer >= 0"
+  )
 )
 
 const upperAlpha3 = /^[A-Z]{3}$/
