@@ -437,6 +437,19 @@ describe("documents nested past any call stack", () => {
     expect(findCardNumberPaths({ extra: nested(100_000, "clean") })).toEqual([])
   })
 
+  it("name every PAN in document order, across the depth where the scan stops recursing", () => {
+    let document: Record<string, unknown> = { last: visa }
+    for (let level = 399; level >= 0; level--)
+      document = level % 50 === 0 ? { pan: visa, [amex]: 1, more: document } : { more: document }
+    const paths = findCardNumberPaths(document)
+    const chain = (levels: number) => Array.from({ length: levels }, () => "more").join(".")
+    const expected = Array.from({ length: 8 }, (_, index) => {
+      const prefix = index === 0 ? "" : `${chain(index * 50)}.`
+      return [`${prefix}pan`, `${prefix}(field name)`]
+    }).flat()
+    expect(paths).toEqual([...expected, `${chain(400)}.last`])
+  })
+
   it("are redacted down to 1000 levels, deeper parts replaced by a marker", () => {
     const redacted = JSON.stringify(redactCardNumbers({ shallow: visa, extra: nested(100_000, visa) }))
     expect(redacted).not.toContain(visa)

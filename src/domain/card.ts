@@ -186,24 +186,56 @@ export const findCardNumberPaths = (
 
 /**
  * Walks a document without building paths until a card number is found: most values hold none. The numbers
- * of the top-level object's fields in `numberFields` are not scanned (nested objects get none). An explicit
- * stack instead of recursion, so no nesting depth overflows the call stack.
+ * of this object's fields in `numberFields` are not scanned (nested objects get none). Recursive, as that
+ * allocates nothing; past {@link recursionLimit} levels a subtree is walked with an explicit stack instead,
+ * so no nesting overflows the call stack.
  */
 const collectCardNumberPaths = (
-  root: unknown,
-  rootPath: string,
+  value: unknown,
+  path: string,
   found: Array<string>,
-  numberFields: ReadonlySet<string>
+  numberFields: ReadonlySet<string> = noFields,
+  depth = 0
 ): void => {
-  // A string `finding` is a path already known to hold one, kept in place so paths come out in document order.
-  type Pending = { readonly value: unknown; readonly path: string; readonly top: boolean } | string
-  const pending: Array<Pending> = [{ value: root, path: rootPath, top: true }]
+  if (typeof value === "string") {
+    if (containsCardNumber(value)) found.push(path || "(root)")
+  } else if (typeof value === "number") {
+    if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
+      found.push(path)
+  } else if (depth >= recursionLimit) {
+    collectCardNumberPathsIteratively(value, path, found)
+  } else if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++)
+      if (mayHoldCardNumber(value[index]))
+        collectCardNumberPaths(value[index], `${path}[${index}]`, found, noFields, depth + 1)
+  } else if (value !== null && typeof value === "object") {
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue
+      // A field name can hold one too; the path names where, never the number itself.
+      if (key.length >= 13 && containsCardNumber(key)) {
+        found.push(path ? `${path}.(field name)` : "(field name)")
+        continue
+      }
+      const item: unknown = (value as Record<string, unknown>)[key]
+      if (mayHoldCardNumber(item) && !(typeof item === "number" && numberFields.has(key)))
+        collectCardNumberPaths(item, path ? `${path}.${key}` : key, found, noFields, depth + 1)
+    }
+  }
+}
+
+const recursionLimit = 200
+
+/** {@link collectCardNumberPaths} with an explicit stack, in the same order, for deeply nested documents. */
+const collectCardNumberPathsIteratively = (root: unknown, rootPath: string, found: Array<string>): void => {
+  // A string is a path already known to hold one, kept in place so paths come out in document order.
+  type Pending = { readonly value: unknown; readonly path: string } | string
+  const pending: Array<Pending> = [{ value: root, path: rootPath }]
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     if (typeof next === "string") {
       found.push(next)
       continue
     }
-    const { value, path, top } = next
+    const { value, path } = next
     if (typeof value === "string") {
       if (containsCardNumber(value)) found.push(path || "(root)")
     } else if (typeof value === "number") {
@@ -211,20 +243,17 @@ const collectCardNumberPaths = (
         found.push(path)
     } else if (Array.isArray(value)) {
       for (let index = value.length - 1; index >= 0; index--)
-        if (mayHoldCardNumber(value[index]))
-          pending.push({ value: value[index], path: `${path}[${index}]`, top: false })
+        if (mayHoldCardNumber(value[index])) pending.push({ value: value[index], path: `${path}[${index}]` })
     } else if (value !== null && typeof value === "object") {
       const children: Array<Pending> = []
       for (const key in value) {
         if (!Object.hasOwn(value, key)) continue
-        // A field name can hold one too; the path names where, never the number itself.
         if (key.length >= 13 && containsCardNumber(key)) {
           children.push(path ? `${path}.(field name)` : "(field name)")
           continue
         }
         const item: unknown = (value as Record<string, unknown>)[key]
-        if (mayHoldCardNumber(item) && !(top && typeof item === "number" && numberFields.has(key)))
-          children.push({ value: item, path: path ? `${path}.${key}` : key, top: false })
+        if (mayHoldCardNumber(item)) children.push({ value: item, path: path ? `${path}.${key}` : key })
       }
       for (let index = children.length - 1; index >= 0; index--) pending.push(children[index] as Pending)
     }
