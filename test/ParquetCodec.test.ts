@@ -286,6 +286,25 @@ describe("the DuckDB codec's Parquet spool", () => {
     })
   )
 
+  it.effect("keeps concurrent writes apart (their buffers are pooled)", () =>
+    Effect.gen(function* () {
+      const codec = yield* Parquet
+      const batches = Array.from({ length: 4 }, (_, batch) =>
+        Array.from({ length: 50 + batch * 30 }, (_, index) => ({
+          ...row,
+          transaction_id: `tx-${batch}-${index}`,
+          fraud_reasons: [`r-${batch}`]
+        }))
+      )
+      const decoded = yield* Effect.forEach(
+        batches,
+        (rows) => Effect.flatMap(codec.encode(finalAggregateSchema, rows), (body) => codec.decode(body)),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(decoded, batches)
+    }).pipe(Effect.provide(Parquet.layer({ spoolRows: 7 })))
+  )
+
   it.effect("refuses a value its column cannot hold, naming the column", () =>
     Effect.gen(function* () {
       const codec = yield* Parquet

@@ -349,11 +349,30 @@ export const writeSpoolParquet = async (
   rowGroupRows: number,
   write: (bytes: Uint8Array) => Promise<void>
 ): Promise<void> => {
+  const sinks = idleSinks.pop() ?? { group: new ByteSink(1 << 20), page: new ByteSink(1 << 16) }
+  try {
+    await writeSpoolWith(sinks.group, sinks.page, schema, rows, rowGroupRows, write)
+  } finally {
+    sinks.group.length = 0
+    sinks.page.length = 0
+    if (idleSinks.length < 4) idleSinks.push(sinks)
+  }
+}
+
+/** Row-group and page buffers of finished writes, reused: a micro-batch writes several spools a second. */
+const idleSinks: Array<{ readonly group: ByteSink; readonly page: ByteSink }> = []
+
+const writeSpoolWith = async (
+  group: ByteSink,
+  page: ByteSink,
+  schema: TableSchema,
+  rows: ReadonlyArray<TableRow>,
+  rowGroupRows: number,
+  write: (bytes: Uint8Array) => Promise<void>
+): Promise<void> => {
   const groupRows = Math.max(1, Math.floor(rowGroupRows))
   await write(Uint8Array.of(0x50, 0x41, 0x52, 0x31))
   let offset = 4
-  const group = new ByteSink(1 << 20)
-  const page = new ByteSink(1 << 16)
   const header = new ByteSink(64)
   const rowGroups: Array<{ readonly rows: number; readonly chunks: Array<ColumnChunkInfo> }> = []
   for (let start = 0; start < rows.length; start += groupRows) {
