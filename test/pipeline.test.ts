@@ -270,4 +270,20 @@ describe("dimension snapshots", () => {
       keys: [`${prefix}users.jsonl`]
     })
   })
+
+  it("takes only folder names that are real UTC instants for snapshots", () => {
+    const prefix = "raw/dimensions/merchants/"
+    const keys = [
+      "snapshot=20261120T235959Z/a.jsonl",
+      "snapshot=20261231T250000Z/b.jsonl",
+      "snapshot=20261301T000000Z/c.jsonl",
+      "snapshot=20260230T000000Z/d.jsonl",
+      "snapshot=20261124T126000Z/e.jsonl",
+      "snapshot=latest/f.jsonl"
+    ].map((key) => prefix + key)
+    assert.deepStrictEqual(chooseSnapshot(prefix, keys), {
+      snapshot: "20261120T235959Z",
+      keys: [`${prefix}snapshot=20261120T235959Z/a.jsonl`]
+    })
+  })
 })

@@ -3,6 +3,7 @@ import type { ObjectStoreError } from "../domain/errors.js"
 import { type Merchant, Merchant as MerchantSchema, type User, User as UserSchema } from "../domain/events.js"
 import type { DimensionTables } from "../domain/finalAggregate.js"
 import { compareCodePoints } from "../domain/order.js"
+import { rfc3339Problem } from "../domain/time.js"
 import { getRequired, type ObjectStore } from "../layers/ObjectStore.js"
 import { type QuarantineEntry, quarantineEntry } from "./quarantine.js"
 import { decodeRawRecord, rawFileKind, readRawRecords } from "./rawRecords.js"
@@ -14,6 +15,12 @@ export const dimensionPrefixes = {
 } as const
 
 const snapshotFolder = /^snapshot=(\d{8}T\d{6}Z)\/(.+)$/
+
+/** Whether a snapshot name (`YYYYMMDDTHHMMSSZ`) is a real UTC instant: `…T250000Z` is not a snapshot. */
+const isInstant = (name: string): boolean =>
+  rfc3339Problem(
+    `${name.slice(0, 4)}-${name.slice(4, 6)}-${name.slice(6, 8)}T${name.slice(9, 11)}:${name.slice(11, 13)}:${name.slice(13, 15)}Z`
+  ) === undefined
 
 /** A path below a snapshot folder that a writer keeps to itself (`_temporary/`, `.spark-staging/`), as Hadoop skips. */
 const isHidden = (path: string): boolean =>
@@ -29,7 +36,7 @@ export interface SnapshotChoice {
  * Picks the newest snapshot of a dimension: the greatest `snapshot=YYYYMMDDTHHMMSSZ/` folder, every data file
  * below it (subfolders too, as Spark writes them, but not paths with a part starting `_` or `.`: a writer's
  * temporary files); files directly under the prefix form one snapshot older than any named one. Other
- * folders under the prefix are not snapshots.
+ * folders under the prefix, and names that are not a real instant (month 13, hour 25), are not snapshots.
  */
 export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): SnapshotChoice | undefined => {
   const bySnapshot = new Map<string, Array<string>>()
@@ -39,7 +46,7 @@ export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): Sna
     const named = snapshotFolder.exec(rest)
     const snapshot =
       named !== null
-        ? isHidden(named[2]!)
+        ? isHidden(named[2]!) || !isInstant(named[1]!)
           ? undefined
           : named[1]!
         : rest.includes("/")
