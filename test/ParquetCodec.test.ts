@@ -322,6 +322,11 @@ describe("the DuckDB codec's Parquet spool", () => {
         )
         assert.include(String(failure.cause), `column amount_minor (int64) cannot hold ${shown}`)
       }
+      const pan = yield* Effect.flip(
+        codec.encode(schema, [{ transaction_id: "tx-1", amount_minor: "card 4111111111111111" }])
+      )
+      assert.include(String(pan.cause), "cannot hold")
+      assert.notInclude(String(pan.cause), "4111111111111111")
       const list = yield* Effect.flip(codec.encode([column("reasons", "string_list")], [{ reasons: "a" }]))
       assert.include(String(list.cause), "column reasons (string_list) cannot hold")
     }).pipe(Effect.provide(Parquet.layer()))

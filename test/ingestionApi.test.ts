@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
 import * as fc from "fast-check"
@@ -7,6 +8,7 @@ import { type EventLog, makeMemoryEventLog } from "../src/layers/EventLog.js"
 import { makeMemoryIdempotencyStore } from "../src/layers/IdempotencyStore.js"
 import { signalJson, transactionJson } from "./support/fixtures.js"
 import {
+  partnerId,
   partnerSecret,
   postSigned,
   postWithKey,
@@ -128,6 +130,29 @@ describe.each(["native", "platform"] as const)("served %s", (server) => {
       )
       expect(replay.status).toBe(401)
       expect((await bodyOf(replay)).message).toContain("replayed")
+    })
+
+    it("checks a partner's signature over the bytes received, so a signed body that is not UTF-8 gets 422", async () => {
+      const json = new TextEncoder().encode(JSON.stringify(signalJson({ signal_id: "sig-utf8-X" })))
+      const bytes = Uint8Array.from(json, (byte) => (byte === 0x58 ? 0xff : byte))
+      const timestampSeconds = Math.floor(Date.now() / 1000)
+      const digest = createHmac("sha256", partnerSecret)
+        .update(`${timestampSeconds}./v1/fraud-signals.`)
+        .update(bytes)
+        .digest("hex")
+      const response = await fetch(`${api.url}/v1/fraud-signals`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-partner-id": partnerId,
+          "x-signature": `t=${timestampSeconds},v1=${digest}`
+        },
+        body: new Blob([bytes])
+      })
+      expect(response.status).toBe(422)
+      expect((await bodyOf(response)).problems).toEqual([
+        { field: "(body)", reason: `not valid UTF-8: byte 0xff at byte ${json.indexOf(0x58) + 1}` }
+      ])
     })
 
     it("refuses a signature made with the wrong secret, for another path, or for another body", async () => {

@@ -129,7 +129,8 @@ export const verifySignature = (options: {
   readonly partnerId: string
   readonly header: string
   readonly path: string
-  readonly body: string
+  /** The exact body: its bytes as received (a string is taken as UTF-8). */
+  readonly body: string | Uint8Array
   readonly nowMillis: number
   readonly windowSeconds: number
 }): Either.Either<VerifiedSignature, string> => {
@@ -155,7 +156,8 @@ export const verifySignature = (options: {
   // An unknown partner is checked against a throwaway secret so it takes as long as a wrong signature.
   const secret = partner?.secret ?? randomBytes(32)
   const expected = createHmac("sha256", secret)
-    .update(signedPayload(timestampSeconds, options.path, options.body), "utf8")
+    .update(signedPayload(timestampSeconds, options.path, ""), "utf8")
+    .update(typeof options.body === "string" ? Buffer.from(options.body, "utf8") : options.body)
     .digest()
   const matches = timingSafeEqual(expected, Buffer.from(digest, "hex"))
   if (partner === undefined || !matches) return Either.left("signature does not match")

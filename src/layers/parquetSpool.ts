@@ -1,3 +1,4 @@
+import { redactCardNumbersInText } from "../domain/card.js"
 import type { CellValue, ColumnSpec, TableRow, TableSchema } from "../domain/rows.js"
 
 type ColumnExtractor = (
@@ -193,7 +194,7 @@ const physicalTypeOf = (column: ColumnSpec): number => {
 
 const wrongValue = (column: ColumnSpec, value: unknown): Error =>
   new Error(
-    `column ${column.name} (${column.type}) cannot hold ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value)}`
+    `column ${column.name} (${column.type}) cannot hold ${typeof value === "string" ? JSON.stringify(redactCardNumbersInText(value).slice(0, 40)) : typeof value === "object" ? (Array.isArray(value) ? "an array" : "an object") : String(value)}`
   )
 
 /** Writes `text` as 4-byte length then UTF-8 (lone surrogates become U+FFFD), ASCII without a native call. */
@@ -355,7 +356,9 @@ export const writeSpoolParquet = async (
   } finally {
     sinks.group.length = 0
     sinks.page.length = 0
-    if (idleSinks.length < 4) idleSinks.push(sinks)
+    // A spool of huge texts grows them far past the usual; those are left to the collector.
+    if (idleSinks.length < 4 && sinks.group.bytes.length <= 16 << 20 && sinks.page.bytes.length <= 8 << 20)
+      idleSinks.push(sinks)
   }
 }
 

@@ -20,7 +20,7 @@ import { loadDimensions } from "./dimensions.js"
 import { asTableRow, indexFraudSignal, indexTransaction } from "./indexRows.js"
 import { makeProgress } from "./progress.js"
 import { type QuarantineEntry, quarantineEntry, writeQuarantine } from "./quarantine.js"
-import { decodeRawRecord, rawFileKind, readRawRecords } from "./rawRecords.js"
+import { decodeRawRecord, isHiddenPath, rawFileKind, readRawRecords } from "./rawRecords.js"
 
 /** Records in = accepted + quarantined, per input dataset. */
 export interface RecordCounts {
@@ -116,9 +116,12 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
       transactions: yield* raw.list(rawPrefixes.transactions),
       fraudSignals: yield* raw.list(rawPrefixes.fraudSignals)
     }
-    const dataFiles = [...listed.transactions, ...listed.fraudSignals].filter(
-      (info) => rawFileKind(info.key) !== undefined
-    )
+    const isDataFile = (dataset: keyof typeof listed, key: string) =>
+      rawFileKind(key) !== undefined && !isHiddenPath(key.slice(rawPrefixes[dataset].length))
+    const dataFiles = [
+      ...listed.transactions.filter((info) => isDataFile("transactions", info.key)),
+      ...listed.fraudSignals.filter((info) => isDataFile("fraudSignals", info.key))
+    ]
     // The rows depend on the raw files and on the dimension snapshots they are joined to.
     const tag = contentTag(
       [
@@ -158,7 +161,7 @@ export function runBatchIndexWith(options: BatchIndexOptions = {}) {
         )
       })
       for (const info of listed[dataset]) {
-        if (rawFileKind(info.key) === undefined) {
+        if (!isDataFile(dataset, info.key)) {
           filesSkipped.push(info.key)
           continue
         }

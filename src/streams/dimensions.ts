@@ -6,7 +6,7 @@ import { compareCodePoints } from "../domain/order.js"
 import { rfc3339Problem } from "../domain/time.js"
 import { getRequired, type ObjectStore } from "../layers/ObjectStore.js"
 import { type QuarantineEntry, quarantineEntry } from "./quarantine.js"
-import { decodeRawRecord, rawFileKind, readRawRecords } from "./rawRecords.js"
+import { decodeRawRecord, isHiddenPath, rawFileKind, readRawRecords } from "./rawRecords.js"
 
 /** Prefixes of the dimension snapshots in the raw bucket (contract §3). */
 export const dimensionPrefixes = {
@@ -21,10 +21,6 @@ const isInstant = (name: string): boolean =>
   rfc3339Problem(
     `${name.slice(0, 4)}-${name.slice(4, 6)}-${name.slice(6, 8)}T${name.slice(9, 11)}:${name.slice(11, 13)}:${name.slice(13, 15)}Z`
   ) === undefined
-
-/** A path below a snapshot folder that a writer keeps to itself (`_temporary/`, `.spark-staging/`), as Hadoop skips. */
-const isHidden = (path: string): boolean =>
-  path.split("/").some((part) => part.startsWith("_") || part.startsWith("."))
 
 /** The snapshot a dimension is read from: a `snapshot=` folder name, or "(base)" for files directly under the prefix. */
 export interface SnapshotChoice {
@@ -46,7 +42,7 @@ export const chooseSnapshot = (prefix: string, keys: ReadonlyArray<string>): Sna
     const named = snapshotFolder.exec(rest)
     const snapshot =
       named !== null
-        ? isHidden(named[2]!) || !isInstant(named[1]!)
+        ? isHiddenPath(named[2]!) || !isInstant(named[1]!)
           ? undefined
           : named[1]!
         : rest.includes("/")

@@ -118,7 +118,8 @@ export interface IngestionHandler {
   }) => Effect.Effect<IngestReply>
 }
 
-const utf8Decoder = new TextDecoder()
+/** Keeps a leading BOM, as the body's bytes have it (a BOM is not JSON: such a body is refused as not JSON). */
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
 const errorReply = <A extends { readonly _tag: string }, I>(
   schema: Schema.Schema<A, I>,
@@ -262,7 +263,7 @@ export const makeIngestionHandler = (
   const callerOf = (
     credentials: IngestCredentials,
     path: string,
-    body: string
+    body: string | Uint8Array
   ): Effect.Effect<Either.Either<string, IngestReply>> => {
     if (credentials.kind === "api_key") return Effect.succeed(Either.right(credentials.clientId))
     return Effect.gen(function* () {
@@ -490,7 +491,7 @@ export const makeIngestionHandler = (
     handle: ({ route, path, body, credentials }) => {
       const text = typeof body === "string" ? body : utf8Decoder.decode(body)
       const encodingProblem = typeof body === "string" ? undefined : utf8Problem(body)
-      return Effect.flatMap(callerOf(credentials, path, text), (caller) => {
+      return Effect.flatMap(callerOf(credentials, path, body), (caller) => {
         if (Either.isLeft(caller)) return Effect.succeed(caller.left)
         return route === "transactions"
           ? ingest(transactionKind, caller.right, text, encodingProblem)

@@ -33,6 +33,13 @@ export const rawFileKind = (key: string): "jsonl" | "jsonl.gz" | "parquet" | und
   return undefined
 }
 
+/**
+ * Whether a path below a dataset prefix belongs to a writer's private files: any part starting `_` or `.`
+ * (`_temporary/`, `.spark-staging/`, `_SUCCESS`), which Hadoop and Spark readers skip as well.
+ */
+export const isHiddenPath = (path: string): boolean =>
+  path.split("/").some((part) => part.startsWith("_") || part.startsWith("."))
+
 /** Splits JSON Lines text into records; blank lines are not records; a leading BOM is dropped. */
 const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawRecord> => {
   const records: Array<RawRecord> = []
@@ -44,7 +51,8 @@ const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawReco
   return records
 }
 
-const utf8Decoder = new TextDecoder()
+/** Keeps a BOM: only one at the very start of a file is dropped (by {@link splitJsonLines}), wherever a bad line before it ends a segment. */
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
 /**
  * The records of JSON Lines bytes. Lines must be UTF-8 (RFC 8259): a line that is not is refused naming
@@ -60,7 +68,12 @@ export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecor
   let validFromLine = 1
   const flushValid = (end: number) => {
     if (end > validFrom)
-      records.push(...splitJsonLines(utf8Decoder.decode(bytes.subarray(validFrom, end)), key, validFromLine))
+      for (const record of splitJsonLines(
+        utf8Decoder.decode(bytes.subarray(validFrom, end)),
+        key,
+        validFromLine
+      ))
+        records.push(record)
   }
   while (start <= bytes.length) {
     const newline = bytes.indexOf(10, start)
@@ -93,37 +106,41 @@ export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecor
  * unreadable as a whole.
  */
 const readGzipLines = (key: string, body: Uint8Array): Either.Either<Array<RawRecord>, UnreadableFile> => {
+  let whole: Buffer | undefined
+  let error: unknown
   try {
-    return Either.right(jsonLinesRecords(gunzipSync(body), key))
-  } catch (error) {
-    let partial: Buffer
-    try {
-      partial = gunzipSync(body, { finishFlush: constants.Z_SYNC_FLUSH })
-    } catch {
-      return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
-    }
-    const wholeLinesEnd = partial.lastIndexOf(10) + 1
-    const records = jsonLinesRecords(partial.subarray(0, wholeLinesEnd), key)
-    let lineNumber = 1
-    for (let at = partial.indexOf(10); at !== -1 && at < wholeLinesEnd; at = partial.indexOf(10, at + 1))
-      lineNumber++
-    const tail = utf8Decoder.decode(partial.subarray(wholeLinesEnd))
-    records.push({
-      location: `${key}:${lineNumber}`,
-      text: tail,
-      refused: {
-        field: "(file)",
-        reason:
-          `the gzip file ends early (${String(error)}): ` +
-          (tail !== ""
-            ? `line ${lineNumber} is cut off`
-            : lineNumber > 1
-              ? `nothing after line ${lineNumber - 1} could be read`
-              : "no whole line could be read")
-      }
-    })
-    return Either.right(records)
+    whole = gunzipSync(body)
+  } catch (gunzipError) {
+    error = gunzipError
   }
+  if (whole !== undefined) return Either.right(jsonLinesRecords(whole, key))
+  let partial: Buffer
+  try {
+    partial = gunzipSync(body, { finishFlush: constants.Z_SYNC_FLUSH })
+  } catch {
+    return Either.left({ location: key, reason: `not a readable gzip file: ${String(error)}` })
+  }
+  const wholeLinesEnd = partial.lastIndexOf(10) + 1
+  const records = jsonLinesRecords(partial.subarray(0, wholeLinesEnd), key)
+  let lineNumber = 1
+  for (let at = partial.indexOf(10); at !== -1 && at < wholeLinesEnd; at = partial.indexOf(10, at + 1))
+    lineNumber++
+  const tail = utf8Decoder.decode(partial.subarray(wholeLinesEnd))
+  records.push({
+    location: `${key}:${lineNumber}`,
+    text: tail,
+    refused: {
+      field: "(file)",
+      reason:
+        `the gzip file ends early (${String(error)}): ` +
+        (tail !== ""
+          ? `line ${lineNumber} is cut off`
+          : lineNumber > 1
+            ? `nothing after line ${lineNumber - 1} could be read`
+            : "no whole line could be read")
+    }
+  })
+  return Either.right(records)
 }
 
 /**
