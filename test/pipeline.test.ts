@@ -205,6 +205,24 @@ describe("batch index + final aggregate on embedded layers", () => {
       }).pipe(Effect.provide(memoryLayers))
   )
 
+  it.effect("skips a writer's private files (a part starting _ or .) as Spark does, and reports them", () =>
+    Effect.gen(function* () {
+      const raw = yield* RawBucket
+      const line = jsonLines(transactionJson({ event_id: "e-attempt" }))
+      const hidden = [
+        "raw/transactions/dt=2026-11-24/_temporary/0/_temporary/attempt_1/part-0.jsonl",
+        "raw/transactions/dt=2026-11-24/.part-0.jsonl",
+        "raw/fraud_signals/_staging/part-0.jsonl"
+      ]
+      for (const key of hidden) yield* raw.put(key, line)
+      yield* raw.put("raw/transactions/dt=2026-11-24/part-0.jsonl", line)
+      const batch = yield* runBatchIndex
+      assert.deepStrictEqual(batch.transactions, { recordsIn: 1, accepted: 1, quarantined: 0 })
+      assert.deepStrictEqual(batch.fraudSignals, { recordsIn: 0, accepted: 0, quarantined: 0 })
+      assert.deepStrictEqual([...batch.filesSkipped].sort(), [...hidden].sort())
+    }).pipe(Effect.provide(memoryLayers))
+  )
+
   it.effect("keeps the whole lines of a gzip file cut short and quarantines the line it ends in", () =>
     Effect.gen(function* () {
       const raw = yield* RawBucket
