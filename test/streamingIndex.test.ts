@@ -3,6 +3,8 @@ import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "ef
 import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
+import { readFinalAggregate } from "../src/streams/datasets.js"
+import { runFinalAggregate } from "../src/streams/finalAggregate.js"
 import {
   combinedWatermark,
   EventTimeState,
@@ -151,6 +153,57 @@ describe("streaming index on the embedded log", () => {
   )
 })
 
+describe("copies of one id in the stream", () => {
+  it.scoped(
+    "drops exact replays but keeps copies that differ, so the final aggregate chooses as in batch",
+    () =>
+      Effect.gen(function* () {
+        const authorized = (transactionId: string) =>
+          transactionJson({ event_id: "e-r", transaction_id: transactionId, amount_minor: 100 })
+        const captured = (transactionId: string) =>
+          transactionJson({
+            event_id: "e-r",
+            transaction_id: transactionId,
+            sequence: 1,
+            status: "captured",
+            amount_minor: 200
+          })
+        const low = (transactionId: string) =>
+          signalJson({ signal_id: "s-r", transaction_id: transactionId, score: 0.3, reasons: ["r1"] })
+        const high = (transactionId: string) =>
+          signalJson({
+            signal_id: "s-r",
+            transaction_id: transactionId,
+            score: 0.6,
+            reasons: ["r2"],
+            confirmed_fraud: true
+          })
+        // Each arrival order, each with an exact replay of its first copy.
+        yield* send("transactions", authorized("t-a"), captured("t-a"), authorized("t-a"))
+        yield* send("transactions", captured("t-b"), authorized("t-b"), captured("t-b"))
+        yield* send("fraud_signals", low("t-a"), high("t-a"), low("t-a"))
+        yield* send("fraud_signals", high("t-b"), low("t-b"), high("t-b"))
+        const summary = yield* runStreamingIndex({ ...options, stopAtEnd: true })
+        assert.strictEqual(summary.duplicates, 4)
+        yield* runFinalAggregate
+        const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+        for (const transactionId of ["t-a", "t-b"]) {
+          const row = rows.find((candidate) => candidate.transaction_id === transactionId)
+          assert.deepInclude(row, {
+            status: "captured",
+            sequence: 1,
+            amount_minor: 200,
+            event_count: 1,
+            fraud_signal_count: 1,
+            fraud_max_score: 0.6,
+            fraud_reasons: ["r1", "r2"],
+            confirmed_fraud: true
+          })
+        }
+      }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
 describe("dimension refresh", () => {
   it.scoped("joins the newest snapshot after a refresh, without a restart", () =>
     Effect.gen(function* () {
@@ -228,23 +281,38 @@ describe("streaming index restarts", () => {
 })
 
 describe("restart with state", () => {
-  it.scoped("recognises a duplicate event_id that arrives after a restart", () =>
-    Effect.gen(function* () {
-      const processed = yield* ProcessedBucket
-      yield* send("transactions", transactionJson({ event_id: "e-1" }), transactionJson({ event_id: "e-2" }))
-      yield* runStreamingIndex({ ...options, stopAtEnd: true })
-      // A producer retry after the restart: the same event again, at a new offset.
-      yield* send("transactions", transactionJson({ event_id: "e-1" }), transactionJson({ event_id: "e-3" }))
-      const second = yield* runStreamingIndex({ ...options, stopAtEnd: true })
-      assert.strictEqual(second.duplicates, 1)
-      assert.strictEqual(second.indexed, 1)
-      const indexedRows = (yield* readCommittedBatches(processed))
-        .flatMap((batch) => batch.files)
-        .filter((file) => file.dataset === "transactions")
-        .reduce((total, file) => total + file.rows, 0)
-      assert.strictEqual(indexedRows, 3, "e-1, e-2 and e-3 once each")
-    }).pipe(Effect.provide(memoryLayers))
-  )
+  for (const [codecName, codec] of [
+    ["parquetjs", Parquet.layerParquetjs({ rowGroupSize: 1000 })],
+    ["DuckDB", Parquet.layer()]
+  ] as const)
+    it.scoped(
+      `recognises a duplicate event or signal that arrives after a restart (${codecName} codec)`,
+      () =>
+        Effect.gen(function* () {
+          const processed = yield* ProcessedBucket
+          const withoutOptionals = transactionJson({ event_id: "e-2", card_bin: null, country: undefined })
+          const signal = signalJson({ signal_id: "s-1", score: 0.1 + 0.2, reasons: ["é", "a"] })
+          yield* send("transactions", transactionJson({ event_id: "e-1" }), withoutOptionals)
+          yield* send("fraud_signals", signal, signalJson({ signal_id: "s-2", confirmed_fraud: true }))
+          yield* runStreamingIndex({ ...options, stopAtEnd: true })
+          // A producer retry after the restart: the same records again, at new offsets.
+          yield* send(
+            "transactions",
+            transactionJson({ event_id: "e-1" }),
+            withoutOptionals,
+            transactionJson({ event_id: "e-3" })
+          )
+          yield* send("fraud_signals", signal, signalJson({ signal_id: "s-2", confirmed_fraud: true }))
+          const second = yield* runStreamingIndex({ ...options, stopAtEnd: true })
+          assert.strictEqual(second.duplicates, 4)
+          assert.strictEqual(second.indexed, 1)
+          const indexedRows = (yield* readCommittedBatches(processed))
+            .flatMap((batch) => batch.files)
+            .filter((file) => file.dataset === "transactions")
+            .reduce((total, file) => total + file.rows, 0)
+          assert.strictEqual(indexedRows, 3, "e-1, e-2 and e-3 once each")
+        }).pipe(Effect.provide(Layer.mergeAll(memoryLayers, codec)))
+    )
 })
 
 describe("partition take-over", () => {

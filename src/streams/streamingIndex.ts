@@ -417,13 +417,62 @@ interface WrittenBatch {
   readonly quarantineFiles: ReadonlyArray<string>
 }
 
+/** The contract fields of a transaction event besides its ids, as its index row holds them too. */
+const transactionContentFields = [
+  "sequence",
+  "event_time",
+  "status",
+  "amount_minor",
+  "currency",
+  "user_id",
+  "merchant_id",
+  "payment_method",
+  "card_bin",
+  "card_last4",
+  "processor",
+  "processor_reference",
+  "country",
+  "device_id",
+  "ip_address"
+] as const
+
+/** The contract fields of a fraud signal besides its ids. */
+const signalContentFields = ["event_time", "source", "score", "reasons", "confirmed_fraud"] as const
+
+/** cyrb53: a 53-bit hash of a text (two multiplicative 32-bit lanes mixed at the end). */
+const hash53 = (text: string): number => {
+  let first = 0xdeadbeef
+  let second = 0x41c6ce57
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index)
+    first = Math.imul(first ^ code, 2_654_435_761)
+    second = Math.imul(second ^ code, 1_597_334_677)
+  }
+  first = Math.imul(first ^ (first >>> 16), 2_246_822_507)
+  first ^= Math.imul(second ^ (second >>> 13), 3_266_489_909)
+  second = Math.imul(second ^ (second >>> 16), 2_246_822_507)
+  second ^= Math.imul(first ^ (first >>> 13), 3_266_489_909)
+  return 4_294_967_296 * (2_097_151 & second) + (first >>> 0)
+}
+
 /**
- * What the stream deduplicates by: an event_id (signal_id) within its transaction, as contract §6 counts
- * them, so one id reused by another transaction is not taken for a replay. The transaction_id's length
- * leads, so no two pairs share a key whatever characters the ids hold.
+ * What the stream deduplicates by: one copy of an event_id (signal_id) within its transaction, as contract
+ * §6 counts ids per transaction (one id reused by another transaction is not a replay). A copy is the id
+ * with its content (the contract fields, an absent one as null): a replay of the same record is dropped,
+ * while a copy that differs is indexed like any record, so the final aggregate chooses among the copies
+ * exactly as it does for the batch layer (the greatest copy of an event; every copy of a signal folded in),
+ * whatever order they arrived in. The transaction_id's length leads, so no two pairs share a key whatever
+ * characters the ids hold; the content is a 53-bit hash, which tells apart the few copies of one id.
  */
-const dedupKey = (transactionId: string, id: string): string =>
-  `${transactionId.length}:${transactionId}${id}`
+const dedupKey = (
+  transactionId: string,
+  id: string,
+  record: Readonly<Record<string, unknown>>,
+  contentFields: ReadonlyArray<string>
+): string => {
+  const content = JSON.stringify(contentFields.map((field) => record[field] ?? null))
+  return `${transactionId.length}:${transactionId}${id}#${hash53(content).toString(36)}`
+}
 
 /** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
 const decodeBatch = (
@@ -451,7 +500,7 @@ const decodeBatch = (
       record.topic === topicNames.fraudSignals
         ? Either.map(decodeJsonRecordBytes(FraudSignal, record.value), (signal) => {
             const seen = signalState.observe(
-              dedupKey(signal.transaction_id, signal.signal_id),
+              dedupKey(signal.transaction_id, signal.signal_id, signal, signalContentFields),
               signal.event_time,
               `${record.partition}`
             )
@@ -466,7 +515,7 @@ const decodeBatch = (
           })
         : Either.map(decodeJsonRecordBytes(TransactionEvent, record.value), (event) => {
             const seen = transactionState.observe(
-              dedupKey(event.transaction_id, event.event_id),
+              dedupKey(event.transaction_id, event.event_id, event, transactionContentFields),
               event.event_time,
               `${record.partition}`
             )
@@ -719,7 +768,9 @@ const rebuildEventTimeState = (
         if (!isLate) {
           const id = dedupKey(
             String(row["transaction_id"]),
-            String(isSignal ? row["signal_id"] : row["event_id"])
+            String(isSignal ? row["signal_id"] : row["event_id"]),
+            row,
+            isSignal ? signalContentFields : transactionContentFields
           )
           const partition = partitionOfLocation(String(row["source_location"]))
           ;(isSignal ? signalState : transactionState).observe(id, Number(row["event_time"]), partition)
