@@ -26,6 +26,16 @@ describe("JSON Lines records", () => {
     expect(afterBadLine[1]).toEqual({ location: "f.jsonl:2", text: `${bom}{"b":2}` })
   })
 
+  it("takes only JSON's whitespace for a blank line: a line of U+00A0, U+3000 or a BOM is a record", () => {
+    const records = jsonLinesRecords(bytesOf(' \t\r\n\u00a0\n\u3000\n\n{"a":1}\n\uFEFF\n'), "w.jsonl")
+    expect(records).toEqual([
+      { location: "w.jsonl:2", text: "\u00a0" },
+      { location: "w.jsonl:3", text: "\u3000" },
+      { location: "w.jsonl:5", text: '{"a":1}' },
+      { location: "w.jsonl:6", text: bom }
+    ])
+  })
+
   it("numbers lines as a text editor does: blank lines count, CRLF is one line end", () => {
     const records = jsonLinesRecords(
       bytesOf('{"a":1}\r\n\r\n', Uint8Array.of(0xe2, 0x82), "\r\n", '{"c":3}'),

@@ -1,3 +1,6 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
@@ -5,6 +8,7 @@ import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
+import { runStreamIngest } from "../src/streams/ingest.js"
 import {
   combinedWatermark,
   EventTimeState,
@@ -315,6 +319,72 @@ describe("restart with state", () => {
     )
 })
 
+describe("feeding the embedded log from files", () => {
+  it.effect(
+    "sends each line's bytes as they are: split at LF only, bad UTF-8 left for the index to refuse",
+    () =>
+      Effect.gen(function* () {
+        const directory = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "feed-"))
+        NodeFs.mkdirSync(NodePath.join(directory, "stream"))
+        const line = (eventId: string) => JSON.stringify(transactionJson({ event_id: eventId }))
+        const withCarriageReturn = line("e-cr").replace(',"status"', ',\r"status"')
+        const notUtf8 = Uint8Array.from(new TextEncoder().encode(line("e-X")), (byte) =>
+          byte === 0x58 ? 0xff : byte
+        )
+        NodeFs.writeFileSync(
+          NodePath.join(directory, "stream", "transactions.jsonl"),
+          Buffer.concat([
+            Buffer.from(`\uFEFF${line("e-1")}\r\n \t\n\n${withCarriageReturn}\n`),
+            Buffer.from(notUtf8),
+            Buffer.from(`\n\u00a0\n${line("e-last")}`)
+          ])
+        )
+        const fed = yield* runStreamIngest(directory)
+        assert.deepStrictEqual(fed, { transactions: 5, fraudSignals: 0 })
+        const summary = yield* runStreamingIndex({ ...options, stopAtEnd: true })
+        assert.deepInclude(summary, { consumed: 5, accepted: 3, quarantined: 2 })
+        const processed = yield* ProcessedBucket
+        const reasons: Array<string> = []
+        for (const entry of yield* processed.list("quarantine/stream/")) {
+          const body = yield* processed.get(entry.key)
+          if (Option.isSome(body)) reasons.push(new TextDecoder().decode(body.value))
+        }
+        const all = reasons.join("")
+        assert.include(all, "not valid UTF-8: byte 0xff")
+        assert.include(all, "not valid JSON")
+        NodeFs.rmSync(directory, { recursive: true, force: true })
+      }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
+describe("embedded logs", () => {
+  it.effect(
+    "a new embedded log over the same bucket is read whole: earlier runs' manifests are another log's",
+    () =>
+      Effect.gen(function* () {
+        const runOnFreshLog = (prefix: string) =>
+          Effect.gen(function* () {
+            yield* send(
+              "transactions",
+              ...Array.from({ length: 5 }, (_, index) =>
+                transactionJson({ event_id: `${prefix}-${index}`, transaction_id: `${prefix}-t-${index}` })
+              )
+            )
+            return yield* runStreamingIndex({ ...options, stopAtEnd: true })
+          }).pipe(Effect.provide(EventLogService.layerMemory(2)))
+        assert.strictEqual((yield* runOnFreshLog("first")).indexed, 5)
+        const second = yield* runOnFreshLog("second")
+        assert.strictEqual(second.consumed, 5)
+        assert.strictEqual(second.indexed, 5)
+        const manifests = yield* readCommittedBatches(yield* ProcessedBucket)
+        assert.strictEqual(new Set(manifests.map((manifest) => manifest.batch_id)).size, manifests.length)
+        yield* runFinalAggregate
+        const rows = yield* readFinalAggregate(yield* ProcessedBucket, yield* Parquet)
+        assert.strictEqual(rows.length, 10)
+      }).pipe(Effect.provide(memoryLayers))
+  )
+})
+
 describe("partition take-over", () => {
   it.scoped("skips records another instance's committed manifest already covers", () =>
     Effect.gen(function* () {
@@ -330,6 +400,7 @@ describe("partition take-over", () => {
           JSON.stringify({
             batch_id: "from-another-instance",
             group: "streaming-index",
+            log_instance: (yield* EventLogService).instance,
             committed_at: "2026-11-24T00:00:00.000Z",
             files: [],
             offsets: [{ topic: "transactions", partition, offset: 5 }],
@@ -450,6 +521,7 @@ describe("records already in committed manifests", () => {
       const manifest: StreamingBatchManifest = {
         batch_id: "other-member",
         group: "g",
+        log_instance: (yield* EventLogService).instance,
         committed_at: "2026-11-26T00:00:00.000Z",
         files: [],
         offsets: [{ topic: "transactions", partition: 0, offset: 10 }],
@@ -468,6 +540,6 @@ describe("records already in committed manifests", () => {
         afterRebalance.map((record) => record.offset),
         [10, 11, 12]
       )
-    }).pipe(Effect.provide(ProcessedBucket.layerMemory))
+    }).pipe(Effect.provide(Layer.merge(ProcessedBucket.layerMemory, EventLogService.layerMemory(1))))
   )
 })

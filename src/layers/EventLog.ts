@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto"
 import { Config, Context, Effect, Layer, Option, Stream, SubscriptionRef } from "effect"
 import { utf8Bytes } from "../domain/bytes.js"
 import type { EventLogError } from "../domain/errors.js"
@@ -65,6 +66,12 @@ export interface EventLog {
   ) => Effect.Effect<ReadonlyArray<PartitionOffset>, EventLogError>
   readonly endOffsets: (topic: string) => Effect.Effect<ReadonlyArray<PartitionOffset>, EventLogError>
   readonly describe: string
+  /**
+   * Which history the offsets belong to: "" for a log that outlives the process (Kafka: offsets mean the
+   * same records to every process), a new id for each embedded log, which starts empty at offset 0, so
+   * what one process committed of it says nothing about another's.
+   */
+  readonly instance: string
 }
 
 /** Kafka's murmur2 hash of a key's UTF-8 bytes (as a signed 32-bit integer, like Utils.murmur2). */
@@ -151,6 +158,7 @@ export const makeMemoryEventLog = (defaultPartitions: number): Effect.Effect<Eve
 
     const log: EventLog = {
       describe: "embedded in-memory log",
+      instance: `embedded-${randomUUID()}`,
       ensureTopic: (topic, partitions) =>
         Effect.sync(() => {
           if (!topics.has(topic))

@@ -468,6 +468,7 @@ export const makeKafkaEventLog = (
 
     const log: EventLog = {
       describe: `kafka ${options.brokers.join(",")}`,
+      instance: "",
       ensureTopic,
       produce: (topic, messages) =>
         messages.length === 0

@@ -42,6 +42,7 @@ import {
   runReadyQuery,
   runSql
 } from "../streams/sql.js"
+import { streamingIndexOptionsConfig } from "../streams/streamingIndex.js"
 import { runStreamingService } from "../streams/streamingService.js"
 import { formatEndToEndSummary } from "../streams/summary.js"
 import { promoteFraudModel, trainFraudModel } from "../streams/train.js"
@@ -378,14 +379,17 @@ const streaming = Command.make(
     untilIdle: Options.boolean("until-idle").pipe(Options.withDescription("Stop once the log is drained"))
   },
   ({ output, input, feed, generate, untilIdle }) =>
-    runStreamingService({
-      stopAtEnd: untilIdle,
-      ...(Option.isSome(feed)
-        ? { feed: { directory: feed.value } }
-        : Option.isSome(generate)
-          ? { feed: { generate: generate.value, seed: 42 } }
-          : {})
-    }).pipe(
+    Effect.flatMap(streamingIndexOptionsConfig, (configured) =>
+      runStreamingService({
+        ...configured,
+        stopAtEnd: untilIdle || configured.stopAtEnd,
+        ...(Option.isSome(feed)
+          ? { feed: { directory: feed.value } }
+          : Option.isSome(generate)
+            ? { feed: { generate: generate.value, seed: 42 } }
+            : {})
+      })
+    ).pipe(
       Effect.flatMap(printJson),
       Effect.provide(
         Layer.provideMerge(

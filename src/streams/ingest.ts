@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
-import * as NodeReadline from "node:readline"
 import { HttpClient } from "@effect/platform"
 import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { DatasetError } from "../domain/errors.js"
@@ -297,9 +296,11 @@ export const runUpload = (options: UploadOptions) =>
     )
   }).pipe(Effect.scoped, Effect.withSpan("runUpload"))
 
-const keyOf = (line: string): string => {
+const keyDecoder = new TextDecoder()
+
+const keyOf = (line: Uint8Array): string => {
   try {
-    const parsed: unknown = JSON.parse(line)
+    const parsed: unknown = JSON.parse(keyDecoder.decode(line))
     if (parsed !== null && typeof parsed === "object" && "transaction_id" in parsed) {
       const id = (parsed as { transaction_id: unknown }).transaction_id
       if (typeof id === "string") return id
@@ -310,16 +311,40 @@ const keyOf = (line: string): string => {
   return ""
 }
 
-const linesOf = (file: string): Stream.Stream<string, DatasetError> =>
+/** Only JSON's own whitespace (space, tab, CR): a line of nothing else is no record. */
+const isBlankLine = (line: Uint8Array): boolean =>
+  line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d)
+
+/**
+ * The lines of a JSON Lines file as their bytes, split at LF only (a CR inside a line is JSON whitespace,
+ * not a line end; a CR before the LF is dropped), a BOM at the start of the file dropped, blank lines
+ * skipped. The bytes go to the log as they are, so the streaming index judges their UTF-8 itself.
+ */
+const linesOf = (file: string): Stream.Stream<Uint8Array, DatasetError> =>
   Stream.suspend(() =>
     NodeFs.existsSync(file)
       ? Stream.fromAsyncIterable(
-          NodeReadline.createInterface({
-            input: NodeFs.createReadStream(file),
-            crlfDelay: Number.POSITIVE_INFINITY
-          }),
+          (async function* () {
+            let carry: Buffer = Buffer.alloc(0)
+            let first = true
+            for await (const chunk of NodeFs.createReadStream(file)) {
+              let data: Buffer =
+                carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer)
+              if (first && data.length >= 3) {
+                if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3)
+                first = false
+              }
+              let start = 0
+              for (let end = data.indexOf(10, start); end !== -1; end = data.indexOf(10, start)) {
+                yield data.subarray(start, end > start && data[end - 1] === 0x0d ? end - 1 : end)
+                start = end + 1
+              }
+              carry = data.subarray(start)
+            }
+            if (carry.length > 0) yield carry[carry.length - 1] === 0x0d ? carry.subarray(0, -1) : carry
+          })(),
           (cause) => new DatasetError({ dataset: file, reason: String(cause) })
-        ).pipe(Stream.filter((line) => line.trim().length > 0))
+        ).pipe(Stream.filter((line) => !isBlankLine(line)))
       : Stream.empty
   )
 
@@ -337,10 +362,9 @@ export interface StreamIngestSummary {
 export const runStreamIngest = (inputDir: string, batchSize = 1_000, topics: TopicNames = defaultTopics) =>
   Effect.gen(function* () {
     const log = yield* EventLogService
-    const encoder = new TextEncoder()
     const produce = (topic: string, file: string) =>
       linesOf(file).pipe(
-        Stream.map((line): LogMessage => ({ key: keyOf(line), value: encoder.encode(line) })),
+        Stream.map((line): LogMessage => ({ key: keyOf(line), value: Uint8Array.from(line) })),
         Stream.grouped(batchSize),
         Stream.mapEffect((chunk) => Effect.as(log.produce(topic, [...chunk]), chunk.length)),
         Stream.runFold(0, (total, count) => total + count)

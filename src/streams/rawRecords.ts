@@ -40,13 +40,17 @@ export const rawFileKind = (key: string): "jsonl" | "jsonl.gz" | "parquet" | und
 export const isHiddenPath = (path: string): boolean =>
   path.split("/").some((part) => part.startsWith("_") || part.startsWith("."))
 
-/** Splits JSON Lines text into records; blank lines are not records; a leading BOM is dropped. */
+/**
+ * Splits JSON Lines text into records; blank lines (only JSON's whitespace: space, tab, CR) are not records,
+ * while a line of other white space (U+00A0, U+3000, a BOM) is one, refused as not JSON; a BOM at the start
+ * of the file is dropped.
+ */
 const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawRecord> => {
   const records: Array<RawRecord> = []
   const lines = (firstLine === 1 ? text.replace(/^\uFEFF/, "") : text).split("\n")
   lines.forEach((line, index) => {
     const trimmed = line.endsWith("\r") ? line.slice(0, -1) : line
-    if (trimmed.trim().length > 0) records.push({ location: `${key}:${firstLine + index}`, text: trimmed })
+    if (!/^[ \t\r]*$/.test(trimmed)) records.push({ location: `${key}:${firstLine + index}`, text: trimmed })
   })
   return records
 }

@@ -76,6 +76,11 @@ export const StreamingBatchManifest = Schema.Struct({
   batch_id: Schema.String,
   /** The consumer group whose offsets the batch advanced. */
   group: Schema.optional(Schema.String),
+  /**
+   * The embedded log the batch was read from (`EventLog.instance`); absent for a log that outlives its
+   * process (Kafka). Offsets of one embedded log say nothing about another's, which starts again at 0.
+   */
+  log_instance: Schema.optional(Schema.String),
   /** Keys of the batch's quarantine files (`quarantine/stream/…`). */
   quarantine_files: Schema.optional(Schema.Array(Schema.String)),
   committed_at: Schema.String,
@@ -319,7 +324,7 @@ export const replayedRanges = (
   const reached = new Map<string, number>()
   const replayed: Array<ReplayedRange> = []
   for (const manifest of manifests) {
-    const group = manifest.group ?? ""
+    const group = `${manifest.group ?? ""}\u0000${manifest.log_instance ?? ""}`
     for (const first of manifest.first_offsets ?? []) {
       const before = reached.get(`${group}\u0000${first.topic}/${first.partition}`) ?? 0
       if (first.offset < before) {
@@ -339,14 +344,19 @@ export const replayedRanges = (
   return replayed
 }
 
-const batchIdOf = (records: ReadonlyArray<LogRecord>): string => {
+/** A batch's id from its offset ranges (and the embedded log's instance): a replay gets the same id. */
+const batchIdOf = (records: ReadonlyArray<LogRecord>, logInstance: string): string => {
   const ranges = offsetRanges(records)
   const text = [...ranges]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([key, [first, last]]) => `${key}:${first}-${last}`)
     .join(",")
-  return contentTag(text)
+  return contentTag(logInstance === "" ? text : `${logInstance}|${text}`)
 }
+
+/** Whether a manifest is one of this group's on this log (an embedded log's own, or the durable log's). */
+const isOwnManifest = (manifest: StreamingBatchManifest, group: string, logInstance: string): boolean =>
+  manifest.group === group && (manifest.log_instance ?? "") === logInstance
 
 const decoder = new TextDecoder()
 
@@ -482,7 +492,8 @@ const decodeBatch = (
   transactionState: EventTimeState,
   signalState: EventTimeState,
   joins: SignalJoinWindow,
-  scoring: LiveScoringState | undefined
+  scoring: LiveScoringState | undefined,
+  logInstance: string
 ): DecodedBatch => {
   const quarantined: Array<QuarantineEntry> = []
   const deadLetters = new Map<string, Array<{ key: string; value: Uint8Array }>>()
@@ -562,7 +573,7 @@ const decodeBatch = (
   joins.evict(watermark)
   scoring?.evict(watermark)
   return {
-    batchId: batchIdOf(records),
+    batchId: batchIdOf(records, logInstance),
     records,
     quarantined,
     deadLetters,
@@ -649,6 +660,7 @@ const commitBatchManifest = (group: string, written: WrittenBatch) =>
     const manifest: StreamingBatchManifest = {
       batch_id: decoded.batchId,
       group,
+      ...(log.instance === "" ? {} : { log_instance: log.instance }),
       quarantine_files: written.quarantineFiles,
       committed_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
       files: written.files,
@@ -697,7 +709,7 @@ export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
     const log = yield* EventLogService
     const reached = new Map<string, PartitionOffset>()
     for (const manifest of yield* readCommittedBatches(processed)) {
-      if (manifest.group !== group) continue
+      if (!isOwnManifest(manifest, group, log.instance)) continue
       for (const offset of manifest.offsets) {
         const key = `${offset.topic}\u0000${offset.partition}`
         if ((reached.get(key)?.offset ?? -1) < offset.offset) reached.set(key, offset)
@@ -740,8 +752,9 @@ const rebuildEventTimeState = (
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
+    const log = yield* EventLogService
     const files = (yield* readCommittedBatches(processed))
-      .filter((manifest) => manifest.group === group)
+      .filter((manifest) => isOwnManifest(manifest, group, log.instance))
       .flatMap((manifest) => manifest.files)
       // Late files only feed live scoring's state; without scoring they are not read.
       .filter(
@@ -818,11 +831,12 @@ const rebuildEventTimeState = (
 export const makeCommittedFilter = (group: string) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
+    const log = yield* EventLogService
     const reached = new Map<string, number>()
     const assignmentOf = new Map<string, number | undefined>()
     const reload = Effect.map(readCommittedBatches(processed), (manifests) => {
       for (const manifest of manifests) {
-        if (manifest.group !== group) continue
+        if (!isOwnManifest(manifest, group, log.instance)) continue
         for (const offset of manifest.offsets) {
           const key = `${offset.topic}/${offset.partition}`
           if ((reached.get(key) ?? 0) < offset.offset) reached.set(key, offset.offset)
@@ -934,7 +948,8 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
               transactionState,
               signalState,
               joins,
-              scoringState
+              scoringState,
+              log.instance
             )
             return { started, decoded: yield* scoreDecodedBatch(scorer, decoded) }
           })
