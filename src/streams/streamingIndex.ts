@@ -14,7 +14,11 @@ import {
 } from "effect"
 import type { ObjectStoreError } from "../domain/errors.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
-import type { DimensionTables } from "../domain/finalAggregate.js"
+import {
+  type DimensionTables,
+  fraudSignalFactColumns,
+  transactionEventFactColumns
+} from "../domain/finalAggregate.js"
 import { compareCodePoints } from "../domain/order.js"
 import {
   indexedFraudSignalSchema,
@@ -427,27 +431,19 @@ interface WrittenBatch {
   readonly quarantineFiles: ReadonlyArray<string>
 }
 
+const isIdColumn = (column: string) =>
+  column === "event_id" || column === "signal_id" || column === "transaction_id"
+
 /** The contract fields of a transaction event besides its ids, as its index row holds them too. */
-const transactionContentFields = [
-  "sequence",
-  "event_time",
-  "status",
-  "amount_minor",
-  "currency",
-  "user_id",
-  "merchant_id",
-  "payment_method",
-  "card_bin",
-  "card_last4",
-  "processor",
-  "processor_reference",
-  "country",
-  "device_id",
+const transactionContentFields: ReadonlyArray<string> = [
+  ...transactionEventFactColumns.filter((column) => !isIdColumn(column)),
   "ip_address"
-] as const
+]
 
 /** The contract fields of a fraud signal besides its ids. */
-const signalContentFields = ["event_time", "source", "score", "reasons", "confirmed_fraud"] as const
+const signalContentFields: ReadonlyArray<string> = fraudSignalFactColumns.filter(
+  (column) => !isIdColumn(column)
+)
 
 /** cyrb53: a 53-bit hash of a text (two multiplicative 32-bit lanes mixed at the end). */
 const hash53 = (text: string): number => {
