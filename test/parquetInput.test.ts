@@ -3,7 +3,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
@@ -116,5 +116,43 @@ describe("raw Parquet input from other writers", () => {
         const text = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
         assert.include(text, "amount_minor: must be an integer from 0 to 2^53-1")
       }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect(
+    "reads BINARY strings as UTF-8 (refusing bytes that are not), nanoseconds floored, lists of timestamps kept",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const event = (eventId: string, time: string, name: string) =>
+          `('${eventId}', 't-${eventId}', 0::BIGINT, ${time}, 'authorized', 100::BIGINT, 'USD', 'u-1', ${name},
+            'card', 'adyen', 'psp-1', [TIMESTAMP '2026-01-01 00:00:00'])`
+        const transactions = yield* Effect.promise(() =>
+          writeWithDuckDb(`
+            SELECT * FROM (VALUES
+              ${event("e-binary", "TIMESTAMP_NS '2026-11-24 10:00:00.123456789'", "encode('m-Ü')")},
+              ${event("e-before-1970", "TIMESTAMP_NS '1969-12-31 23:59:59.9999995'", "encode('m-1')")},
+              ${event("e-bad-bytes", "TIMESTAMP_NS '2026-11-24 10:00:00'", "'m-\\xFF'::BLOB")}
+            ) AS v(event_id, transaction_id, sequence, event_time, status, amount_minor, currency, user_id,
+                   merchant_id, payment_method, processor, processor_reference, audit_times)`)
+        )
+        yield* raw.put("raw/transactions/dt=2026-11-24/part-0.parquet", transactions)
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
+        const processed = yield* ProcessedBucket
+        const [entry] = yield* processed.list("quarantine/batch/")
+        const body = yield* processed.get(entry!.key)
+        const quarantined = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+        assert.include(quarantined, "merchant_id: not valid UTF-8: byte 0xff at byte 3")
+        yield* runFinalAggregate
+        const rows = yield* readFinalAggregate(processed, yield* Parquet)
+        const byId = new Map(rows.map((row) => [row.transaction_id, row]))
+        assert.strictEqual(byId.get("t-e-binary")?.merchant_id, "m-Ü")
+        assert.strictEqual(
+          byId.get("t-e-binary")?.first_event_time,
+          Date.UTC(2026, 10, 24, 10) * 1000 + 123_456
+        )
+        assert.strictEqual(byId.get("t-e-before-1970")?.first_event_time, -1)
+        assert.strictEqual(byId.get("t-e-before-1970")?.dt, "1969-12-31")
+      }).pipe(Effect.provide(Layer.merge(memoryLayers, Parquet.layer())))
   )
 })

@@ -132,10 +132,7 @@ export const decodeValue = <A, I>(
   value: unknown,
   originalText?: string
 ): Either.Either<A, RejectedRecord> => {
-  const redactedPayload = () => {
-    const redacted = redactCardNumbersInText(originalText ?? safeStringify(value))
-    return stillHoldsCardNumber(redacted) ? safeStringify(redactCardNumbers(value)) : redacted
-  }
+  const redactedPayload = () => redactedPayloadOf(value, originalText)
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return Either.left({
       problems: [{ field: "(record)", reason: "must be a JSON object" }],
@@ -164,6 +161,12 @@ export const decodeValue = <A, I>(
     reason: reasonOf(issue.message)
   }))
   return Either.left({ problems: withoutNullableNoise(problems), redactedPayload: redactedPayload() })
+}
+
+/** A refused record as text safe to store: its original text (or JSON) with every card number redacted. */
+export const redactedPayloadOf = (value: unknown, originalText?: string): string => {
+  const redacted = redactCardNumbersInText(originalText ?? safeStringify(value))
+  return stillHoldsCardNumber(redacted) ? safeStringify(redactCardNumbers(value)) : redacted
 }
 
 /** JSON escapes (`"\u0034111…"`) hide digits from a text scan; decoding the redacted text finds them. */

@@ -208,13 +208,17 @@ const withTemporaryDirectory = <A>(use: (directory: string) => Promise<A>): Prom
     use(directory).finally(() => NodeFs.rm(directory, { recursive: true, force: true }))
   )
 
+/** DuckDB's scalar timestamp types (a list of them is `TIMESTAMP[]`, a struct `STRUCT(…)`). */
+const scalarTimestampType = /^TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?$/
+
 /**
  * Writes a Parquet body to a temporary file and runs `use` with a DuckDB connection and the SELECT that
- * reads `columns` of it (every column when not given), each timestamp column as `timestampAs` makes it.
+ * reads `columns` of it (every column when not given), each timestamp column (a scalar one: lists and structs
+ * of timestamps stay as they are) as `timestampAs` makes it from the column and its DuckDB type.
  */
 const withParquetSelect = <A>(
   body: Uint8Array,
-  timestampAs: (quotedColumn: string) => string,
+  timestampAs: (quotedColumn: string, type: string) => string,
   columns: ReadonlyArray<string> | undefined,
   use: (connection: DuckDBConnection, select: string, directory: string) => Promise<A>,
   selection?: RowSelection
@@ -235,7 +239,8 @@ const withParquetSelect = <A>(
         .filter((row) => wanted === undefined || wanted.has(String(row[0])))
         .map((row) => {
           const name = quoteIdentifier(String(row[0]))
-          return String(row[1]).startsWith("TIMESTAMP") ? `${timestampAs(name)} AS ${name}` : name
+          const type = String(row[1])
+          return scalarTimestampType.test(type) ? `${timestampAs(name, type)} AS ${name}` : name
         })
         .join(", ")
       return await use(connection, `SELECT ${projection || "*"} FROM ${source}${where}`, directory)
@@ -251,7 +256,7 @@ const withParquetSelect = <A>(
  */
 export const readParquetRows = (
   body: Uint8Array,
-  timestampAs: (quotedColumn: string) => string
+  timestampAs: (quotedColumn: string, type: string) => string
 ): Promise<ReadonlyArray<Record<string, DuckDBValue>>> =>
   withParquetSelect(body, timestampAs, undefined, async (connection, select) =>
     (await connection.runAndReadAll(select)).getRowObjects()

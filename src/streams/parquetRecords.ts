@@ -1,12 +1,15 @@
 import {
   DuckDBArrayValue,
+  DuckDBBlobValue,
   DuckDBDecimalValue,
   DuckDBListValue,
   DuckDBStructValue,
   type DuckDBValue
 } from "@duckdb/node-api"
 import { Effect } from "effect"
+import { utf8Problem } from "../domain/bytes.js"
 import { ParquetError } from "../domain/errors.js"
+import type { RecordProblem } from "../domain/validation.js"
 import { readParquetRows } from "../layers/ParquetCodec.js"
 
 /** An exact integer as a number when it is safe, else its decimal string (which validation refuses). */
@@ -23,16 +26,48 @@ const decimalOf = (decimal: DuckDBDecimalValue): number | string => {
   return decimal.value % unit === 0n ? integerOf(decimal.value / unit) : decimal.toDouble()
 }
 
-const toPlain = (value: DuckDBValue): unknown => {
+const utf8Decoder = new TextDecoder()
+
+/**
+ * A DuckDB value as a JSON-like one. A BLOB (a BINARY column without the UTF8 annotation, as Impala and old
+ * Hive write strings) is its UTF-8 text; when its bytes are not UTF-8, `onBadText` hears of it (with the
+ * field's path) and the text has U+FFFD in their place.
+ */
+const toPlain = (value: DuckDBValue, path: string, onBadText: (problem: RecordProblem) => void): unknown => {
   if (value === null) return null
   if (typeof value === "bigint") return integerOf(value)
   if (value instanceof DuckDBDecimalValue) return decimalOf(value)
-  if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue) return value.items.map(toPlain)
+  if (value instanceof DuckDBBlobValue) {
+    const problem = utf8Problem(value.bytes)
+    if (problem !== undefined) onBadText({ field: path, reason: problem })
+    return utf8Decoder.decode(value.bytes)
+  }
+  if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue)
+    return value.items.map((item, index) => toPlain(item, `${path}[${index}]`, onBadText))
   if (value instanceof DuckDBStructValue) {
-    return Object.fromEntries(Object.entries(value.entries).map(([key, item]) => [key, toPlain(item)]))
+    return Object.fromEntries(
+      Object.entries(value.entries).map(([key, item]) => [key, toPlain(item, `${path}.${key}`, onBadText)])
+    )
   }
   if (typeof value === "object") return String(value)
   return value
+}
+
+/** One row of a producer's Parquet file; `problems` when a binary text in it is not UTF-8. */
+export interface ParquetRecord {
+  readonly value: Record<string, unknown>
+  readonly problems: ReadonlyArray<RecordProblem>
+}
+
+/**
+ * A timestamp column as RFC 3339 UTC text with microseconds. Nanoseconds are floored to the microsecond, as
+ * an RFC 3339 text's extra digits are (DuckDB's cast to TIMESTAMP truncates toward 1970: −500 ns became 0).
+ */
+const timestampText = (column: string, type: string): string => {
+  const format = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+  if (type !== "TIMESTAMP_NS") return `strftime(CAST(${column} AS TIMESTAMP), ${format})`
+  const nanos = `epoch_ns(${column})`
+  return `strftime(make_timestamp((${nanos} - ((${nanos} % 1000) + 1000) % 1000) // 1000), ${format})`
 }
 
 /**
@@ -42,14 +77,18 @@ const toPlain = (value: DuckDBValue): unknown => {
  */
 export const readParquetRecords = (
   body: Uint8Array
-): Effect.Effect<ReadonlyArray<Record<string, unknown>>, ParquetError> =>
+): Effect.Effect<ReadonlyArray<ParquetRecord>, ParquetError> =>
   Effect.tryPromise({
     try: async () =>
-      (
-        await readParquetRows(
-          body,
-          (column) => `strftime(CAST(${column} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%fZ')`
+      (await readParquetRows(body, timestampText)).map((row) => {
+        const problems: Array<RecordProblem> = []
+        const value = Object.fromEntries(
+          Object.entries(row).map(([key, item]) => [
+            key,
+            toPlain(item, key, (problem) => problems.push(problem))
+          ])
         )
-      ).map((row) => Object.fromEntries(Object.entries(row).map(([key, value]) => [key, toPlain(value)]))),
+        return { value, problems }
+      }),
     catch: (cause) => new ParquetError({ operation: "read", cause })
   })

@@ -7,7 +7,8 @@ import {
   decodeJsonRecord,
   decodeValue,
   type RecordProblem,
-  type RejectedRecord
+  type RejectedRecord,
+  redactedPayloadOf
 } from "../domain/validation.js"
 import { readParquetRecords } from "./parquetRecords.js"
 
@@ -17,7 +18,11 @@ import { readParquetRecords } from "./parquetRecords.js"
  */
 export type RawRecord =
   | { readonly location: string; readonly text: string; readonly refused?: RecordProblem }
-  | { readonly location: string; readonly value: Record<string, unknown> }
+  | {
+      readonly location: string
+      readonly value: Record<string, unknown>
+      readonly refused?: RecordProblem
+    }
 
 /** A whole file that could not be read (corrupt gzip or Parquet): quarantined as one entry. */
 export interface UnreadableFile {
@@ -164,7 +169,13 @@ export const readRawRecords = (
     case "parquet":
       return readParquetRecords(body).pipe(
         Effect.map((values) =>
-          Either.right(values.map((value, index) => ({ location: `${key}#row=${index + 1}`, value })))
+          Either.right(
+            values.map(({ value, problems }, index) => ({
+              location: `${key}#row=${index + 1}`,
+              value,
+              ...(problems[0] === undefined ? {} : { refused: problems[0] })
+            }))
+          )
         ),
         Effect.catchAll((error) =>
           Effect.succeed(
@@ -183,7 +194,9 @@ export const decodeRawRecord = <A, I>(
   record: RawRecord
 ): Either.Either<A, RejectedRecord> =>
   "value" in record
-    ? decodeValue(schema, record.value)
+    ? record.refused === undefined
+      ? decodeValue(schema, record.value)
+      : Either.left({ problems: [record.refused], redactedPayload: redactedPayloadOf(record.value) })
     : record.refused === undefined
       ? decodeJsonRecord(schema, record.text)
       : Either.left({ problems: [record.refused], redactedPayload: safePayload(record.text) })
