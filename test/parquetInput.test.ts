@@ -119,13 +119,13 @@ describe("raw Parquet input from other writers", () => {
   )
 
   it.effect(
-    "reads BINARY strings as UTF-8 (refusing bytes that are not), nanoseconds floored, lists of timestamps kept",
+    "reads BINARY strings as UTF-8 (refusing bytes that are not in a contract field), nanoseconds floored, lists of timestamps kept",
     () =>
       Effect.gen(function* () {
         const raw = yield* RawBucket
         const event = (eventId: string, time: string, name: string) =>
           `('${eventId}', 't-${eventId}', 0::BIGINT, ${time}, 'authorized', 100::BIGINT, 'USD', 'u-1', ${name},
-            'card', 'adyen', 'psp-1', [TIMESTAMP '2026-01-01 00:00:00'])`
+            'card', 'adyen', 'psp-1', [TIMESTAMP '2026-01-01 00:00:00'], '\\x89PNG\\xFF'::BLOB)`
         const transactions = yield* Effect.promise(() =>
           writeWithDuckDb(`
             SELECT * FROM (VALUES
@@ -133,7 +133,7 @@ describe("raw Parquet input from other writers", () => {
               ${event("e-before-1970", "TIMESTAMP_NS '1969-12-31 23:59:59.9999995'", "encode('m-1')")},
               ${event("e-bad-bytes", "TIMESTAMP_NS '2026-11-24 10:00:00'", "'m-\\xFF'::BLOB")}
             ) AS v(event_id, transaction_id, sequence, event_time, status, amount_minor, currency, user_id,
-                   merchant_id, payment_method, processor, processor_reference, audit_times)`)
+                   merchant_id, payment_method, processor, processor_reference, audit_times, logo)`)
         )
         yield* raw.put("raw/transactions/dt=2026-11-24/part-0.parquet", transactions)
         const batch = yield* runBatchIndex

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
+import { scoredTransactionSchema } from "../src/domain/rows.js"
 import { DuckDb } from "../src/layers/DuckDb.js"
 import { layerMemory } from "../src/layers/KeyValueStore.js"
 import { ProcessedBucket } from "../src/layers/ObjectStore.js"
@@ -88,6 +89,56 @@ describe("fresh figures from the stream", () => {
         )
         assert.match(fresh.newest_event_time_iso ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
       }),
+    120_000
+  )
+
+  it.live(
+    "take the copy of an event the final aggregate keeps when the stream indexed copies that differ",
+    () =>
+      Effect.gen(function* () {
+        const { processed } = yield* runSmallPipeline("copies", 50, 4)
+        const codec = yield* Parquet
+        const batches = yield* readCommittedBatches(processed)
+        const original = batches.find((batch) => batch.files.some((file) => file.dataset === "transactions"))
+        const file = original?.files.find((candidate) => candidate.dataset === "transactions")
+        if (original === undefined || file === undefined) return assert.fail("no streaming transactions")
+        const [row] = yield* codec.decode(Option.getOrThrow(yield* processed.get(file.key)))
+        if (row === undefined) return assert.fail("an empty streaming file")
+        // The lesser copy first: a DISTINCT ON without an order kept whichever came first.
+        const copy = (amount: number) => ({
+          ...row,
+          transaction_id: "t-copies",
+          currency: "USD",
+          amount_minor: amount
+        })
+        const key = file.key.replace(/([^/]+)$/, "copies-$1")
+        yield* processed.put(key, yield* codec.encode(scoredTransactionSchema, [copy(100), copy(200)]))
+        const newer = {
+          ...original,
+          batch_id: "copies-batch",
+          committed_at: "9999-01-01T00:00:00.000Z",
+          files: [{ ...file, key, rows: 2 }]
+        }
+        yield* processed.put(
+          `${streamingPrefixes.batches}copies-batch.json`,
+          new TextEncoder().encode(JSON.stringify(newer))
+        )
+        const fresh = yield* Effect.gen(function* () {
+          yield* aggregateMerchantTotals()
+          return Option.getOrThrow(yield* readCurrentAggregation()).global.stream_since_snapshot
+        }).pipe(
+          Effect.provide(
+            Layer.mergeAll(
+              Layer.succeed(ProcessedBucket, processed),
+              Parquet.layer(),
+              DuckDb.layer,
+              layerMemory
+            )
+          )
+        )
+        assert.strictEqual(fresh.events, 1)
+        assert.deepStrictEqual(fresh.volume_minor, { USD: "200" })
+      }).pipe(Effect.provide(Parquet.layer())),
     120_000
   )
 })

@@ -18,6 +18,7 @@ import {
   type StreamingBatchManifest,
   streamingPrefixes
 } from "../src/streams/streamingIndex.js"
+import { runStreamingService } from "../src/streams/streamingService.js"
 import {
   jsonLines,
   memoryLayers,
@@ -355,6 +356,26 @@ describe("feeding the embedded log from files", () => {
         NodeFs.rmSync(directory, { recursive: true, force: true })
       }).pipe(Effect.provide(memoryLayers))
   )
+
+  it.effect("feeds the topics the service reads (RECON_TOPIC_* apply to the feed too)", () =>
+    Effect.gen(function* () {
+      const directory = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "feed-topics-"))
+      NodeFs.mkdirSync(NodePath.join(directory, "stream"))
+      NodeFs.writeFileSync(
+        NodePath.join(directory, "stream", "transactions.jsonl"),
+        `${JSON.stringify(transactionJson({ event_id: "e-topic" }))}\n`
+      )
+      const summary = yield* runStreamingService({
+        ...options,
+        stopAtEnd: true,
+        operationsPort: "disabled",
+        topics: { transactions: "tx_v2", fraudSignals: "fs_v2" },
+        feed: { directory }
+      })
+      assert.deepInclude(summary, { consumed: 1, indexed: 1 })
+      NodeFs.rmSync(directory, { recursive: true, force: true })
+    }).pipe(Effect.provide(memoryLayers))
+  )
 })
 
 describe("embedded logs", () => {
@@ -362,20 +383,23 @@ describe("embedded logs", () => {
     "a new embedded log over the same bucket is read whole: earlier runs' manifests are another log's",
     () =>
       Effect.gen(function* () {
-        const runOnFreshLog = (prefix: string) =>
+        const record = (prefix: string, index: number) =>
+          transactionJson({ event_id: `${prefix}-${index}`, transaction_id: `${prefix}-t-${index}` })
+        const runOnFreshLog = (prefix: string, replayed: ReadonlyArray<Record<string, unknown>> = []) =>
           Effect.gen(function* () {
             yield* send(
               "transactions",
-              ...Array.from({ length: 5 }, (_, index) =>
-                transactionJson({ event_id: `${prefix}-${index}`, transaction_id: `${prefix}-t-${index}` })
-              )
+              ...Array.from({ length: 5 }, (_, index) => record(prefix, index)),
+              ...replayed
             )
             return yield* runStreamingIndex({ ...options, stopAtEnd: true })
           }).pipe(Effect.provide(EventLogService.layerMemory(2)))
         assert.strictEqual((yield* runOnFreshLog("first")).indexed, 5)
-        const second = yield* runOnFreshLog("second")
-        assert.strictEqual(second.consumed, 5)
+        // The new log also carries an exact replay of an earlier run's record: dedup state holds across logs.
+        const second = yield* runOnFreshLog("second", [record("first", 0)])
+        assert.strictEqual(second.consumed, 6)
         assert.strictEqual(second.indexed, 5)
+        assert.strictEqual(second.duplicates, 1)
         const manifests = yield* readCommittedBatches(yield* ProcessedBucket)
         assert.strictEqual(new Set(manifests.map((manifest) => manifest.batch_id)).size, manifests.length)
         yield* runFinalAggregate

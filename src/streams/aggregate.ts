@@ -11,6 +11,7 @@ import { KeyValueStore } from "../layers/KeyValueStore.js"
 import { ProcessedBucket } from "../layers/ObjectStore.js"
 import { Parquet } from "../layers/ParquetCodec.js"
 import { prefixes, readCommittedFile, readManifest } from "./datasets.js"
+import { duplicateOrder } from "./finalAggregateSql.js"
 import { committedFilePaths, registerFinalAggregateView } from "./sql.js"
 import { readCommittedBatches } from "./streamingIndex.js"
 
@@ -575,7 +576,8 @@ const streamSinceSnapshot = Effect.gen(function* () {
   }
   if (keys.length === 0) return empty
   const paths = yield* committedFilePaths(processed, { files: keys })
-  const events = `(SELECT DISTINCT ON (transaction_id, event_id) * FROM read_parquet([${paths.map(quoteLiteral).join(", ")}], hive_partitioning = false, union_by_name = true))`
+  // The copy of an event the final aggregate keeps (the stream indexes copies whose content differs).
+  const events = `(SELECT DISTINCT ON (transaction_id, event_id) * FROM read_parquet([${paths.map(quoteLiteral).join(", ")}], hive_partitioning = false, union_by_name = true) ORDER BY transaction_id, event_id, ${duplicateOrder})`
   const [totals] = yield* duckDb.query(
     `SELECT count(*) AS events, count(DISTINCT transaction_id) AS transactions,
        strftime(max(event_time) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') AS newest FROM ${events}`

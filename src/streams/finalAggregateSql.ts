@@ -87,7 +87,7 @@ const emptySignals = `SELECT NULL::VARCHAR AS signal_id, NULL::VARCHAR AS transa
   NULL::VARCHAR AS source, NULL::DOUBLE AS score, NULL::VARCHAR[] AS reasons, NULL::BOOLEAN AS confirmed_fraud WHERE false`
 
 /** Copies of one event_id: the greatest by the contract order, then by the tie-break fields, is kept. */
-const duplicateOrder = [
+export const duplicateOrder = [
   "sequence DESC",
   "event_time DESC",
   ...duplicateTieBreakFields.map((field) => `${field} DESC NULLS LAST`)

@@ -325,23 +325,30 @@ const linesOf = (file: string): Stream.Stream<Uint8Array, DatasetError> =>
     NodeFs.existsSync(file)
       ? Stream.fromAsyncIterable(
           (async function* () {
-            let carry: Buffer = Buffer.alloc(0)
-            let first = true
-            for await (const chunk of NodeFs.createReadStream(file)) {
-              let data: Buffer =
-                carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer)
-              if (first && data.length >= 3) {
-                if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3)
-                first = false
+            // The pieces of a line still open; joined once its LF arrives, so a long line is copied once.
+            let pending: Array<Buffer> = []
+            let firstLine = true
+            const lineOf = (pieces: ReadonlyArray<Buffer>): Buffer => {
+              let line = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces)
+              if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1)
+              if (firstLine) {
+                firstLine = false
+                if (line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf) line = line.subarray(3)
               }
+              return line
+            }
+            for await (const piece of NodeFs.createReadStream(file)) {
+              const chunk = piece as Buffer
               let start = 0
-              for (let end = data.indexOf(10, start); end !== -1; end = data.indexOf(10, start)) {
-                yield data.subarray(start, end > start && data[end - 1] === 0x0d ? end - 1 : end)
+              for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
+                pending.push(chunk.subarray(start, end))
+                yield lineOf(pending)
+                pending = []
                 start = end + 1
               }
-              carry = data.subarray(start)
+              if (start < chunk.length) pending.push(chunk.subarray(start))
             }
-            if (carry.length > 0) yield carry[carry.length - 1] === 0x0d ? carry.subarray(0, -1) : carry
+            if (pending.length > 0) yield lineOf(pending)
           })(),
           (cause) => new DatasetError({ dataset: file, reason: String(cause) })
         ).pipe(Stream.filter((line) => !isBlankLine(line)))

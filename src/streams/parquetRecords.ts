@@ -26,7 +26,7 @@ const decimalOf = (decimal: DuckDBDecimalValue): number | string => {
   return decimal.value % unit === 0n ? integerOf(decimal.value / unit) : decimal.toDouble()
 }
 
-const utf8Decoder = new TextDecoder()
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
 /**
  * A DuckDB value as a JSON-like one. A BLOB (a BINARY column without the UTF8 annotation, as Impala and old

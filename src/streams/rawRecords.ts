@@ -3,6 +3,7 @@ import { constants, gunzipSync } from "node:zlib"
 import { Effect, Either, type Schema } from "effect"
 import { utf8Problem } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
+import { sortedFieldsOf } from "../domain/fingerprint.js"
 import {
   decodeJsonRecord,
   decodeValue,
@@ -21,7 +22,8 @@ export type RawRecord =
   | {
       readonly location: string
       readonly value: Record<string, unknown>
-      readonly refused?: RecordProblem
+      /** Binary texts in the row that are not UTF-8: they refuse it when they sit in a field of the record kind. */
+      readonly textProblems?: ReadonlyArray<RecordProblem>
     }
 
 /** A whole file that could not be read (corrupt gzip or Parquet): quarantined as one entry. */
@@ -173,7 +175,7 @@ export const readRawRecords = (
             values.map(({ value, problems }, index) => ({
               location: `${key}#row=${index + 1}`,
               value,
-              ...(problems[0] === undefined ? {} : { refused: problems[0] })
+              ...(problems.length === 0 ? {} : { textProblems: problems })
             }))
           )
         ),
@@ -188,15 +190,36 @@ export const readRawRecords = (
   }
 }
 
+const fieldsBySchema = new WeakMap<object, ReadonlySet<string>>()
+
+/**
+ * A producer's Parquet row: refused when a binary text in one of the record kind's fields is not UTF-8; the
+ * same in an unknown column (a `logo` BLOB) is ignored with the column, as §1 ignores unknown fields.
+ */
+const decodeParquetRow = <A, I>(
+  schema: Schema.Schema<A, I>,
+  value: Record<string, unknown>,
+  textProblems: ReadonlyArray<RecordProblem>
+): Either.Either<A, RejectedRecord> => {
+  let fields = fieldsBySchema.get(schema)
+  if (fields === undefined) {
+    fields = new Set(sortedFieldsOf(schema))
+    fieldsBySchema.set(schema, fields)
+  }
+  const known = fields
+  const problems = textProblems.filter((problem) => known.has(problem.field.split(/[.[]/)[0] ?? ""))
+  return problems.length === 0
+    ? decodeValue(schema, value)
+    : Either.left({ problems, redactedPayload: redactedPayloadOf(value) })
+}
+
 /** Validates one raw record against a contract schema. */
 export const decodeRawRecord = <A, I>(
   schema: Schema.Schema<A, I>,
   record: RawRecord
 ): Either.Either<A, RejectedRecord> =>
   "value" in record
-    ? record.refused === undefined
-      ? decodeValue(schema, record.value)
-      : Either.left({ problems: [record.refused], redactedPayload: redactedPayloadOf(record.value) })
+    ? decodeParquetRow(schema, record.value, record.textProblems ?? [])
     : record.refused === undefined
       ? decodeJsonRecord(schema, record.text)
       : Either.left({ problems: [record.refused], redactedPayload: safePayload(record.text) })

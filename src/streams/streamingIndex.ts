@@ -21,6 +21,8 @@ import {
 } from "../domain/finalAggregate.js"
 import { compareCodePoints } from "../domain/order.js"
 import {
+  type IndexedFraudSignal,
+  type IndexedTransaction,
   indexedFraudSignalSchema,
   indexedTransactionSchema,
   scoredTransactionSchema
@@ -435,15 +437,14 @@ const isIdColumn = (column: string) =>
   column === "event_id" || column === "signal_id" || column === "transaction_id"
 
 /** The contract fields of a transaction event besides its ids, as its index row holds them too. */
-const transactionContentFields: ReadonlyArray<string> = [
+const transactionContentFields: ReadonlyArray<keyof TransactionEvent & keyof IndexedTransaction> = [
   ...transactionEventFactColumns.filter((column) => !isIdColumn(column)),
   "ip_address"
 ]
 
 /** The contract fields of a fraud signal besides its ids. */
-const signalContentFields: ReadonlyArray<string> = fraudSignalFactColumns.filter(
-  (column) => !isIdColumn(column)
-)
+const signalContentFields: ReadonlyArray<keyof FraudSignal & keyof IndexedFraudSignal> =
+  fraudSignalFactColumns.filter((column) => !isIdColumn(column))
 
 const numberBits = new Float64Array(1)
 const numberWords = new Uint32Array(numberBits.buffer)
@@ -777,9 +778,9 @@ const rebuildEventTimeState = (
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
-    const log = yield* EventLogService
+    // Every log's batches of the group: dedup keys are content, not offsets, so they hold across embedded logs.
     const files = (yield* readCommittedBatches(processed))
-      .filter((manifest) => isOwnManifest(manifest, group, log.instance))
+      .filter((manifest) => manifest.group === group)
       .flatMap((manifest) => manifest.files)
       // Late files only feed live scoring's state; without scoring they are not read.
       .filter(

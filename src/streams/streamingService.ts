@@ -3,7 +3,11 @@ import { scopedScratchDirectory } from "../layers/scratch.js"
 import { generateDataset } from "./generate.js"
 import { runStreamIngest } from "./ingest.js"
 import { makeReadiness, operationsPortConfig, startOperationsServer } from "./operationsServer.js"
-import { runStreamingIndex, type StreamingIndexOptions } from "./streamingIndex.js"
+import {
+  defaultStreamingIndexOptions,
+  runStreamingIndex,
+  type StreamingIndexOptions
+} from "./streamingIndex.js"
 
 /** How the streaming service is started. */
 export interface StreamingServiceOptions extends Partial<StreamingIndexOptions> {
@@ -38,7 +42,10 @@ export const runStreamingService = (options: StreamingServiceOptions) =>
       if ("generate" in feed) {
         yield* generateDataset({ outDir: directory, transactions: feed.generate, seed: feed.seed })
       }
-      const fed = yield* runStreamIngest(directory)
+      const fed = yield* runStreamIngest(directory, 1_000, {
+        ...defaultStreamingIndexOptions.topics,
+        ...options.topics
+      })
       yield* Effect.logInfo("fed the event log").pipe(Effect.annotateLogs({ ...fed }))
     }
     yield* readiness.markReady
