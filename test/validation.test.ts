@@ -680,4 +680,14 @@ describe("UTF-8 checks", () => {
       )
     ).toBe(true)
   })
+
+  it("refuse a message starting with a BOM as not JSON, as a line of a file is, keeping the BOM", () => {
+    const withBom = decodeJsonRecordBytes(
+      TransactionEvent,
+      new TextEncoder().encode(`\uFEFF${JSON.stringify(validEvent)}`)
+    )
+    if (Either.isRight(withBom)) throw new Error("accepted")
+    expect(withBom.left.problems[0]?.reason).toContain("not valid JSON")
+    expect(withBom.left.redactedPayload.startsWith("\uFEFF")).toBe(true)
+  })
 })

@@ -62,7 +62,8 @@ export const decodeJsonRecord = <A, I>(
   return decodeValue(schema, json, text)
 }
 
-const utf8Decoder = new TextDecoder()
+/** Keeps a leading BOM: a message starting with one is refused as not JSON, as a line of a file is. */
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
 /**
  * {@link decodeJsonRecord} for a message's bytes (a Kafka value): bytes that are not UTF-8 are refused naming
