@@ -448,48 +448,55 @@ const signalContentFields: ReadonlyArray<keyof FraudSignal & keyof IndexedFraudS
 
 const numberBits = new Float64Array(1)
 const numberWords = new Uint32Array(numberBits.buffer)
+let hashFirst = 0
+let hashSecond = 0
+
+const feedWord = (word: number): void => {
+  hashFirst = Math.imul(hashFirst ^ word, 2_654_435_761)
+  hashSecond = Math.imul(hashSecond ^ word, 1_597_334_677)
+}
+
+const feedText = (text: string): void => {
+  feedWord(text.length)
+  for (let index = 0; index < text.length; index++) feedWord(text.charCodeAt(index))
+}
 
 /**
- * A 53-bit hash (cyrb53's two multiplicative lanes) of a record's `fields`, read in place: each value is
- * fed with a type tag, a text with its length first, a number as its IEEE bits, an absent value as null, so
- * no two different contents feed the same sequence. No text is built (this runs for every record).
+ * A 64-bit hash (cyrb53's two multiplicative lanes, both kept) of a record's `fields`, read in place, as
+ * four UTF-16 code units: each value is fed with a type tag, a text with its length first, a number as its
+ * IEEE bits, an absent value as null, so no two different contents feed the same sequence. No text is
+ * built from the record and no number is printed (this runs for every record).
  */
-const contentHash = (record: Readonly<Record<string, unknown>>, fields: ReadonlyArray<string>): number => {
-  let first = 0xdeadbeef
-  let second = 0x41c6ce57
-  const feed = (word: number) => {
-    first = Math.imul(first ^ word, 2_654_435_761)
-    second = Math.imul(second ^ word, 1_597_334_677)
-  }
-  const feedText = (text: string) => {
-    feed(text.length)
-    for (let index = 0; index < text.length; index++) feed(text.charCodeAt(index))
-  }
+const contentHash = (record: Readonly<Record<string, unknown>>, fields: ReadonlyArray<string>): string => {
+  hashFirst = 0xdeadbeef
+  hashSecond = 0x41c6ce57
   for (const field of fields) {
     const value = record[field]
-    if (value === null || value === undefined) feed(0x10000)
+    if (value === null || value === undefined) feedWord(0x10000)
     else if (typeof value === "string") {
-      feed(0x10001)
+      feedWord(0x10001)
       feedText(value)
     } else if (typeof value === "number") {
       numberBits[0] = value
-      feed(0x10002)
-      feed(numberWords[0] ?? 0)
-      feed(numberWords[1] ?? 0)
-    } else if (typeof value === "boolean") feed(value ? 0x10003 : 0x10004)
+      feedWord(0x10002)
+      feedWord(numberWords[0] ?? 0)
+      feedWord(numberWords[1] ?? 0)
+    } else if (typeof value === "boolean") feedWord(value ? 0x10003 : 0x10004)
     else if (Array.isArray(value)) {
-      feed(0x10005)
-      feed(value.length)
+      feedWord(0x10005)
+      feedWord(value.length)
       for (const item of value as ReadonlyArray<unknown>)
         if (typeof item === "string") feedText(item)
         else feedText(JSON.stringify(item) ?? "null")
     } else feedText(JSON.stringify(value) ?? "")
   }
+  let first = hashFirst
+  let second = hashSecond
   first = Math.imul(first ^ (first >>> 16), 2_246_822_507)
   first ^= Math.imul(second ^ (second >>> 13), 3_266_489_909)
   second = Math.imul(second ^ (second >>> 16), 2_246_822_507)
   second ^= Math.imul(first ^ (first >>> 13), 3_266_489_909)
-  return 4_294_967_296 * (2_097_151 & second) + (first >>> 0)
+  return String.fromCharCode(first & 0xffff, first >>> 16, second & 0xffff, second >>> 16)
 }
 
 /**
@@ -499,7 +506,7 @@ const contentHash = (record: Readonly<Record<string, unknown>>, fields: Readonly
  * while a copy that differs is indexed like any record, so the final aggregate chooses among the copies
  * exactly as it does for the batch layer (the greatest copy of an event; every copy of a signal folded in),
  * whatever order they arrived in. The transaction_id's length leads, so no two pairs share a key whatever
- * characters the ids hold; the content is a 53-bit hash, which tells apart the few copies of one id.
+ * characters the ids hold, and the content hash has a fixed length; 64 bits tell apart the few copies of one id.
  */
 const dedupKey = (
   transactionId: string,
@@ -507,7 +514,7 @@ const dedupKey = (
   record: Readonly<Record<string, unknown>>,
   contentFields: ReadonlyArray<string>
 ): string => {
-  return `${transactionId.length}:${transactionId}${id}#${contentHash(record, contentFields).toString(36)}`
+  return `${transactionId.length}:${transactionId}${id}#${contentHash(record, contentFields)}`
 }
 
 /** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
