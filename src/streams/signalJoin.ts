@@ -31,6 +31,9 @@ export const signalJoinSchema: TableSchema = [
   { name: "arrival_order", type: "string", optional: false }
 ]
 
+/** What a join returns when nothing joined: shared, as most events join nothing. */
+const noRows: ReadonlyArray<SignalJoinRow> = Object.freeze([])
+
 interface WaitingSignal {
   readonly signal: FraudSignal
 }
@@ -55,7 +58,7 @@ export class SignalJoinWindow {
   addTransaction(event: TransactionEvent): ReadonlyArray<SignalJoinRow> {
     if (!this.transactions.has(event.transaction_id)) this.transactions.set(event.transaction_id, event)
     const waiting = this.waiting.get(event.transaction_id)
-    if (waiting === undefined) return []
+    if (waiting === undefined) return noRows
     this.waiting.delete(event.transaction_id)
     return waiting.map(({ signal }) => joinRow(signal, event, "transaction_after_signal"))
   }
@@ -67,7 +70,7 @@ export class SignalJoinWindow {
     const list = this.waiting.get(signal.transaction_id) ?? []
     list.push({ signal })
     this.waiting.set(signal.transaction_id, list)
-    return []
+    return noRows
   }
 
   /** Forgets transactions and waiting signals older than the watermark minus the window. */
