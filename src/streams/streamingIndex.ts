@@ -204,9 +204,14 @@ const emptySummary: StreamingSummary = {
  * partition or topic cannot freeze eviction. Ids are remembered while their event time is at or after the
  * watermark, then evicted, so memory is bounded by the lateness window.
  */
+/** Where one partition stands: its highest event time (undefined until a non-duplicate) and when it last delivered. */
+interface PartitionProgress {
+  max: number | undefined
+  lastSeenMillis: number
+}
+
 export class EventTimeState {
-  private readonly partitionMax = new Map<string, number>()
-  private readonly lastSeenMillis = new Map<string, number>()
+  private readonly partitions = new Map<string, PartitionProgress>()
   private readonly seen = new Map<string, number>()
   private nowMillis = Number.NEGATIVE_INFINITY
 
@@ -220,26 +225,28 @@ export class EventTimeState {
    * (nothing arrives, so nothing can be late by holding it there); −∞ before anything arrived.
    */
   get watermark(): number {
-    if (this.partitionMax.size === 0) return Number.NEGATIVE_INFINITY
     let least = Number.POSITIVE_INFINITY
     let greatest = Number.NEGATIVE_INFINITY
-    for (const [partition, max] of this.partitionMax) {
+    for (const progress of this.partitions.values()) {
+      const max = progress.max
+      if (max === undefined) continue
       if (max > greatest) greatest = max
-      if (!this.isIdle(partition) && max < least) least = max
+      if (!this.isIdle(progress) && max < least) least = max
     }
+    if (greatest === Number.NEGATIVE_INFINITY) return Number.NEGATIVE_INFINITY
     return (least === Number.POSITIVE_INFINITY ? greatest : least) - this.latenessMicros
   }
 
   /** True when some partition delivered within the idle timeout. */
   get active(): boolean {
-    for (const partition of this.partitionMax.keys()) if (!this.isIdle(partition)) return true
+    for (const progress of this.partitions.values())
+      if (progress.max !== undefined && !this.isIdle(progress)) return true
     return false
   }
 
   /** Silent for longer than the idle timeout, as of the processing time of the last {@link advanceTo}. */
-  private isIdle(partition: string): boolean {
-    const lastSeen = this.lastSeenMillis.get(partition)
-    return lastSeen !== undefined && this.nowMillis - lastSeen > this.idleTimeoutMillis
+  private isIdle(progress: PartitionProgress): boolean {
+    return this.nowMillis - progress.lastSeenMillis > this.idleTimeoutMillis
   }
 
   get size(): number {
@@ -253,10 +260,13 @@ export class EventTimeState {
 
   /** Classifies one event by id and time, and records it; `partition` names its source partition. */
   observe(id: string, eventTime: number, partition = ""): "new" | "duplicate" | "late" {
-    this.lastSeenMillis.set(partition, this.nowMillis)
+    let progress = this.partitions.get(partition)
+    if (progress === undefined) {
+      progress = { max: undefined, lastSeenMillis: this.nowMillis }
+      this.partitions.set(partition, progress)
+    } else progress.lastSeenMillis = this.nowMillis
     if (this.seen.has(id)) return "duplicate"
-    const max = this.partitionMax.get(partition)
-    if (max === undefined || eventTime > max) this.partitionMax.set(partition, eventTime)
+    if (progress.max === undefined || eventTime > progress.max) progress.max = eventTime
     if (eventTime < this.watermark) return "late"
     this.seen.set(id, eventTime)
     return "new"
