@@ -197,12 +197,8 @@ const collectCardNumberPaths = (
   numberFields: ReadonlySet<string> = noFields,
   depth = 0
 ): void => {
-  if (typeof value === "string") {
-    if (containsCardNumber(value)) found.push(path || "(root)")
-  } else if (typeof value === "number") {
-    if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
-      found.push(path)
-  } else if (depth >= recursionLimit) {
+  if (scannedScalar(value, path, found)) return
+  if (depth >= recursionLimit) {
     collectCardNumberPathsIteratively(value, path, found)
   } else if (Array.isArray(value)) {
     for (let index = 0; index < value.length; index++)
@@ -211,9 +207,8 @@ const collectCardNumberPaths = (
   } else if (value !== null && typeof value === "object") {
     for (const key in value) {
       if (!Object.hasOwn(value, key)) continue
-      // A field name can hold one too; the path names where, never the number itself.
-      if (key.length >= 13 && containsCardNumber(key)) {
-        found.push(path ? `${path}.(field name)` : "(field name)")
+      if (fieldNameHoldsCardNumber(key)) {
+        found.push(fieldNamePath(path))
         continue
       }
       const item: unknown = (value as Record<string, unknown>)[key]
@@ -224,6 +219,28 @@ const collectCardNumberPaths = (
 }
 
 const recursionLimit = 200
+
+/**
+ * Scans a string (its text) or a number (an integer's digits), recording `path` when it holds a card number;
+ * false for anything else, which the walkers descend into.
+ */
+const scannedScalar = (value: unknown, path: string, found: Array<string>): boolean => {
+  if (typeof value === "string") {
+    if (containsCardNumber(value)) found.push(path || "(root)")
+    return true
+  }
+  if (typeof value === "number") {
+    if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
+      found.push(path)
+    return true
+  }
+  return false
+}
+
+/** A field name can hold one too; the path then names where, never the number itself. */
+const fieldNameHoldsCardNumber = (key: string): boolean => key.length >= 13 && containsCardNumber(key)
+
+const fieldNamePath = (path: string): string => (path ? `${path}.(field name)` : "(field name)")
 
 /** {@link collectCardNumberPaths} with an explicit stack, in the same order, for deeply nested documents. */
 const collectCardNumberPathsIteratively = (root: unknown, rootPath: string, found: Array<string>): void => {
@@ -236,20 +253,16 @@ const collectCardNumberPathsIteratively = (root: unknown, rootPath: string, foun
       continue
     }
     const { value, path } = next
-    if (typeof value === "string") {
-      if (containsCardNumber(value)) found.push(path || "(root)")
-    } else if (typeof value === "number") {
-      if (Number.isInteger(value) && Math.abs(value) >= 1e12 && containsCardNumber(String(value)))
-        found.push(path)
-    } else if (Array.isArray(value)) {
+    if (scannedScalar(value, path, found)) continue
+    if (Array.isArray(value)) {
       for (let index = value.length - 1; index >= 0; index--)
         if (mayHoldCardNumber(value[index])) pending.push({ value: value[index], path: `${path}[${index}]` })
     } else if (value !== null && typeof value === "object") {
       const children: Array<Pending> = []
       for (const key in value) {
         if (!Object.hasOwn(value, key)) continue
-        if (key.length >= 13 && containsCardNumber(key)) {
-          children.push(path ? `${path}.(field name)` : "(field name)")
+        if (fieldNameHoldsCardNumber(key)) {
+          children.push(fieldNamePath(path))
           continue
         }
         const item: unknown = (value as Record<string, unknown>)[key]
