@@ -6,6 +6,15 @@ import { isUtf8 } from "node:buffer"
  */
 export const utf8Bytes = (text: string): Uint8Array => Buffer.from(text, "utf8")
 
+const bomKeepingDecoder = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/**
+ * The text of UTF-8 bytes, a leading BOM kept (TextDecoder drops it by default, which made a BOM-prefixed
+ * record valid in one reader and not in another); bytes that are not UTF-8 read as U+FFFD, so check them with
+ * {@link utf8Problem} first where that matters.
+ */
+export const utf8Text = (bytes: Uint8Array): string => bomKeepingDecoder.decode(bytes)
+
 /** The offset of the first byte that does not start or continue a well-formed UTF-8 sequence, or -1. */
 export const firstInvalidUtf8Offset = (bytes: Uint8Array): number => {
   let at = 0

@@ -1,5 +1,5 @@
 import { Either, ParseResult, Schema, type SchemaAST } from "effect"
-import { utf8Problem } from "./bytes.js"
+import { utf8Problem, utf8Text } from "./bytes.js"
 import { findCardNumberPaths, redactCardNumbers, redactCardNumbersInText } from "./card.js"
 import { fastDecoderOf } from "./fastDecode.js"
 
@@ -62,22 +62,20 @@ export const decodeJsonRecord = <A, I>(
   return decodeValue(schema, json, text)
 }
 
-/** Keeps a leading BOM: a message starting with one is refused as not JSON, as a line of a file is. */
-const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
-
 /**
  * {@link decodeJsonRecord} for a message's bytes (a Kafka value): bytes that are not UTF-8 are refused naming
- * the first bad byte, instead of being read with U+FFFD in their place.
+ * the first bad byte, instead of being read with U+FFFD in their place; a leading BOM is kept, so such a
+ * message is refused as not JSON, as a line of a file is.
  */
 export const decodeJsonRecordBytes = <A, I>(
   schema: Schema.Schema<A, I>,
   bytes: Uint8Array
 ): Either.Either<A, RejectedRecord> => {
   const problem = utf8Problem(bytes)
-  if (problem === undefined) return decodeJsonRecord(schema, utf8Decoder.decode(bytes))
+  if (problem === undefined) return decodeJsonRecord(schema, utf8Text(bytes))
   return Either.left({
     problems: [{ field: "(record)", reason: problem }],
-    redactedPayload: redactCardNumbersInText(utf8Decoder.decode(bytes))
+    redactedPayload: redactCardNumbersInText(utf8Text(bytes))
   })
 }
 

@@ -1,6 +1,6 @@
 import { Clock, Effect, Either, Metric, MetricKey, MetricLabel, Schema } from "effect"
 import { verifyApiKey, verifySignature } from "../domain/apiAuth.js"
-import { utf8Bytes, utf8Problem } from "../domain/bytes.js"
+import { utf8Bytes, utf8Problem, utf8Text } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { FraudSignal, TransactionEvent } from "../domain/events.js"
 import { recordFingerprint, sortedFieldsOf } from "../domain/fingerprint.js"
@@ -117,9 +117,6 @@ export interface IngestionHandler {
     readonly credentials: IngestCredentials
   }) => Effect.Effect<IngestReply>
 }
-
-/** Keeps a leading BOM, as the body's bytes have it (a BOM is not JSON: such a body is refused as not JSON). */
-const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
 const errorReply = <A extends { readonly _tag: string }, I>(
   schema: Schema.Schema<A, I>,
@@ -489,7 +486,8 @@ export const makeIngestionHandler = (
   return {
     checkHeaders,
     handle: ({ route, path, body, credentials }) => {
-      const text = typeof body === "string" ? body : utf8Decoder.decode(body)
+      // A leading BOM stays, as the body's bytes have it: a BOM is not JSON, so such a body is refused.
+      const text = typeof body === "string" ? body : utf8Text(body)
       const encodingProblem = typeof body === "string" ? undefined : utf8Problem(body)
       return Effect.flatMap(callerOf(credentials, path, body), (caller) => {
         if (Either.isLeft(caller)) return Effect.succeed(caller.left)

@@ -7,7 +7,7 @@ import {
   type DuckDBValue
 } from "@duckdb/node-api"
 import { Effect } from "effect"
-import { utf8Problem } from "../domain/bytes.js"
+import { utf8Problem, utf8Text } from "../domain/bytes.js"
 import { ParquetError } from "../domain/errors.js"
 import type { RecordProblem } from "../domain/validation.js"
 import { readParquetRows } from "../layers/ParquetCodec.js"
@@ -26,8 +26,6 @@ const decimalOf = (decimal: DuckDBDecimalValue): number | string => {
   return decimal.value % unit === 0n ? integerOf(decimal.value / unit) : decimal.toDouble()
 }
 
-const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
-
 /**
  * A DuckDB value as a JSON-like one. A BLOB (a BINARY column without the UTF8 annotation, as Impala and old
  * Hive write strings) is its UTF-8 text; when its bytes are not UTF-8, `onBadText` hears of it (with the
@@ -40,7 +38,7 @@ const toPlain = (value: DuckDBValue, path: string, onBadText: (problem: RecordPr
   if (value instanceof DuckDBBlobValue) {
     const problem = utf8Problem(value.bytes)
     if (problem !== undefined) onBadText({ field: path, reason: problem })
-    return utf8Decoder.decode(value.bytes)
+    return utf8Text(value.bytes)
   }
   if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue)
     return value.items.map((item, index) => toPlain(item, `${path}[${index}]`, onBadText))

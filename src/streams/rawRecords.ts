@@ -1,7 +1,7 @@
 import { isUtf8 } from "node:buffer"
 import { constants, gunzipSync } from "node:zlib"
 import { Effect, Either, type Schema } from "effect"
-import { utf8Problem } from "../domain/bytes.js"
+import { utf8Problem, utf8Text } from "../domain/bytes.js"
 import { redactCardNumbersInText } from "../domain/card.js"
 import { sortedFieldsOf } from "../domain/fingerprint.js"
 import {
@@ -50,7 +50,7 @@ export const isHiddenPath = (path: string): boolean =>
 /**
  * Splits JSON Lines text into records; blank lines (only JSON's whitespace: space, tab, CR) are not records,
  * while a line of other white space (U+00A0, U+3000, a BOM) is one, refused as not JSON; a BOM at the start
- * of the file is dropped.
+ * of the file is dropped (here only: the text was decoded keeping every BOM, wherever a segment starts).
  */
 const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawRecord> => {
   const records: Array<RawRecord> = []
@@ -62,16 +62,13 @@ const splitJsonLines = (text: string, key: string, firstLine = 1): Array<RawReco
   return records
 }
 
-/** Keeps a BOM: only one at the very start of a file is dropped (by {@link splitJsonLines}), wherever a bad line before it ends a segment. */
-const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
-
 /**
  * The records of JSON Lines bytes. Lines must be UTF-8 (RFC 8259): a line that is not is refused naming
  * the first bad byte instead of being read with U+FFFD in place of its bytes, which would silently merge
  * ids that differ only there ("id-\xff" and "id-\xfe"). Valid files take one native check.
  */
 export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecord> => {
-  if (isUtf8(bytes)) return splitJsonLines(utf8Decoder.decode(bytes), key)
+  if (isUtf8(bytes)) return splitJsonLines(utf8Text(bytes), key)
   const records: Array<RawRecord> = []
   let lineNumber = 1
   let start = 0
@@ -79,11 +76,7 @@ export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecor
   let validFromLine = 1
   const flushValid = (end: number) => {
     if (end > validFrom)
-      for (const record of splitJsonLines(
-        utf8Decoder.decode(bytes.subarray(validFrom, end)),
-        key,
-        validFromLine
-      ))
+      for (const record of splitJsonLines(utf8Text(bytes.subarray(validFrom, end)), key, validFromLine))
         records.push(record)
   }
   while (start <= bytes.length) {
@@ -93,7 +86,7 @@ export const jsonLinesRecords = (bytes: Uint8Array, key: string): Array<RawRecor
     const problem = utf8Problem(line)
     if (problem !== undefined) {
       flushValid(start)
-      const text = utf8Decoder.decode(line)
+      const text = utf8Text(line)
       records.push({
         location: `${key}:${lineNumber}`,
         text: text.endsWith("\r") ? text.slice(0, -1) : text,
@@ -136,7 +129,7 @@ const readGzipLines = (key: string, body: Uint8Array): Either.Either<Array<RawRe
   let lineNumber = 1
   for (let at = partial.indexOf(10); at !== -1 && at < wholeLinesEnd; at = partial.indexOf(10, at + 1))
     lineNumber++
-  const tail = utf8Decoder.decode(partial.subarray(wholeLinesEnd))
+  const tail = utf8Text(partial.subarray(wholeLinesEnd))
   records.push({
     location: `${key}:${lineNumber}`,
     text: tail,
