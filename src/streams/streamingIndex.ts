@@ -196,6 +196,12 @@ const emptySummary: StreamingSummary = {
   duplicates: 0
 }
 
+/** Where one partition stands: its highest event time (undefined until a non-duplicate) and when it last delivered. */
+interface PartitionProgress {
+  max: number | undefined
+  lastSeenMillis: number
+}
+
 /**
  * Event-time state. Each source partition tracks the max event time it has delivered; the watermark is
  * the least of those minus the allowed lateness (a partition that is behind holds it back, as in Flink or
@@ -204,12 +210,6 @@ const emptySummary: StreamingSummary = {
  * partition or topic cannot freeze eviction. Ids are remembered while their event time is at or after the
  * watermark, then evicted, so memory is bounded by the lateness window.
  */
-/** Where one partition stands: its highest event time (undefined until a non-duplicate) and when it last delivered. */
-interface PartitionProgress {
-  max: number | undefined
-  lastSeenMillis: number
-}
-
 export class EventTimeState {
   private readonly partitions = new Map<string, PartitionProgress>()
   private readonly seen = new Map<string, number>()
@@ -523,9 +523,7 @@ const dedupKey = (
   id: string,
   record: Readonly<Record<string, unknown>>,
   contentFields: ReadonlyArray<string>
-): string => {
-  return `${transactionId.length}:${transactionId}${id}#${contentHash(record, contentFields)}`
-}
+): string => `${transactionId.length}:${transactionId}${id}#${contentHash(record, contentFields)}`
 
 /** Validates, dedups and joins one micro-batch, advancing the event-time state. Pure CPU, no I/O. */
 const decodeBatch = (
@@ -746,12 +744,15 @@ const addSummaries = (a: StreamingSummary, b: StreamingSummary): StreamingSummar
  * The log's committed offsets can lag them when the service died between writing a manifest and
  * committing to the log; they are then moved forward before consuming, so no committed batch is read twice.
  */
-export const resumeFromManifests = (group: string, topicNames: TopicNames) =>
+export const resumeFromManifests = (
+  group: string,
+  topicNames: TopicNames,
+  manifests: ReadonlyArray<StreamingBatchManifest>
+) =>
   Effect.gen(function* () {
-    const processed = yield* ProcessedBucket
     const log = yield* EventLogService
     const reached = new Map<string, PartitionOffset>()
-    for (const manifest of yield* readCommittedBatches(processed)) {
+    for (const manifest of manifests) {
       if (!isOwnManifest(manifest, group, log.instance)) continue
       for (const offset of manifest.offsets) {
         const key = `${offset.topic}\u0000${offset.partition}`
@@ -787,6 +788,7 @@ const partitionOfLocation = (location: string): string => /\/(\d+)@\d+$/.exec(lo
  */
 const rebuildEventTimeState = (
   group: string,
+  manifests: ReadonlyArray<StreamingBatchManifest>,
   latenessMicros: number,
   transactionState: EventTimeState,
   signalState: EventTimeState,
@@ -796,7 +798,7 @@ const rebuildEventTimeState = (
     const processed = yield* ProcessedBucket
     const codec = yield* Parquet
     // Every log's batches of the group: dedup keys are content, not offsets, so they hold across embedded logs.
-    const files = (yield* readCommittedBatches(processed))
+    const files = manifests
       .filter((manifest) => manifest.group === group)
       .flatMap((manifest) => manifest.files)
       // Late files only feed live scoring's state; without scoring they are not read.
@@ -963,11 +965,20 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const signalState = new EventTimeState(latenessMicros, idleTimeoutMillis)
     const scorer = yield* Effect.serviceOption(FraudScoring)
     const scoringState = Option.isSome(scorer) ? new LiveScoringState() : undefined
-    yield* rebuildEventTimeState(settings.group, latenessMicros, transactionState, signalState, scoringState)
+    // The committed manifests as they stand at start serve both the state rebuild and the resume below.
+    const manifests = yield* readCommittedBatches(yield* ProcessedBucket)
+    yield* rebuildEventTimeState(
+      settings.group,
+      manifests,
+      latenessMicros,
+      transactionState,
+      signalState,
+      scoringState
+    )
     const joins = new SignalJoinWindow(Duration.toMillis(settings.joinWindow) * 1000)
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
-    yield* resumeFromManifests(settings.group, settings.topics)
+    yield* resumeFromManifests(settings.group, settings.topics, manifests)
     const skipCommitted = yield* makeCommittedFilter(settings.group)
     return yield* log
       .subscribe(settings.group, [settings.topics.transactions, settings.topics.fraudSignals], {

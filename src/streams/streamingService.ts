@@ -42,10 +42,11 @@ export const runStreamingService = (options: StreamingServiceOptions) =>
       if ("generate" in feed) {
         yield* generateDataset({ outDir: directory, transactions: feed.generate, seed: feed.seed })
       }
-      const fed = yield* runStreamIngest(directory, 1_000, {
-        ...defaultStreamingIndexOptions.topics,
-        ...options.topics
-      })
+      const fed = yield* runStreamIngest(
+        directory,
+        1_000,
+        options.topics ?? defaultStreamingIndexOptions.topics
+      )
       yield* Effect.logInfo("fed the event log").pipe(Effect.annotateLogs({ ...fed }))
     }
     yield* readiness.markReady
