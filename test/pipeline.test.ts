@@ -11,6 +11,7 @@ import {
   jsonLines,
   memoryLayers,
   merchantJson,
+  quarantineText,
   signalJson,
   transactionJson,
   userJson
@@ -180,13 +181,7 @@ describe("batch index + final aggregate on embedded layers", () => {
         const batch = yield* runBatchIndex
         assert.deepStrictEqual(batch.transactions, { recordsIn: 12, accepted: 6, quarantined: 6 })
         const processed = yield* ProcessedBucket
-        const texts: Array<string> = []
-        for (const entry of yield* processed.list("quarantine/batch/")) {
-          const body = yield* processed.get(entry.key)
-          if (body._tag === "Some") texts.push(new TextDecoder().decode(body.value))
-        }
-        const entries = texts
-          .join("")
+        const entries = (yield* quarantineText(processed, "quarantine/batch/"))
           .split("\n")
           .filter((text) => text !== "")
           .map((text) => JSON.parse(text) as { source: string; reason: string })

@@ -23,6 +23,7 @@ import {
   jsonLines,
   memoryLayers,
   merchantJson,
+  quarantineText,
   signalJson,
   transactionJson,
   userJson
@@ -345,12 +346,7 @@ describe("feeding the embedded log from files", () => {
         const summary = yield* runStreamingIndex({ ...options, stopAtEnd: true })
         assert.deepInclude(summary, { consumed: 5, accepted: 3, quarantined: 2 })
         const processed = yield* ProcessedBucket
-        const reasons: Array<string> = []
-        for (const entry of yield* processed.list("quarantine/stream/")) {
-          const body = yield* processed.get(entry.key)
-          if (Option.isSome(body)) reasons.push(new TextDecoder().decode(body.value))
-        }
-        const all = reasons.join("")
+        const all = yield* quarantineText(processed, "quarantine/stream/")
         assert.include(all, "not valid UTF-8: byte 0xff")
         assert.include(all, "not valid JSON")
         NodeFs.rmSync(directory, { recursive: true, force: true })

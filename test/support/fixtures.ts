@@ -1,7 +1,8 @@
 import { gzipSync } from "node:zlib"
-import { Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
+import type { ObjectStoreError } from "../../src/domain/errors.js"
 import { EventLogService } from "../../src/layers/EventLog.js"
-import { ProcessedBucket, RawBucket } from "../../src/layers/ObjectStore.js"
+import { type ObjectStore, ProcessedBucket, RawBucket } from "../../src/layers/ObjectStore.js"
 import { Parquet } from "../../src/layers/ParquetCodec.js"
 
 /** A valid transaction event on the wire, with overrides. */
@@ -72,3 +73,14 @@ export const memoryLayers = Layer.mergeAll(
   EventLogService.layerMemory(2),
   Parquet.layerParquetjs({ rowGroupSize: 1000 })
 )
+
+/** The text of every quarantine file under `prefix` (`quarantine/batch/`, `quarantine/stream/`), one after another. */
+export const quarantineText = (store: ObjectStore, prefix: string): Effect.Effect<string, ObjectStoreError> =>
+  Effect.gen(function* () {
+    let text = ""
+    for (const entry of yield* store.list(prefix)) {
+      const body = yield* store.get(entry.key)
+      if (Option.isSome(body)) text += new TextDecoder().decode(body.value)
+    }
+    return text
+  })
