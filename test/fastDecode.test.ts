@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
 import fc from "fast-check"
-import { FraudSignal, TransactionEvent } from "../src/domain/events.js"
+import { FraudSignal, Merchant, TransactionEvent, User } from "../src/domain/events.js"
 import { fastDecoderOf } from "../src/domain/fastDecode.js"
 
 const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
@@ -111,6 +111,23 @@ const signalInput = inputOf({
   confirmed_fraud: field(fc.boolean(), ["true", 1, null])
 })
 
+const userInput = inputOf({
+  user_id: field(id, idMisses),
+  created_at: field(timestamp, timestampMisses),
+  country: field(fc.constantFrom("DE", "US", "JP"), ["de", "XX", "DEU", null]),
+  kyc_level: field(fc.constantFrom("none", "basic", "full"), ["Full", "", null]),
+  risk_tier: field(fc.constantFrom("low", "medium", "high"), ["LOW", "critical", null])
+})
+
+const merchantInput = inputOf({
+  merchant_id: field(id, idMisses),
+  name: field(text, textMisses),
+  mcc: field(fc.stringMatching(/^\d{4}$/), ["541", "54111", "54a1", 5411, null]),
+  country: field(fc.constantFrom("DE", "US", "JP"), ["de", "XX", "DEU", null]),
+  risk_level: field(fc.constantFrom("low", "medium", "high"), ["LOW", "critical", null]),
+  settlement_currency: field(fc.constantFrom("USD", "EUR", "JPY", "BHD"), ["usd", "ZZZ", "US", null])
+})
+
 /** The fast decoder agrees with the schema: never accepts what it refuses, and returns what it returns. */
 const agreesWithSchema = <A, I>(schema: Schema.Schema<A, I>, input: Record<string, unknown>) => {
   const fast = fastDecoderOf(schema)?.(input)
@@ -138,6 +155,16 @@ const cases = [
     name: "FraudSignal",
     check: (input: Record<string, unknown>) => agreesWithSchema(FraudSignal, input),
     input: signalInput
+  },
+  {
+    name: "User",
+    check: (input: Record<string, unknown>) => agreesWithSchema(User, input),
+    input: userInput
+  },
+  {
+    name: "Merchant",
+    check: (input: Record<string, unknown>) => agreesWithSchema(Merchant, input),
+    input: merchantInput
   }
 ] as const
 
