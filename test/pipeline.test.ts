@@ -4,7 +4,7 @@ import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
-import { chooseSnapshot } from "../src/streams/dimensions.js"
+import { chooseSnapshot, loadDimensions } from "../src/streams/dimensions.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
 import {
   gzipped,
@@ -259,6 +259,32 @@ describe("batch index + final aggregate on embedded layers", () => {
 })
 
 describe("dimension snapshots", () => {
+  it.effect(
+    "keeps the last valid row of an id: files in code-point order of their keys, then line order",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const folder = "raw/dimensions/users/snapshot=20261125T000000Z/"
+        yield* raw.put(
+          `${folder}a.jsonl`,
+          jsonLines(userJson({ country: "DE" }), userJson({ country: "FR" }), userJson({ country: "fr" }))
+        )
+        yield* raw.put(`${folder}B.jsonl`, jsonLines(userJson({ country: "GB" })))
+        yield* raw.put(
+          "raw/dimensions/merchants/snapshot=20261125T000000Z/part-0.jsonl",
+          jsonLines(merchantJson({ name: "first" }), merchantJson({ name: "second", mcc: "58" }))
+        )
+        const loaded = yield* loadDimensions(raw)
+        assert.strictEqual(loaded.tables.users.get("u-1")?.country, "FR")
+        assert.strictEqual(loaded.tables.merchants.get("m-1")?.name, "first")
+        assert.strictEqual(loaded.recordsIn, 6)
+        assert.deepStrictEqual(
+          loaded.quarantined.map((entry) => entry.source),
+          [`${folder}a.jsonl:3`, "raw/dimensions/merchants/snapshot=20261125T000000Z/part-0.jsonl:2"]
+        )
+      }).pipe(Effect.provide(memoryLayers))
+  )
+
   it("takes every data file below the newest snapshot folder, subfolders too, but no writer's temporary files", () => {
     const prefix = "raw/dimensions/users/"
     const keys = [
