@@ -4,7 +4,7 @@ import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
-import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { makeMemoryObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
@@ -561,5 +561,65 @@ describe("records already in committed manifests", () => {
         [10, 11, 12]
       )
     }).pipe(Effect.provide(Layer.merge(ProcessedBucket.layerMemory, EventLogService.layerMemory(1))))
+  )
+
+  it.effect(
+    "fetch only the manifests not read before, so a rebalance does not read the whole history again",
+    () => {
+      const store = makeMemoryObjectStore()
+      const fetched: Array<string> = []
+      const countingStore = {
+        ...store,
+        get: (key: string) =>
+          Effect.zipRight(
+            Effect.sync(() => fetched.push(key)),
+            store.get(key)
+          )
+      }
+      return Effect.gen(function* () {
+        const instance = (yield* EventLogService).instance
+        const manifestUpTo = (batchId: string, offset: number): StreamingBatchManifest => ({
+          batch_id: batchId,
+          group: "g",
+          log_instance: instance,
+          committed_at: `2026-11-26T00:00:0${offset % 10}.000Z`,
+          files: [],
+          offsets: [{ topic: "transactions", partition: 0, offset }],
+          consumed: 1,
+          quarantined: 0,
+          duplicates: 0
+        })
+        const commit = (manifest: StreamingBatchManifest) =>
+          store.put(
+            `${streamingPrefixes.batches}${manifest.batch_id}.json`,
+            new TextEncoder().encode(JSON.stringify(manifest))
+          )
+        const atStart = [manifestUpTo("b1", 3), manifestUpTo("b2", 6)]
+        for (const manifest of atStart) yield* commit(manifest)
+        // Written by another member after this one read the manifests at start.
+        yield* commit(manifestUpTo("b3", 8))
+        const committed = yield* makeCommittedFilter("g", atStart)
+        const first = yield* committed.filter(recordsAt(range(0, 12), 1))
+        assert.deepStrictEqual(
+          first.map((record) => record.offset),
+          [8, 9, 10, 11]
+        )
+        assert.deepStrictEqual(fetched, [`${streamingPrefixes.batches}b3.json`])
+        yield* commit(manifestUpTo("b4", 11))
+        const afterRebalance = yield* committed.filter(recordsAt(range(9, 14), 2))
+        assert.deepStrictEqual(
+          afterRebalance.map((record) => record.offset),
+          [11, 12, 13]
+        )
+        assert.deepStrictEqual(fetched, [
+          `${streamingPrefixes.batches}b3.json`,
+          `${streamingPrefixes.batches}b4.json`
+        ])
+      }).pipe(
+        Effect.provide(
+          Layer.merge(Layer.succeed(ProcessedBucket, countingStore), EventLogService.layerMemory(1))
+        )
+      )
+    }
   )
 })

@@ -376,18 +376,25 @@ const isOwnManifest = (manifest: StreamingBatchManifest, group: string, logInsta
 
 const decoder = new TextDecoder()
 
+/** Where a micro-batch's manifest lives: named by its batch id, so a replay of the batch writes the same key. */
+const batchManifestKey = (batchId: string): string => `${streamingPrefixes.batches}${batchId}.json`
+
+/** Keys of the committed micro-batch manifests. */
+const listBatchManifestKeys = (store: ObjectStore): Effect.Effect<ReadonlyArray<string>, ObjectStoreError> =>
+  Effect.map(store.list(streamingPrefixes.batches), (infos) =>
+    infos.map((info) => info.key).filter((key) => key.endsWith(".json"))
+  )
+
 /**
- * Keys and files of every committed micro-batch, oldest first. The manifests are fetched 16 at a time:
- * one after another, a restart against S3 spent seconds on a few hundred of them.
+ * The manifests at `keys` that can be read, with their keys, fetched 16 at a time (one after another, a
+ * restart against S3 spent seconds on a few hundred of them); an unreadable one is skipped with a warning.
  */
-export const readCommittedBatches = (
-  store: ObjectStore
-): Effect.Effect<ReadonlyArray<StreamingBatchManifest>, ObjectStoreError> =>
-  Effect.gen(function* () {
-    const keys = (yield* store.list(streamingPrefixes.batches))
-      .map((info) => info.key)
-      .filter((key) => key.endsWith(".json"))
-    const read = yield* Effect.forEach(
+const fetchBatchManifests = (
+  store: ObjectStore,
+  keys: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<readonly [string, StreamingBatchManifest]>, ObjectStoreError> =>
+  Effect.map(
+    Effect.forEach(
       keys,
       (key) =>
         Effect.gen(function* () {
@@ -396,14 +403,23 @@ export const readCommittedBatches = (
           const decoded = Schema.decodeUnknownEither(Schema.parseJson(StreamingBatchManifest))(
             decoder.decode(body.value)
           )
-          if (Either.isRight(decoded)) return decoded.right
+          if (Either.isRight(decoded)) return [key, decoded.right] as const
           yield* Effect.logWarning(`ignoring unreadable batch manifest ${key}`)
           return undefined
         }),
       { concurrency: 16 }
-    )
+    ),
+    (read) => read.filter((entry) => entry !== undefined)
+  )
+
+/** Keys and files of every committed micro-batch, oldest first. */
+export const readCommittedBatches = (
+  store: ObjectStore
+): Effect.Effect<ReadonlyArray<StreamingBatchManifest>, ObjectStoreError> =>
+  Effect.gen(function* () {
+    const read = yield* fetchBatchManifests(store, yield* listBatchManifestKeys(store))
     return read
-      .filter((manifest): manifest is StreamingBatchManifest => manifest !== undefined)
+      .map(([, manifest]) => manifest)
       .sort((a, b) => (a.committed_at < b.committed_at ? -1 : a.committed_at > b.committed_at ? 1 : 0))
   })
 
@@ -712,7 +728,7 @@ const commitBatchManifest = (group: string, written: WrittenBatch) =>
       duplicates: decoded.duplicates
     }
     yield* processed.put(
-      `${streamingPrefixes.batches}${decoded.batchId}.json`,
+      batchManifestKey(decoded.batchId),
       new TextEncoder().encode(JSON.stringify(manifest, null, 2))
     )
     return {
@@ -870,23 +886,32 @@ const rebuildEventTimeState = (
  * Drops records that committed manifests of the group already cover. The log's offsets can lag the
  * manifests when an instance died between its manifest and its offset commit; the partition's next owner
  * (this instance after a restart, or another one after a rebalance) then receives those records again.
- * The manifests are read again whenever a partition delivers records to this instance for the first time
- * or under a new assignment (after a rebalance another member may have committed batches of it).
+ * The manifests are looked at again whenever a partition delivers records to this instance for the first
+ * time or under a new assignment (after a rebalance another member may have committed batches of it); only
+ * manifests not read before are fetched (`known`: those the caller already read), since a manifest's key is
+ * its batch id and a batch written again covers the same offsets.
  */
-export const makeCommittedFilter = (group: string) =>
+export const makeCommittedFilter = (group: string, known: ReadonlyArray<StreamingBatchManifest> = []) =>
   Effect.gen(function* () {
     const processed = yield* ProcessedBucket
     const log = yield* EventLogService
     const reached = new Map<string, number>()
     const assignmentOf = new Map<string, number | undefined>()
-    const reload = Effect.map(readCommittedBatches(processed), (manifests) => {
-      for (const manifest of manifests) {
+    const readKeys = new Set<string>()
+    const absorb = (manifests: ReadonlyArray<readonly [string, StreamingBatchManifest]>) => {
+      for (const [manifestKey, manifest] of manifests) {
+        readKeys.add(manifestKey)
         if (!isOwnManifest(manifest, group, log.instance)) continue
         for (const offset of manifest.offsets) {
           const key = `${offset.topic}/${offset.partition}`
           if ((reached.get(key) ?? 0) < offset.offset) reached.set(key, offset.offset)
         }
       }
+    }
+    absorb(known.map((manifest) => [batchManifestKey(manifest.batch_id), manifest] as const))
+    const reload = Effect.gen(function* () {
+      const unread = (yield* listBatchManifestKeys(processed)).filter((key) => !readKeys.has(key))
+      absorb(yield* fetchBatchManifests(processed, unread))
     })
     return {
       filter: (records: ReadonlyArray<LogRecord>) =>
@@ -979,7 +1004,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     yield* log.ensureTopic(settings.topics.transactions, 4)
     yield* log.ensureTopic(settings.topics.fraudSignals, 4)
     yield* resumeFromManifests(settings.group, settings.topics, manifests)
-    const skipCommitted = yield* makeCommittedFilter(settings.group)
+    const skipCommitted = yield* makeCommittedFilter(settings.group, manifests)
     return yield* log
       .subscribe(settings.group, [settings.topics.transactions, settings.topics.fraudSignals], {
         stopAtEnd: settings.stopAtEnd
