@@ -578,9 +578,9 @@ describe("records already in committed manifests", () => {
       }
       return Effect.gen(function* () {
         const instance = (yield* EventLogService).instance
-        const manifestUpTo = (batchId: string, offset: number): StreamingBatchManifest => ({
+        const manifestUpTo = (batchId: string, offset: number, group = "g"): StreamingBatchManifest => ({
           batch_id: batchId,
-          group: "g",
+          group,
           log_instance: instance,
           committed_at: `2026-11-26T00:00:0${offset % 10}.000Z`,
           files: [],
@@ -594,7 +594,8 @@ describe("records already in committed manifests", () => {
             `${streamingPrefixes.batches}${manifest.batch_id}.json`,
             new TextEncoder().encode(JSON.stringify(manifest))
           )
-        const atStart = [manifestUpTo("b1", 3), manifestUpTo("b2", 6)]
+        // b0 is another group's batch: batch ids do not name the group, so this group may yet write that key.
+        const atStart = [manifestUpTo("b0", 12, "other"), manifestUpTo("b1", 3), manifestUpTo("b2", 6)]
         for (const manifest of atStart) yield* commit(manifest)
         // Written by another member after this one read the manifests at start.
         yield* commit(manifestUpTo("b3", 8))
@@ -604,17 +605,22 @@ describe("records already in committed manifests", () => {
           first.map((record) => record.offset),
           [8, 9, 10, 11]
         )
-        assert.deepStrictEqual(fetched, [`${streamingPrefixes.batches}b3.json`])
+        const key = (batchId: string) => `${streamingPrefixes.batches}${batchId}.json`
+        assert.deepStrictEqual(fetched, [key("b0"), key("b3")])
         yield* commit(manifestUpTo("b4", 11))
         const afterRebalance = yield* committed.filter(recordsAt(range(9, 14), 2))
         assert.deepStrictEqual(
           afterRebalance.map((record) => record.offset),
           [11, 12, 13]
         )
-        assert.deepStrictEqual(fetched, [
-          `${streamingPrefixes.batches}b3.json`,
-          `${streamingPrefixes.batches}b4.json`
-        ])
+        assert.deepStrictEqual(fetched, [key("b0"), key("b3"), key("b0"), key("b4")])
+        // This group's batch over the same offsets replaces the other group's manifest at b0.
+        yield* commit(manifestUpTo("b0", 13))
+        const afterAnother = yield* committed.filter(recordsAt(range(12, 15), 3))
+        assert.deepStrictEqual(
+          afterAnother.map((record) => record.offset),
+          [13, 14]
+        )
       }).pipe(
         Effect.provide(
           Layer.merge(Layer.succeed(ProcessedBucket, countingStore), EventLogService.layerMemory(1))

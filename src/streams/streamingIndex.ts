@@ -887,9 +887,9 @@ const rebuildEventTimeState = (
  * manifests when an instance died between its manifest and its offset commit; the partition's next owner
  * (this instance after a restart, or another one after a rebalance) then receives those records again.
  * The manifests are looked at again whenever a partition delivers records to this instance for the first
- * time or under a new assignment (after a rebalance another member may have committed batches of it); only
- * manifests not read before are fetched (`known`: those the caller already read), since a manifest's key is
- * its batch id and a batch written again covers the same offsets.
+ * time or under a new assignment (after a rebalance another member may have committed batches of it); of the
+ * group's own manifests only those not read before are fetched (`known`: those the caller already read),
+ * since a manifest's key is its batch id and the group's batch written again covers the same offsets.
  */
 export const makeCommittedFilter = (group: string, known: ReadonlyArray<StreamingBatchManifest> = []) =>
   Effect.gen(function* () {
@@ -900,8 +900,9 @@ export const makeCommittedFilter = (group: string, known: ReadonlyArray<Streamin
     const readKeys = new Set<string>()
     const absorb = (manifests: ReadonlyArray<readonly [string, StreamingBatchManifest]>) => {
       for (const [manifestKey, manifest] of manifests) {
-        readKeys.add(manifestKey)
+        // Batch ids do not name the group: another group's manifest may yet be overwritten by this group's.
         if (!isOwnManifest(manifest, group, log.instance)) continue
+        readKeys.add(manifestKey)
         for (const offset of manifest.offsets) {
           const key = `${offset.topic}/${offset.partition}`
           if ((reached.get(key) ?? 0) < offset.offset) reached.set(key, offset.offset)
