@@ -4,19 +4,12 @@ import * as NodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLogService, partitionForKey } from "../src/layers/EventLog.js"
-import {
-  makeMemoryObjectStore,
-  type ObjectStore,
-  ProcessedBucket,
-  RawBucket
-} from "../src/layers/ObjectStore.js"
+import { makeMemoryObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
 import { runStreamIngest } from "../src/streams/ingest.js"
 import {
-  batchCheckpointKey,
-  checkpointCommittedBatches,
   combinedWatermark,
   EventTimeState,
   makeCommittedFilter,
@@ -634,119 +627,5 @@ describe("records already in committed manifests", () => {
         )
       )
     }
-  )
-})
-
-describe("batch checkpoint", () => {
-  const manifestOf = (batchId: string, second: number): StreamingBatchManifest => ({
-    batch_id: batchId,
-    group: "g",
-    committed_at: `2026-11-26T00:00:${String(second).padStart(2, "0")}.000Z`,
-    files: [
-      {
-        dataset: "transactions",
-        dt: "2026-11-26",
-        key: `streaming_index/transactions/dt=2026-11-26/${batchId}.parquet`,
-        rows: 1
-      }
-    ],
-    offsets: [{ topic: "transactions", partition: 0, offset: second + 1 }],
-    consumed: 1,
-    quarantined: 0,
-    duplicates: 0
-  })
-  const countingStore = () => {
-    const store = makeMemoryObjectStore()
-    const fetched: Array<string> = []
-    return {
-      fetched,
-      store: {
-        ...store,
-        get: (key: string) =>
-          Effect.zipRight(
-            Effect.sync(() => fetched.push(key)),
-            store.get(key)
-          )
-      }
-    }
-  }
-  const commit = (store: ObjectStore, manifest: StreamingBatchManifest) =>
-    store.put(
-      `${streamingPrefixes.batches}${manifest.batch_id}.json`,
-      new TextEncoder().encode(JSON.stringify(manifest))
-    )
-  const key = (batchId: string) => `${streamingPrefixes.batches}${batchId}.json`
-
-  it.effect("readers fetch only what came after it, and get exactly what the manifests alone give", () =>
-    Effect.gen(function* () {
-      const { store, fetched } = countingStore()
-      // Committed out of key order, so the result's order comes from committed_at.
-      for (const [batchId, second] of [
-        ["b5", 1],
-        ["b1", 2],
-        ["b3", 3],
-        ["b2", 4]
-      ] as const)
-        yield* commit(store, manifestOf(batchId, second))
-      const first = yield* checkpointCommittedBatches(store, 3)
-      assert.isTrue(first.written)
-      assert.deepStrictEqual(
-        first.manifests.map((manifest) => manifest.batch_id),
-        ["b5", "b1", "b3", "b2"]
-      )
-      yield* commit(store, manifestOf("b4", 5))
-      // An operator removed a manifest: the listing stays the authority.
-      yield* store.delete(key("b1"))
-      fetched.length = 0
-      const read = yield* readCommittedBatches(store)
-      assert.deepStrictEqual(fetched, [batchCheckpointKey, key("b4")])
-      assert.deepStrictEqual(
-        read.map((manifest) => manifest.batch_id),
-        ["b5", "b3", "b2", "b4"]
-      )
-      assert.deepStrictEqual(read, [
-        manifestOf("b5", 1),
-        manifestOf("b3", 3),
-        manifestOf("b2", 4),
-        manifestOf("b4", 5)
-      ])
-      // One manifest outside the checkpoint is below the threshold: nothing is written.
-      const second = yield* checkpointCommittedBatches(store, 2)
-      assert.isFalse(second.written)
-      assert.deepStrictEqual(second.manifests, read)
-    })
-  )
-
-  it.effect("an unreadable checkpoint is ignored: every manifest is fetched and the result is the same", () =>
-    Effect.gen(function* () {
-      const { store, fetched } = countingStore()
-      yield* commit(store, manifestOf("b1", 1))
-      yield* commit(store, manifestOf("b2", 2))
-      yield* store.put(batchCheckpointKey, new TextEncoder().encode('{"written_at":"x","manifests":[{"key"'))
-      const read = yield* readCommittedBatches(store)
-      assert.deepStrictEqual(read, [manifestOf("b1", 1), manifestOf("b2", 2)])
-      assert.deepStrictEqual(fetched, [batchCheckpointKey, key("b1"), key("b2")])
-    })
-  )
-
-  it.effect("the streaming index writes one as batches commit, and a restart reads through it", () =>
-    Effect.gen(function* () {
-      const processed = yield* ProcessedBucket
-      const events = Array.from({ length: 30 }, (_, index) =>
-        transactionJson({ event_id: `e-${index}`, transaction_id: `t-${index}` })
-      )
-      yield* send("transactions", ...events)
-      yield* runStreamingIndex({ ...options, stopAtEnd: true, maxBatchRecords: 5, checkpointEvery: 4 })
-      const checkpointed = yield* processed.get(batchCheckpointKey)
-      assert.isTrue(Option.isSome(checkpointed), "a checkpoint after 4 of the 6 batches")
-      const throughCheckpoint = yield* readCommittedBatches(processed)
-      assert.strictEqual(throughCheckpoint.length, 6)
-      yield* processed.delete(batchCheckpointKey)
-      assert.deepStrictEqual(yield* readCommittedBatches(processed), throughCheckpoint)
-      // A restart with nothing new to read still resumes after every committed batch.
-      yield* send("transactions", transactionJson({ event_id: "e-late-comer", transaction_id: "t-late" }))
-      const summary = yield* runStreamingIndex({ ...options, stopAtEnd: true, checkpointEvery: 4 })
-      assert.strictEqual(summary.consumed, 1)
-    }).pipe(Effect.provide(memoryLayers))
   )
 })

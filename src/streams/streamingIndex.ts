@@ -122,8 +122,6 @@ export interface StreamingIndexOptions {
   readonly dimensionsRefresh: Duration.DurationInput
   /** A partition silent this long (processing time) stops holding the watermark back until it delivers again. */
   readonly idleTimeout: Duration.DurationInput
-  /** Write a checkpoint of the committed manifests once this many are not in the current one (see `batchCheckpointKey`). */
-  readonly checkpointEvery: number
 }
 
 export const defaultStreamingIndexOptions: StreamingIndexOptions = {
@@ -135,15 +133,14 @@ export const defaultStreamingIndexOptions: StreamingIndexOptions = {
   maxBatchRecords: 20_000,
   maxBatchWait: Duration.seconds(2),
   allowedLateness: Duration.hours(1),
-  stopAtEnd: false,
-  checkpointEvery: 256
+  stopAtEnd: false
 }
 
 /**
  * The streaming index options from config, each with the default above: `RECON_STREAM_GROUP`,
  * `RECON_STREAM_MAX_BATCH_RECORDS`, `RECON_STREAM_MAX_BATCH_WAIT_MS`, `RECON_STREAM_ALLOWED_LATENESS_MS`,
  * `RECON_STREAM_UNTIL_IDLE`, `RECON_STREAM_DIMENSIONS_REFRESH_MS`, `RECON_STREAM_IDLE_TIMEOUT_MS`,
- * `RECON_STREAM_JOIN_WINDOW_MS`, `RECON_STREAM_CHECKPOINT_EVERY`, `RECON_TOPIC_TRANSACTIONS`,
+ * `RECON_STREAM_JOIN_WINDOW_MS`, `RECON_TOPIC_TRANSACTIONS`,
  * `RECON_TOPIC_FRAUD_SIGNALS`.
  */
 export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> = Config.all({
@@ -171,10 +168,6 @@ export const streamingIndexOptionsConfig: Config.Config<StreamingIndexOptions> =
   idleTimeout: Config.integer("RECON_STREAM_IDLE_TIMEOUT_MS").pipe(
     Config.map(Duration.millis),
     Config.withDefault(Duration.decode(defaultStreamingIndexOptions.idleTimeout))
-  ),
-  checkpointEvery: Config.integer("RECON_STREAM_CHECKPOINT_EVERY").pipe(
-    Config.validate({ message: "must be at least 1", validation: (count) => count >= 1 }),
-    Config.withDefault(defaultStreamingIndexOptions.checkpointEvery)
   ),
   topics: Config.all({
     transactions: Config.string("RECON_TOPIC_TRANSACTIONS").pipe(Config.withDefault(topics.transactions)),
@@ -419,98 +412,15 @@ const fetchBatchManifests = (
     (read) => read.filter((entry) => entry !== undefined)
   )
 
-/**
- * A summary of committed manifests, so that a reader fetches one object plus the manifests committed since
- * instead of one object per micro-batch ever committed. Manifests stay where they are and the listing stays
- * the authority: a manifest the checkpoint holds counts only while its key is still listed, and any listed
- * key the checkpoint lacks is fetched. Two instances writing checkpoints at once each write a valid summary.
- */
-export const batchCheckpointKey = `${prefixes.streamingIndex}_batches_checkpoint.json`
-
-const BatchCheckpoint = Schema.Struct({
-  written_at: Schema.String,
-  manifests: Schema.Array(Schema.Struct({ key: Schema.String, manifest: StreamingBatchManifest }))
-})
-const decodeBatchCheckpoint = Schema.decodeUnknownEither(Schema.parseJson(BatchCheckpoint))
-
-/** The manifests a checkpoint holds by key; none when there is none or it cannot be read (with a warning). */
-const readBatchCheckpoint = (
-  store: ObjectStore
-): Effect.Effect<ReadonlyMap<string, StreamingBatchManifest>, ObjectStoreError> =>
-  Effect.gen(function* () {
-    const body = yield* store.get(batchCheckpointKey)
-    if (Option.isNone(body)) return new Map()
-    const decoded = decodeBatchCheckpoint(decoder.decode(body.value))
-    if (Either.isLeft(decoded)) {
-      yield* Effect.logWarning(`ignoring unreadable batch checkpoint ${batchCheckpointKey}`)
-      return new Map()
-    }
-    return new Map(decoded.right.manifests.map(({ key, manifest }) => [key, manifest]))
-  })
-
-/** Every committed manifest with its key, in key order, and how many had to be fetched one by one. */
-const readBatchManifestEntries = (
-  store: ObjectStore
-): Effect.Effect<
-  { readonly entries: ReadonlyArray<readonly [string, StreamingBatchManifest]>; readonly fetched: number },
-  ObjectStoreError
-> =>
-  Effect.gen(function* () {
-    const keys = yield* listBatchManifestKeys(store)
-    const checkpoint = yield* readBatchCheckpoint(store)
-    const covered: Array<readonly [string, StreamingBatchManifest]> = []
-    const uncovered: Array<string> = []
-    for (const key of keys) {
-      const manifest = checkpoint.get(key)
-      if (manifest === undefined) uncovered.push(key)
-      else covered.push([key, manifest])
-    }
-    const fetched = yield* fetchBatchManifests(store, uncovered)
-    const entries = [...covered, ...fetched].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return { entries, fetched: fetched.length }
-  })
-
-const byCommitTime = (a: StreamingBatchManifest, b: StreamingBatchManifest) =>
-  a.committed_at < b.committed_at ? -1 : a.committed_at > b.committed_at ? 1 : 0
-
-/** Keys and files of every committed micro-batch, oldest first (through the checkpoint when there is one). */
+/** Keys and files of every committed micro-batch, oldest first. */
 export const readCommittedBatches = (
   store: ObjectStore
 ): Effect.Effect<ReadonlyArray<StreamingBatchManifest>, ObjectStoreError> =>
-  Effect.map(readBatchManifestEntries(store), ({ entries }) =>
-    entries.map(([, manifest]) => manifest).sort(byCommitTime)
-  )
-
-/**
- * Writes a checkpoint of every committed manifest when at least `minimumFetched` of them are not in the
- * current one; gives the committed manifests, oldest first, and whether it wrote.
- */
-export const checkpointCommittedBatches = (
-  store: ObjectStore,
-  minimumFetched: number
-): Effect.Effect<
-  { readonly manifests: ReadonlyArray<StreamingBatchManifest>; readonly written: boolean },
-  ObjectStoreError
-> =>
   Effect.gen(function* () {
-    const { entries, fetched } = yield* readBatchManifestEntries(store)
-    let written = false
-    if (fetched > 0 && fetched >= minimumFetched) {
-      const checkpoint: typeof BatchCheckpoint.Encoded = {
-        written_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-        manifests: entries.map(([key, manifest]) => ({ key, manifest }))
-      }
-      // Only an optimisation: without it readers fetch the manifests one by one, as before.
-      written = yield* store
-        .put(batchCheckpointKey, new TextEncoder().encode(JSON.stringify(checkpoint)))
-        .pipe(
-          Effect.as(true),
-          Effect.catchAll((error) =>
-            Effect.as(Effect.logWarning(`could not write the batch checkpoint: ${error.message}`), false)
-          )
-        )
-    }
-    return { manifests: entries.map(([, manifest]) => manifest).sort(byCommitTime), written }
+    const read = yield* fetchBatchManifests(store, yield* listBatchManifestKeys(store))
+    return read
+      .map(([, manifest]) => manifest)
+      .sort((a, b) => (a.committed_at < b.committed_at ? -1 : a.committed_at > b.committed_at ? 1 : 0))
   })
 
 interface BatchOutcome {
@@ -1082,10 +992,7 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
     const scorer = yield* Effect.serviceOption(FraudScoring)
     const scoringState = Option.isSome(scorer) ? new LiveScoringState() : undefined
     // The committed manifests as they stand at start serve both the state rebuild and the resume below.
-    const processed = yield* ProcessedBucket
-    const { manifests } = yield* checkpointCommittedBatches(processed, settings.checkpointEvery)
-    const checkpointEvery = Math.max(1, settings.checkpointEvery)
-    let committedSinceCheckpoint = 0
+    const manifests = yield* readCommittedBatches(yield* ProcessedBucket)
     yield* rebuildEventTimeState(
       settings.group,
       manifests,
@@ -1151,14 +1058,6 @@ export const runStreamingIndex = (options: Partial<StreamingIndexOptions> = {}) 
             )
             yield* observeConsumerLag(log, outcome.offsets)
             yield* Effect.logInfo("micro-batch committed").pipe(Effect.annotateLogs(outcome.summary))
-            if (++committedSinceCheckpoint >= checkpointEvery) {
-              committedSinceCheckpoint = 0
-              yield* checkpointCommittedBatches(processed, checkpointEvery).pipe(
-                Effect.catchAll((error) =>
-                  Effect.logWarning(`could not read the manifests for a batch checkpoint: ${error.message}`)
-                )
-              )
-            }
             return outcome.summary
           })
         ),
