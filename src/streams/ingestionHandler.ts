@@ -358,6 +358,17 @@ export const makeIngestionHandler = (
       )
     )
 
+  /** A body refused as a whole (one rejected record): 422 naming `(body)` and the reason. */
+  const refuseBody = (topic: string, message: string, reason: string): Effect.Effect<IngestReply> =>
+    Effect.as(
+      observeRecords(topic, "rejected", 1),
+      errorReply(
+        ValidationFailed,
+        422,
+        new ValidationFailed({ message, problems: [{ field: "(body)", reason }], results: [] })
+      )
+    )
+
   const ingest = <A, I>(
     kind: RecordKind<A, I>,
     callerId: string,
@@ -366,31 +377,14 @@ export const makeIngestionHandler = (
   ) =>
     Effect.suspend((): Effect.Effect<IngestReply> => {
       const topic = kind.topic(settings.topics)
-      if (encodingProblem !== undefined) {
-        const problems = [{ field: "(body)", reason: encodingProblem }]
-        return Effect.as(
-          observeRecords(topic, "rejected", 1),
-          errorReply(
-            ValidationFailed,
-            422,
-            new ValidationFailed({ message: "the body is not UTF-8 text", problems, results: [] })
-          )
-        )
-      }
+      if (encodingProblem !== undefined)
+        return refuseBody(topic, "the body is not UTF-8 text", encodingProblem)
       let parsed: unknown
       try {
         parsed = JSON.parse(body)
       } catch (error) {
         const detail = redactCardNumbersInText(error instanceof Error ? error.message : String(error))
-        const problems = [{ field: "(body)", reason: `not valid JSON: ${detail}` }]
-        return Effect.as(
-          observeRecords(topic, "rejected", 1),
-          errorReply(
-            ValidationFailed,
-            422,
-            new ValidationFailed({ message: "the body is not valid JSON", problems, results: [] })
-          )
-        )
+        return refuseBody(topic, "the body is not valid JSON", `not valid JSON: ${detail}`)
       }
       const isBatch = Array.isArray(parsed)
       const items: ReadonlyArray<unknown> = Array.isArray(parsed) ? parsed : [parsed]
