@@ -11,6 +11,7 @@ import { utf8Problem, utf8Text } from "../domain/bytes.js"
 import { ParquetError } from "../domain/errors.js"
 import type { RecordProblem } from "../domain/validation.js"
 import { readParquetRows } from "../layers/ParquetCodec.js"
+import { withTextColumnsAsBinary } from "../layers/parquetFooter.js"
 
 /** An exact integer as a number when it is safe, else its decimal string (which validation refuses). */
 const integerOf = (value: bigint): number | string =>
@@ -69,6 +70,25 @@ const timestampText = (column: string, type: string): string => {
 }
 
 /**
+ * The rows of a producer's Parquet file. DuckDB refuses a whole file when one value of a text column is not
+ * UTF-8; the file is then read again with its text columns declared binary, whose values `toPlain` checks one
+ * by one, so that only the rows holding a bad value are refused. Any other failure stands.
+ */
+const readTolerantly = async (body: Uint8Array) => {
+  try {
+    return await readParquetRows(body, timestampText)
+  } catch (error) {
+    const asBinary = withTextColumnsAsBinary(body)
+    if (asBinary === undefined) throw error
+    try {
+      return await readParquetRows(asBinary, timestampText)
+    } catch {
+      throw error
+    }
+  }
+}
+
+/**
  * Reads a producer's Parquet file with DuckDB. Timestamps become RFC 3339 UTC strings with microseconds,
  * integers numbers when safe (else their decimal string, which validation refuses), DECIMALs numbers (see
  * `decimalOf`), lists arrays; the records then go through the same validation as JSON Lines.
@@ -78,7 +98,7 @@ export const readParquetRecords = (
 ): Effect.Effect<ReadonlyArray<ParquetRecord>, ParquetError> =>
   Effect.tryPromise({
     try: async () =>
-      (await readParquetRows(body, timestampText)).map((row) => {
+      (await readTolerantly(body)).map((row) => {
         const problems: Array<RecordProblem> = []
         const value = Object.fromEntries(
           Object.entries(row).map(([key, item]) => [

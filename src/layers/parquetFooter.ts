@@ -1,0 +1,242 @@
+/**
+ * Rewriting a Parquet file's footer so that its text columns read as binary. DuckDB refuses a whole file
+ * when one value of a UTF8-annotated column is not UTF-8. Read as binary, the same bytes come through, and
+ * the reader checks each value itself: only the rows holding a bad value are refused (contract §4: one bad
+ * line never spoils the file). The data pages are not touched, since they come before the footer; only
+ * the schema's annotations change.
+ */
+
+const magic = [0x50, 0x41, 0x52, 0x31] // "PAR1"
+
+/** Thrift compact protocol type codes. */
+const compact = {
+  stop: 0,
+  booleanTrue: 1,
+  booleanFalse: 2,
+  byte: 3,
+  i16: 4,
+  i32: 5,
+  i64: 6,
+  double: 7,
+  binary: 8,
+  list: 9,
+  set: 10,
+  map: 11,
+  struct: 12
+} as const
+
+/** A value of the footer cannot be read as Thrift's compact protocol. */
+class MalformedFooter extends Error {}
+
+/** Reads Thrift compact values from a footer, only far enough to know where each one ends. */
+class CompactReader {
+  constructor(
+    readonly bytes: Uint8Array,
+    public at: number
+  ) {}
+
+  byte(): number {
+    if (this.at >= this.bytes.length) throw new MalformedFooter("the footer ends early")
+    return this.bytes[this.at++]!
+  }
+
+  varint(): number {
+    let value = 0
+    let scale = 1
+    for (let index = 0; index < 10; index++) {
+      const next = this.byte()
+      value += (next & 0x7f) * scale
+      if (next < 0x80) return value
+      scale *= 0x80
+    }
+    throw new MalformedFooter("a varint is longer than 10 bytes")
+  }
+
+  zigzag(): number {
+    const value = this.varint()
+    return value % 2 === 0 ? value / 2 : -(value + 1) / 2
+  }
+
+  skip(count: number): void {
+    if (count < 0 || this.at + count > this.bytes.length) throw new MalformedFooter("the footer ends early")
+    this.at += count
+  }
+
+  /** Skips one value of compact `type`. */
+  skipValue(type: number, depth = 0): void {
+    if (depth > 64) throw new MalformedFooter("the footer nests too deeply")
+    switch (type) {
+      case compact.booleanTrue:
+      case compact.booleanFalse:
+        return
+      case compact.byte:
+        this.skip(1)
+        return
+      case compact.i16:
+      case compact.i32:
+      case compact.i64:
+        this.varint()
+        return
+      case compact.double:
+        this.skip(8)
+        return
+      case compact.binary:
+        this.skip(this.varint())
+        return
+      case compact.list:
+      case compact.set: {
+        const header = this.byte()
+        const size = header >> 4 === 15 ? this.varint() : header >> 4
+        const elementType = header & 0x0f
+        for (let index = 0; index < size; index++)
+          if (elementType === compact.booleanTrue || elementType === compact.booleanFalse) this.skip(1)
+          else this.skipValue(elementType, depth + 1)
+        return
+      }
+      case compact.map: {
+        const size = this.varint()
+        if (size === 0) return
+        const types = this.byte()
+        for (let index = 0; index < size; index++) {
+          this.skipValue(types >> 4, depth + 1)
+          this.skipValue(types & 0x0f, depth + 1)
+        }
+        return
+      }
+      case compact.struct:
+        for (const field of this.fields()) this.skipValue(field.type, depth + 1)
+        return
+      default:
+        throw new MalformedFooter(`unknown compact type ${type}`)
+    }
+  }
+
+  /** The fields of the struct starting here, each yielded before its value is read (the caller reads or skips it). */
+  *fields(): Generator<{ readonly id: number; readonly type: number }> {
+    let lastId = 0
+    for (;;) {
+      const header = this.byte()
+      const type = header & 0x0f
+      if (type === compact.stop) return
+      const delta = header >> 4
+      const id = delta === 0 ? this.zigzag() : lastId + delta
+      lastId = id
+      yield { id, type }
+    }
+  }
+}
+
+/** Appends a compact field header for `id` after `lastId`. */
+const fieldHeader = (out: Array<number>, id: number, lastId: number, type: number): void => {
+  const delta = id - lastId
+  if (delta > 0 && delta <= 15) out.push((delta << 4) | type)
+  else {
+    out.push(type)
+    let rest = id >= 0 ? id * 2 : -id * 2 - 1
+    while (rest >= 0x80) {
+      out.push((rest % 0x80) | 0x80)
+      rest = Math.floor(rest / 0x80)
+    }
+    out.push(rest)
+  }
+}
+
+const byteArrayType = 6
+/** ConvertedType codes of texts: UTF8, ENUM, JSON. */
+const textConvertedTypes = new Set([0, 4, 19])
+/** LogicalType union members of texts: STRING, ENUM, JSON. */
+const textLogicalTypes = new Set([1, 4, 12])
+
+/**
+ * One SchemaElement re-encoded: for a BYTE_ARRAY column annotated as text (UTF8, ENUM or JSON, as a
+ * converted or a logical type), without those annotations; any other element as it was. Returns whether it
+ * changed.
+ */
+const rewriteSchemaElement = (reader: CompactReader, out: Array<number>): boolean => {
+  const kept: Array<{ id: number; type: number; start: number; end: number }> = []
+  let physicalType: number | undefined
+  let convertedType: number | undefined
+  let logicalMember: number | undefined
+  for (const field of reader.fields()) {
+    const start = reader.at
+    if (field.id === 1 && field.type === compact.i32) {
+      physicalType = reader.zigzag()
+    } else if (field.id === 6 && field.type === compact.i32) {
+      convertedType = reader.zigzag()
+    } else if (field.id === 10 && field.type === compact.struct) {
+      for (const member of reader.fields()) {
+        logicalMember ??= member.id
+        reader.skipValue(member.type)
+      }
+    } else reader.skipValue(field.type)
+    kept.push({ id: field.id, type: field.type, start, end: reader.at })
+  }
+  const isText =
+    physicalType === byteArrayType &&
+    (convertedType === undefined || textConvertedTypes.has(convertedType)) &&
+    (logicalMember === undefined || textLogicalTypes.has(logicalMember)) &&
+    (convertedType !== undefined || logicalMember !== undefined)
+  let lastId = 0
+  for (const field of kept) {
+    if (isText && (field.id === 6 || field.id === 10)) continue
+    fieldHeader(out, field.id, lastId, field.type)
+    lastId = field.id
+    for (let index = field.start; index < field.end; index++) out.push(reader.bytes[index]!)
+  }
+  out.push(compact.stop)
+  return isText
+}
+
+/**
+ * The file with its text columns (BYTE_ARRAY annotated UTF8, ENUM or JSON) declared as plain binary, or
+ * undefined when it has none, or is not a plain Parquet file whose footer can be read (an encrypted footer,
+ * a cut file).
+ */
+export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefined => {
+  const length = file.length
+  if (length < 12 || magic.some((byte, index) => file[length - 4 + index] !== byte)) return undefined
+  const footerLength = new DataView(file.buffer, file.byteOffset + length - 8, 4).getUint32(0, true)
+  const footerStart = length - 8 - footerLength
+  if (footerStart < 4) return undefined
+  const footer = file.subarray(footerStart, length - 8)
+  try {
+    const reader = new CompactReader(footer, 0)
+    for (const field of reader.fields()) {
+      if (field.id !== 2 || field.type !== compact.list) {
+        reader.skipValue(field.type)
+        continue
+      }
+      const listStart = reader.at
+      const header = reader.byte()
+      const size = header >> 4 === 15 ? reader.varint() : header >> 4
+      if ((header & 0x0f) !== compact.struct) return undefined
+      const elementsStart = reader.at
+      const elements: Array<number> = []
+      let changed = false
+      for (let index = 0; index < size; index++) changed = rewriteSchemaElement(reader, elements) || changed
+      if (!changed) return undefined
+      // The fields after the schema keep their ids, so their bytes are copied as they are.
+      const rest = footer.subarray(reader.at)
+      const headerBytes = footer.subarray(listStart, elementsStart)
+      const newFooterLength = listStart + headerBytes.length + elements.length + rest.length
+      const result = new Uint8Array(footerStart + newFooterLength + 8)
+      result.set(file.subarray(0, footerStart), 0)
+      let at = footerStart
+      result.set(footer.subarray(0, listStart), at)
+      at += listStart
+      result.set(headerBytes, at)
+      at += headerBytes.length
+      result.set(elements, at)
+      at += elements.length
+      result.set(rest, at)
+      at += rest.length
+      new DataView(result.buffer).setUint32(at, newFooterLength, true)
+      result.set(magic, at + 4)
+      return result
+    }
+    return undefined
+  } catch (error) {
+    if (error instanceof MalformedFooter) return undefined
+    throw error
+  }
+}

@@ -1,0 +1,155 @@
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { DuckDBInstance } from "@duckdb/node-api"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { parquetWriteBuffer } from "hyparquet-writer"
+import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { withTextColumnsAsBinary } from "../src/layers/parquetFooter.js"
+import { runBatchIndex } from "../src/streams/batchIndex.js"
+import { memoryLayers } from "./support/fixtures.js"
+
+const text = (value: string) => new TextEncoder().encode(value)
+const badBytes = (prefix: string) => Uint8Array.from([...text(prefix), 0xff])
+
+type Column =
+  | { readonly name: string; readonly kind: "text"; readonly data: ReadonlyArray<Uint8Array | null> }
+  | { readonly name: string; readonly kind: "int64"; readonly data: ReadonlyArray<bigint> }
+
+/** A Parquet file whose UTF8 columns hold exactly the given bytes (hyparquet-writer does not check them). */
+const parquetOf = (columns: ReadonlyArray<Column>): Uint8Array =>
+  new Uint8Array(
+    parquetWriteBuffer({
+      schema: [
+        { name: "root", num_children: columns.length },
+        ...columns.map((column) =>
+          column.kind === "text"
+            ? {
+                name: column.name,
+                type: "BYTE_ARRAY" as const,
+                converted_type: "UTF8" as const,
+                repetition_type: "OPTIONAL" as const
+              }
+            : { name: column.name, type: "INT64" as const, repetition_type: "OPTIONAL" as const }
+        )
+      ],
+      columnData: columns.map((column) => ({ name: column.name, data: [...column.data] }))
+    })
+  )
+
+/** What DuckDB says of a file: its column types, or the error that refused it. */
+const describeWithDuckDb = async (file: Uint8Array): Promise<string> => {
+  const directory = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "pq-footer-"))
+  const path = NodePath.join(directory, "f.parquet")
+  NodeFs.writeFileSync(path, file)
+  const connection = await (await DuckDBInstance.create(":memory:")).connect()
+  try {
+    const rows = (await connection.runAndReadAll(`SELECT * FROM read_parquet('${path}')`)).getRows()
+    const types = (await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${path}')`)).getRows()
+    return `${rows.length} rows: ${types.map((row) => `${String(row[0])} ${String(row[1])}`).join(", ")}`
+  } catch (error) {
+    return `refused: ${error instanceof Error ? error.message : String(error)}`
+  } finally {
+    connection.closeSync()
+    NodeFs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+describe("Parquet footer: text columns read as binary", () => {
+  it("turns a file DuckDB refuses for one bad text value into one it reads, every other column as it was", async () => {
+    const file = parquetOf([
+      { name: "id", kind: "text", data: [text("a"), badBytes("b"), text("Ü")] },
+      { name: "n", kind: "int64", data: [1n, 2n, 3n] },
+      { name: "note", kind: "text", data: [null, text("x"), text("y")] }
+    ])
+    assert.match(await describeWithDuckDb(file), /^refused: .*not valid UTF8/)
+    const rewritten = withTextColumnsAsBinary(file)
+    assert.isDefined(rewritten)
+    assert.strictEqual(await describeWithDuckDb(rewritten!), "3 rows: id BLOB, n BIGINT, note BLOB")
+    // The data pages come before the footer and are kept byte for byte.
+    const footerStart = file.length - 8 - new DataView(file.buffer).getUint32(file.length - 8, true)
+    assert.deepStrictEqual(rewritten!.subarray(0, footerStart), file.subarray(0, footerStart))
+  })
+
+  it("reads a DuckDB-written file's STRING columns, lists of them included, as BLOB with the same bytes; the rest as it was", async () => {
+    const directory = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "pq-footer-"))
+    const path = NodePath.join(directory, "written.parquet")
+    const connection = await (await DuckDBInstance.create(":memory:")).connect()
+    await connection.run("SET TimeZone = 'UTC'")
+    await connection.run(
+      `COPY (SELECT 'Ünïcode ' || i AS s, ['a', 'b' || i] AS l, (i * 1.25)::DECIMAL(18, 2) AS d, ` +
+        `TIMESTAMPTZ '2026-11-24 10:00:00+00' AS t, i AS n FROM range(3) r(i)) TO '${path}' (FORMAT parquet, COMPRESSION zstd)`
+    )
+    const rewritten = withTextColumnsAsBinary(new Uint8Array(NodeFs.readFileSync(path)))
+    assert.isDefined(rewritten)
+    NodeFs.writeFileSync(NodePath.join(directory, "binary.parquet"), rewritten!)
+    const query = async (sql: string) => JSON.stringify((await connection.runAndReadAll(sql)).getRowsJson())
+    assert.strictEqual(
+      await query(
+        `SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${directory}/binary.parquet')`
+      ),
+      JSON.stringify([
+        ["s", "BLOB"],
+        ["l", "BLOB[]"],
+        ["d", "DECIMAL(18,2)"],
+        ["t", "TIMESTAMP WITH TIME ZONE"],
+        ["n", "BIGINT"]
+      ])
+    )
+    assert.strictEqual(
+      await query(
+        `SELECT decode(s), list_transform(l, x -> decode(x)), d, t, n FROM '${directory}/binary.parquet' ORDER BY n`
+      ),
+      await query(`SELECT s, l, d, t, n FROM '${path}' ORDER BY n`)
+    )
+    connection.closeSync()
+    NodeFs.rmSync(directory, { recursive: true, force: true })
+  })
+
+  it("gives nothing for a file without text columns, for bytes that are not Parquet, and for a cut file", () => {
+    assert.isUndefined(withTextColumnsAsBinary(parquetOf([{ name: "n", kind: "int64", data: [1n] }])))
+    assert.isUndefined(withTextColumnsAsBinary(text("PAR1 not really PAR1")))
+    const file = parquetOf([{ name: "id", kind: "text", data: [text("a")] }])
+    assert.isUndefined(withTextColumnsAsBinary(file.subarray(0, file.length - 1)))
+    const footerCut = Uint8Array.from(file)
+    // A footer length pointing before the file's start.
+    new DataView(footerCut.buffer).setUint32(footerCut.length - 8, footerCut.length, true)
+    assert.isUndefined(withTextColumnsAsBinary(footerCut))
+  })
+
+  it.effect("a bad text value in a producer's Parquet file refuses its row only, naming the field (§4)", () =>
+    Effect.gen(function* () {
+      const raw = yield* RawBucket
+      const rows = 3
+      const same = (value: string) => Array.from({ length: rows }, () => text(value))
+      yield* raw.put(
+        "raw/transactions/dt=2026-11-24/part-0.parquet",
+        parquetOf([
+          { name: "event_id", kind: "text", data: [text("e-1"), text("e-2"), text("e-3")] },
+          { name: "transaction_id", kind: "text", data: [text("t-1"), text("t-2"), text("t-3")] },
+          { name: "sequence", kind: "int64", data: [0n, 0n, 0n] },
+          { name: "event_time", kind: "text", data: same("2026-11-24T10:00:00Z") },
+          { name: "status", kind: "text", data: same("authorized") },
+          { name: "amount_minor", kind: "int64", data: [100n, 200n, 300n] },
+          { name: "currency", kind: "text", data: same("EUR") },
+          { name: "user_id", kind: "text", data: same("u-1") },
+          { name: "merchant_id", kind: "text", data: [text("m-1"), badBytes("m-"), text("m-Ü")] },
+          { name: "payment_method", kind: "text", data: same("card") },
+          { name: "processor", kind: "text", data: same("adyen") },
+          { name: "processor_reference", kind: "text", data: same("psp-1") },
+          // An unknown column is ignored, bad bytes and all (§1).
+          { name: "note", kind: "text", data: [badBytes("n"), null, text("ok")] }
+        ])
+      )
+      const batch = yield* runBatchIndex
+      assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
+      const processed = yield* ProcessedBucket
+      const [entry] = yield* processed.list("quarantine/batch/")
+      const body = yield* processed.get(entry!.key)
+      const quarantined = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+      assert.include(quarantined, "merchant_id: not valid UTF-8: byte 0xff at byte 3")
+      assert.include(quarantined, "part-0.parquet#row=2")
+    }).pipe(Effect.provide(memoryLayers))
+  )
+})
