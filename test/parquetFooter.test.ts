@@ -8,7 +8,7 @@ import { parquetWriteBuffer } from "hyparquet-writer"
 import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { withTextColumnsAsBinary } from "../src/layers/parquetFooter.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
-import { memoryLayers } from "./support/fixtures.js"
+import { memoryLayers, quarantineText } from "./support/fixtures.js"
 
 const text = (value: string) => new TextEncoder().encode(value)
 const badBytes = (prefix: string) => Uint8Array.from([...text(prefix), 0xff])
@@ -144,10 +144,7 @@ describe("Parquet footer: text columns read as binary", () => {
       )
       const batch = yield* runBatchIndex
       assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
-      const processed = yield* ProcessedBucket
-      const [entry] = yield* processed.list("quarantine/batch/")
-      const body = yield* processed.get(entry!.key)
-      const quarantined = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+      const quarantined = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
       assert.include(quarantined, "merchant_id: not valid UTF-8: byte 0xff at byte 3")
       assert.include(quarantined, "part-0.parquet#row=2")
     }).pipe(Effect.provide(memoryLayers))
