@@ -107,6 +107,42 @@ describe("Parquet footer: text columns read as binary", () => {
     NodeFs.rmSync(directory, { recursive: true, force: true })
   })
 
+  it("skips fields it does not know, maps of booleans included, and refuses a collection larger than the footer", async () => {
+    const file = parquetOf([{ name: "id", kind: "text", data: [badBytes("a")] }])
+    const footerLength = new DataView(file.buffer).getUint32(file.length - 8, true)
+    const footerStart = file.length - 8 - footerLength
+    const footer = file.subarray(footerStart, file.length - 8)
+    // FileMetaData: field 1 (version, 2 bytes), then an unknown field 100 holding a map, then field 2 (the
+    // schema) with a long-form header, as the delta from 100 is negative, then the rest as it was.
+    const withUnknownMap = (map: ReadonlyArray<number>) => {
+      const changed = Uint8Array.from([
+        ...footer.subarray(0, 2),
+        0x0b,
+        0xc8,
+        0x01,
+        ...map,
+        0x09,
+        0x04,
+        ...footer.subarray(3)
+      ])
+      const out = new Uint8Array(footerStart + changed.length + 8)
+      out.set(file.subarray(0, footerStart))
+      out.set(changed, footerStart)
+      new DataView(out.buffer).setUint32(footerStart + changed.length, changed.length, true)
+      out.set(file.subarray(file.length - 4), footerStart + changed.length + 4)
+      return out
+    }
+    // map<bool, bool> {false: false}: a boolean in a map takes a byte of its own (2 or 0 for false, as
+    // writers differ; a 0 read as a field header would end the struct).
+    for (const falseByte of [0x02, 0x00]) {
+      const rewritten = withTextColumnsAsBinary(withUnknownMap([0x01, 0x11, falseByte, falseByte]))
+      assert.isDefined(rewritten)
+      assert.strictEqual(await describeWithDuckDb(rewritten!), "1 rows: id BLOB")
+    }
+    // A map declaring 2^40 entries in a few bytes is refused at once instead of looping.
+    assert.isUndefined(withTextColumnsAsBinary(withUnknownMap([0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x11])))
+  })
+
   it("gives nothing for a file without text columns, for bytes that are not Parquet, and for a cut file", () => {
     assert.isUndefined(withTextColumnsAsBinary(parquetOf([{ name: "n", kind: "int64", data: [1n] }])))
     assert.isUndefined(withTextColumnsAsBinary(text("PAR1 not really PAR1")))

@@ -22,8 +22,11 @@ const compact = {
   list: 9,
   set: 10,
   map: 11,
-  struct: 12
+  struct: 12,
+  uuid: 13
 } as const
+
+const isBoolean = (type: number): boolean => type === compact.booleanTrue || type === compact.booleanFalse
 
 /** A value of the footer cannot be read as Thrift's compact protocol. */
 class MalformedFooter extends Error {}
@@ -62,6 +65,19 @@ class CompactReader {
     this.at += count
   }
 
+  /** A collection's declared size, refused when its elements (a byte each at least) cannot fit in what is left. */
+  size(declared: number): number {
+    if (declared > this.bytes.length - this.at)
+      throw new MalformedFooter("a collection is larger than the footer")
+    return declared
+  }
+
+  /** Skips one element of a list, set or map, where a boolean takes a byte of its own. */
+  skipElement(type: number, depth: number): void {
+    if (isBoolean(type)) this.skip(1)
+    else this.skipValue(type, depth)
+  }
+
   /** Skips one value of compact `type`. */
   skipValue(type: number, depth = 0): void {
     if (depth > 64) throw new MalformedFooter("the footer nests too deeply")
@@ -80,26 +96,27 @@ class CompactReader {
       case compact.double:
         this.skip(8)
         return
+      case compact.uuid:
+        this.skip(16)
+        return
       case compact.binary:
         this.skip(this.varint())
         return
       case compact.list:
       case compact.set: {
         const header = this.byte()
-        const size = header >> 4 === 15 ? this.varint() : header >> 4
+        const size = this.size(header >> 4 === 15 ? this.varint() : header >> 4)
         const elementType = header & 0x0f
-        for (let index = 0; index < size; index++)
-          if (elementType === compact.booleanTrue || elementType === compact.booleanFalse) this.skip(1)
-          else this.skipValue(elementType, depth + 1)
+        for (let index = 0; index < size; index++) this.skipElement(elementType, depth + 1)
         return
       }
       case compact.map: {
-        const size = this.varint()
+        const size = this.size(this.varint())
         if (size === 0) return
         const types = this.byte()
         for (let index = 0; index < size; index++) {
-          this.skipValue(types >> 4, depth + 1)
-          this.skipValue(types & 0x0f, depth + 1)
+          this.skipElement(types >> 4, depth + 1)
+          this.skipElement(types & 0x0f, depth + 1)
         }
         return
       }
@@ -208,7 +225,7 @@ export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefine
       }
       const listStart = reader.at
       const header = reader.byte()
-      const size = header >> 4 === 15 ? reader.varint() : header >> 4
+      const size = reader.size(header >> 4 === 15 ? reader.varint() : header >> 4)
       if ((header & 0x0f) !== compact.struct) return undefined
       const elementsStart = reader.at
       const elements: Array<number> = []
