@@ -3,9 +3,11 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { parquetWriteBuffer } from "hyparquet-writer"
-import { ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import type { TableRow } from "../src/domain/rows.js"
+import { getRequired, type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
+import { Parquet } from "../src/layers/ParquetCodec.js"
 import { withTextColumnsAsBinary } from "../src/layers/parquetFooter.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { memoryLayers, quarantineText } from "./support/fixtures.js"
@@ -15,7 +17,11 @@ const badBytes = (prefix: string) => Uint8Array.from([...text(prefix), 0xff])
 
 type Column =
   | { readonly name: string; readonly kind: "text"; readonly data: ReadonlyArray<Uint8Array | null> }
-  | { readonly name: string; readonly kind: "int64"; readonly data: ReadonlyArray<bigint> }
+  | {
+      readonly name: string
+      readonly kind: "int64" | "timestampMillis"
+      readonly data: ReadonlyArray<bigint>
+    }
 
 /** A Parquet file whose UTF8 columns hold exactly the given bytes (hyparquet-writer does not check them). */
 const parquetOf = (columns: ReadonlyArray<Column>): Uint8Array =>
@@ -31,7 +37,18 @@ const parquetOf = (columns: ReadonlyArray<Column>): Uint8Array =>
                 converted_type: "UTF8" as const,
                 repetition_type: "OPTIONAL" as const
               }
-            : { name: column.name, type: "INT64" as const, repetition_type: "OPTIONAL" as const }
+            : column.kind === "timestampMillis"
+              ? {
+                  name: column.name,
+                  type: "INT64" as const,
+                  logical_type: {
+                    type: "TIMESTAMP" as const,
+                    isAdjustedToUTC: true,
+                    unit: "MILLIS" as const
+                  },
+                  repetition_type: "OPTIONAL" as const
+                }
+              : { name: column.name, type: "INT64" as const, repetition_type: "OPTIONAL" as const }
         )
       ],
       columnData: columns.map((column) => ({ name: column.name, data: [...column.data] }))
@@ -55,6 +72,35 @@ const describeWithDuckDb = async (file: Uint8Array): Promise<string> => {
     NodeFs.rmSync(directory, { recursive: true, force: true })
   }
 }
+
+const rowCount = 3
+const same = (value: string) => Array.from({ length: rowCount }, () => text(value))
+
+/** Three transaction events as Parquet columns; `varying` sets event_time, merchant_id and any extra column. */
+const transactionColumns = (varying: Record<string, Column>): ReadonlyArray<Column> => [
+  { name: "event_id", kind: "text", data: [text("e-1"), text("e-2"), text("e-3")] },
+  { name: "transaction_id", kind: "text", data: [text("t-1"), text("t-2"), text("t-3")] },
+  { name: "sequence", kind: "int64", data: [0n, 0n, 0n] },
+  { name: "status", kind: "text", data: same("authorized") },
+  { name: "amount_minor", kind: "int64", data: [100n, 200n, 300n] },
+  { name: "currency", kind: "text", data: same("EUR") },
+  { name: "user_id", kind: "text", data: same("u-1") },
+  { name: "payment_method", kind: "text", data: same("card") },
+  { name: "processor", kind: "text", data: same("adyen") },
+  { name: "processor_reference", kind: "text", data: same("psp-1") },
+  ...Object.values(varying)
+]
+
+/** Every row of the published batch index's transactions. */
+const readIndexRows = (processed: ObjectStore) =>
+  Effect.gen(function* () {
+    const codec = yield* Parquet
+    const rows: Array<TableRow> = []
+    for (const info of yield* processed.list("batch_index/transactions/"))
+      if (info.key.endsWith(".parquet"))
+        rows.push(...(yield* codec.decode(yield* getRequired(processed, info.key))))
+    return rows
+  })
 
 describe("Parquet footer: text columns read as binary", () => {
   it("turns a file DuckDB refuses for one bad text value into one it reads, every other column as it was", async () => {
@@ -157,26 +203,20 @@ describe("Parquet footer: text columns read as binary", () => {
   it.effect("a bad text value in a producer's Parquet file refuses its row only, naming the field (§4)", () =>
     Effect.gen(function* () {
       const raw = yield* RawBucket
-      const rows = 3
-      const same = (value: string) => Array.from({ length: rows }, () => text(value))
       yield* raw.put(
         "raw/transactions/dt=2026-11-24/part-0.parquet",
-        parquetOf([
-          { name: "event_id", kind: "text", data: [text("e-1"), text("e-2"), text("e-3")] },
-          { name: "transaction_id", kind: "text", data: [text("t-1"), text("t-2"), text("t-3")] },
-          { name: "sequence", kind: "int64", data: [0n, 0n, 0n] },
-          { name: "event_time", kind: "text", data: same("2026-11-24T10:00:00Z") },
-          { name: "status", kind: "text", data: same("authorized") },
-          { name: "amount_minor", kind: "int64", data: [100n, 200n, 300n] },
-          { name: "currency", kind: "text", data: same("EUR") },
-          { name: "user_id", kind: "text", data: same("u-1") },
-          { name: "merchant_id", kind: "text", data: [text("m-1"), badBytes("m-"), text("m-Ü")] },
-          { name: "payment_method", kind: "text", data: same("card") },
-          { name: "processor", kind: "text", data: same("adyen") },
-          { name: "processor_reference", kind: "text", data: same("psp-1") },
-          // An unknown column is ignored, bad bytes and all (§1).
-          { name: "note", kind: "text", data: [badBytes("n"), null, text("ok")] }
-        ])
+        parquetOf(
+          transactionColumns({
+            event_time: { name: "event_time", kind: "text", data: same("2026-11-24T10:00:00Z") },
+            merchant_id: {
+              name: "merchant_id",
+              kind: "text",
+              data: [text("m-1"), badBytes("m-"), text("m-Ü")]
+            },
+            // An unknown column is ignored, bad bytes and all (§1).
+            note: { name: "note", kind: "text", data: [badBytes("n"), null, text("ok")] }
+          })
+        )
       )
       const batch = yield* runBatchIndex
       assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
@@ -184,5 +224,40 @@ describe("Parquet footer: text columns read as binary", () => {
       assert.include(quarantined, "merchant_id: not valid UTF-8: byte 0xff at byte 3")
       assert.include(quarantined, "part-0.parquet#row=2")
     }).pipe(Effect.provide(memoryLayers))
+  )
+
+  it.effect(
+    "a millisecond timestamp past what microseconds hold refuses its row only, naming the field (§4)",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const millis = 1_764_000_000_123n
+        yield* raw.put(
+          "raw/transactions/dt=2026-11-24/part-0.parquet",
+          parquetOf(
+            transactionColumns({
+              event_time: {
+                name: "event_time",
+                kind: "timestampMillis",
+                data: [millis, 9_300_000_000_000_000n, -millis]
+              },
+              merchant_id: { name: "merchant_id", kind: "text", data: same("m-1") }
+            })
+          )
+        )
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
+        const quarantined = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
+        assert.include(quarantined, "event_time: timestamp out of range: 9300000000000000 millis from 1970")
+        const processed = yield* ProcessedBucket
+        const rows = yield* readIndexRows(processed)
+        assert.deepStrictEqual(
+          rows.map((row) => [row["event_id"], row["event_time"]]).sort(),
+          [
+            ["e-1", Number(millis) * 1000],
+            ["e-3", -Number(millis) * 1000]
+          ].sort()
+        )
+      }).pipe(Effect.provide(Layer.merge(memoryLayers, Parquet.layer())))
   )
 })

@@ -1,9 +1,10 @@
 /**
- * Rewriting a Parquet file's footer so that its text columns read as binary. DuckDB refuses a whole file
- * when one value of a UTF8-annotated column is not UTF-8. Read as binary, the same bytes come through, and
- * the reader checks each value itself: only the rows holding a bad value are refused (contract §4: one bad
- * line never spoils the file). The data pages are not touched, since they come before the footer; only
- * the schema's annotations change.
+ * Rewriting a Parquet file's footer so that its text columns read as binary and, when asked, its timestamp
+ * columns as plain integers. DuckDB refuses a whole file when one value of a UTF8-annotated column is not
+ * UTF-8, or when one millisecond timestamp is past what microseconds can hold. Read without those
+ * annotations, the same values come through and the reader checks each one itself: only the rows holding a
+ * bad value are refused (contract §4: one bad line never spoils the file). The data pages are not touched,
+ * since they come before the footer; only the schema's annotations change.
  */
 
 const magic = [0x50, 0x41, 0x52, 0x31] // "PAR1"
@@ -158,58 +159,128 @@ const fieldHeader = (out: Array<number>, id: number, lastId: number, type: numbe
   }
 }
 
+const int64Type = 2
 const byteArrayType = 6
 /** ConvertedType codes of texts: UTF8, ENUM, JSON. */
 const textConvertedTypes = new Set([0, 4, 19])
 /** LogicalType union members of texts: STRING, ENUM, JSON. */
 const textLogicalTypes = new Set([1, 4, 12])
+/** ConvertedType codes of timestamps, by unit. */
+const timestampConvertedUnits: ReadonlyMap<number, TimestampUnit> = new Map([
+  [9, "millis"],
+  [10, "micros"]
+])
+const timestampLogicalMember = 8
+const timeUnits: ReadonlyArray<TimestampUnit | undefined> = [undefined, "millis", "micros", "nanos"]
+
+/** The unit of an INT64 timestamp column. */
+export type TimestampUnit = "millis" | "micros" | "nanos"
+
+/** What one SchemaElement is, as far as the rewrite needs to know. */
+interface SchemaElementFacts {
+  readonly changed: boolean
+  readonly name: string | undefined
+  readonly numChildren: number
+  /** The unit when the element is an INT64 timestamp whose annotation was removed. */
+  readonly timestampUnit: TimestampUnit | undefined
+}
+
+/** The unit of a LogicalType TIMESTAMP struct (isAdjustedToUTC, unit); undefined when it names none. */
+const readTimestampUnit = (reader: CompactReader): TimestampUnit | undefined => {
+  let unit: TimestampUnit | undefined
+  for (const field of reader.fields()) {
+    if (field.id === 2 && field.type === compact.struct)
+      for (const member of reader.fields()) {
+        unit ??= timeUnits[member.id]
+        reader.skipValue(member.type)
+      }
+    else reader.skipValue(field.type)
+  }
+  return unit
+}
 
 /**
- * One SchemaElement re-encoded: for a BYTE_ARRAY column annotated as text (UTF8, ENUM or JSON, as a
- * converted or a logical type), without those annotations; any other element as it was. Returns whether it
- * changed.
+ * One SchemaElement re-encoded without the annotations `strip` asks to drop: a BYTE_ARRAY column annotated
+ * as text (UTF8, ENUM or JSON, as a converted or a logical type), and, for a top-level column when
+ * `timestamps` is set, an INT64 timestamp; any other element as it was.
  */
-const rewriteSchemaElement = (reader: CompactReader, out: Array<number>): boolean => {
+const rewriteSchemaElement = (
+  reader: CompactReader,
+  out: Array<number>,
+  strip: { readonly text: boolean; readonly timestamps: boolean }
+): SchemaElementFacts => {
   const kept: Array<{ id: number; type: number; start: number; end: number }> = []
   let physicalType: number | undefined
   let convertedType: number | undefined
   let logicalMember: number | undefined
+  let logicalUnit: TimestampUnit | undefined
+  let name: string | undefined
+  let numChildren = 0
   for (const field of reader.fields()) {
     const start = reader.at
     if (field.id === 1 && field.type === compact.i32) {
       physicalType = reader.zigzag()
+    } else if (field.id === 4 && field.type === compact.binary) {
+      const length = reader.varint()
+      reader.skip(length)
+      name = new TextDecoder().decode(reader.bytes.subarray(reader.at - length, reader.at))
+    } else if (field.id === 5 && field.type === compact.i32) {
+      numChildren = reader.zigzag()
     } else if (field.id === 6 && field.type === compact.i32) {
       convertedType = reader.zigzag()
     } else if (field.id === 10 && field.type === compact.struct) {
       for (const member of reader.fields()) {
         logicalMember ??= member.id
-        reader.skipValue(member.type)
+        if (member.id === timestampLogicalMember && member.type === compact.struct)
+          logicalUnit = readTimestampUnit(reader)
+        else reader.skipValue(member.type)
       }
     } else reader.skipValue(field.type)
     kept.push({ id: field.id, type: field.type, start, end: reader.at })
   }
   const isText =
+    strip.text &&
     physicalType === byteArrayType &&
     (convertedType === undefined || textConvertedTypes.has(convertedType)) &&
     (logicalMember === undefined || textLogicalTypes.has(logicalMember)) &&
     (convertedType !== undefined || logicalMember !== undefined)
+  const convertedUnit = convertedType === undefined ? undefined : timestampConvertedUnits.get(convertedType)
+  const timestampUnit =
+    strip.timestamps &&
+    physicalType === int64Type &&
+    (convertedType === undefined || convertedUnit !== undefined) &&
+    (logicalMember === undefined || logicalMember === timestampLogicalMember)
+      ? (logicalUnit ?? convertedUnit)
+      : undefined
+  const stripped = isText || timestampUnit !== undefined
   let lastId = 0
   for (const field of kept) {
-    if (isText && (field.id === 6 || field.id === 10)) continue
+    if (stripped && (field.id === 6 || field.id === 10)) continue
     fieldHeader(out, field.id, lastId, field.type)
     lastId = field.id
     for (let index = field.start; index < field.end; index++) out.push(reader.bytes[index]!)
   }
   out.push(compact.stop)
-  return isText
+  return { changed: stripped, name, numChildren, timestampUnit }
+}
+
+/** A Parquet file with some columns' annotations removed, and the timestamp columns that lost theirs. */
+export interface PlainColumns {
+  readonly file: Uint8Array
+  /** Top-level INT64 timestamp columns now read as plain integers, by name, with their unit. */
+  readonly timestampUnits: ReadonlyMap<string, TimestampUnit>
 }
 
 /**
- * The file with its text columns (BYTE_ARRAY annotated UTF8, ENUM or JSON) declared as plain binary, or
- * undefined when it has none, or is not a plain Parquet file whose footer can be read (an encrypted footer,
- * a cut file).
+ * The file with its text columns (BYTE_ARRAY annotated UTF8, ENUM or JSON) declared as plain binary, and,
+ * with `timestamps`, its top-level INT64 timestamp columns as plain integers (their units returned). Undefined
+ * when nothing changes, or when the file is not a plain Parquet file whose footer can be read (an encrypted
+ * footer, a cut file).
  */
-export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefined => {
+export const withPlainColumns = (
+  file: Uint8Array,
+  strip: { readonly timestamps: boolean } = { timestamps: false }
+): PlainColumns | undefined => {
   const length = file.length
   if (length < 12 || magic.some((byte, index) => file[length - 4 + index] !== byte)) return undefined
   const footerLength = new DataView(file.buffer, file.byteOffset + length - 8, 4).getUint32(0, true)
@@ -229,8 +300,23 @@ export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefine
       if ((header & 0x0f) !== compact.struct) return undefined
       const elementsStart = reader.at
       const elements: Array<number> = []
+      const timestampUnits = new Map<string, TimestampUnit>()
       let changed = false
-      for (let index = 0; index < size; index++) changed = rewriteSchemaElement(reader, elements) || changed
+      // Children left to read at each open level of the schema tree (the root's first).
+      const open: Array<number> = []
+      for (let index = 0; index < size; index++) {
+        const topLevel = open.length === 1
+        const facts = rewriteSchemaElement(reader, elements, {
+          text: true,
+          timestamps: strip.timestamps && topLevel
+        })
+        changed = facts.changed || changed
+        if (facts.timestampUnit !== undefined && facts.name !== undefined)
+          timestampUnits.set(facts.name, facts.timestampUnit)
+        if (open.length > 0) open[open.length - 1]!--
+        if (facts.numChildren > 0) open.push(facts.numChildren)
+        while (open.length > 0 && open[open.length - 1] === 0) open.pop()
+      }
       if (!changed) return undefined
       // The fields after the schema keep their ids, so their bytes are copied as they are.
       const rest = footer.subarray(reader.at)
@@ -249,7 +335,7 @@ export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefine
       at += rest.length
       new DataView(result.buffer).setUint32(at, newFooterLength, true)
       result.set(magic, at + 4)
-      return result
+      return { file: result, timestampUnits }
     }
     return undefined
   } catch (error) {
@@ -257,3 +343,7 @@ export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefine
     throw error
   }
 }
+
+/** {@link withPlainColumns} for text columns only: the file's bytes, or undefined when it has none. */
+export const withTextColumnsAsBinary = (file: Uint8Array): Uint8Array | undefined =>
+  withPlainColumns(file)?.file

@@ -11,7 +11,7 @@ import { utf8Problem, utf8Text } from "../domain/bytes.js"
 import { ParquetError } from "../domain/errors.js"
 import type { RecordProblem } from "../domain/validation.js"
 import { readParquetRows } from "../layers/ParquetCodec.js"
-import { withTextColumnsAsBinary } from "../layers/parquetFooter.js"
+import { type TimestampUnit, withPlainColumns } from "../layers/parquetFooter.js"
 
 /** An exact integer as a number when it is safe, else its decimal string (which validation refuses). */
 const integerOf = (value: bigint): number | string =>
@@ -69,24 +69,61 @@ const timestampText = (column: string, type: string): string => {
   return `strftime(make_timestamp((${nanos} - ((${nanos} % 1000) + 1000) % 1000) // 1000), ${format})`
 }
 
+/** The earliest and latest instants RFC 3339 can write (years 0000 to 9999), in microseconds. */
+const rfc3339Micros = { min: -62_167_219_200_000_000n, max: 253_402_300_799_999_999n }
+const floorDiv = (value: bigint, divisor: bigint): bigint => {
+  const quotient = value / divisor
+  return value % divisor < 0n ? quotient - 1n : quotient
+}
+
+/**
+ * An INT64 timestamp read as a plain integer (see `withPlainColumns`) as the RFC 3339 text the normal path
+ * gives (`timestampText`); one past what RFC 3339 can write is a problem of its field.
+ */
+const timestampOfInteger = (
+  value: DuckDBValue,
+  unit: TimestampUnit,
+  path: string,
+  onProblem: (problem: RecordProblem) => void
+): unknown => {
+  if (typeof value !== "bigint") return value
+  const micros = unit === "millis" ? value * 1000n : unit === "nanos" ? floorDiv(value, 1000n) : value
+  if (micros < rfc3339Micros.min || micros > rfc3339Micros.max) {
+    onProblem({ field: path, reason: `timestamp out of range: ${value} ${unit} from 1970` })
+    return null
+  }
+  const millis = floorDiv(micros, 1000n)
+  const iso = new Date(Number(millis)).toISOString()
+  return `${iso.slice(0, 23)}${String(micros - millis * 1000n).padStart(3, "0")}Z`
+}
+
 /**
  * The rows of a producer's Parquet file. DuckDB refuses a whole file when one value of a text column is not
- * UTF-8; the file is then read again with its text columns declared binary, whose values `toPlain` checks one
- * by one, so that only the rows holding a bad value are refused. Any other failure stands.
+ * UTF-8, or one millisecond timestamp is past what microseconds hold. The file is then read again with its
+ * text columns declared binary and, if that is not enough, its top-level timestamps as plain integers; each
+ * value is then checked on its own (`toPlain`, `timestampOfInteger`), so only the rows holding a bad value
+ * are refused. Any other failure stands.
  */
 const readTolerantly = async (body: Uint8Array) => {
   try {
-    return await readParquetRows(body, timestampText)
+    return { rows: await readParquetRows(body, timestampText), timestampUnits: noUnits }
   } catch (error) {
-    const asBinary = withTextColumnsAsBinary(body)
-    if (asBinary === undefined) throw error
-    try {
-      return await readParquetRows(asBinary, timestampText)
-    } catch {
-      throw error
+    for (const timestamps of [false, true]) {
+      const plain = withPlainColumns(body, { timestamps })
+      if (plain === undefined) continue
+      try {
+        return {
+          rows: await readParquetRows(plain.file, timestampText),
+          timestampUnits: plain.timestampUnits
+        }
+      } catch {
+        // The next rewrite may do; otherwise the first failure stands.
+      }
     }
+    throw error
   }
 }
+const noUnits: ReadonlyMap<string, TimestampUnit> = new Map()
 
 /**
  * Reads a producer's Parquet file with DuckDB. Timestamps become RFC 3339 UTC strings with microseconds,
@@ -97,16 +134,24 @@ export const readParquetRecords = (
   body: Uint8Array
 ): Effect.Effect<ReadonlyArray<ParquetRecord>, ParquetError> =>
   Effect.tryPromise({
-    try: async () =>
-      (await readTolerantly(body)).map((row) => {
+    try: async () => {
+      const { rows, timestampUnits } = await readTolerantly(body)
+      return rows.map((row) => {
         const problems: Array<RecordProblem> = []
+        const onProblem = (problem: RecordProblem) => problems.push(problem)
         const value = Object.fromEntries(
-          Object.entries(row).map(([key, item]) => [
-            key,
-            toPlain(item, key, (problem) => problems.push(problem))
-          ])
+          Object.entries(row).map(([key, item]) => {
+            const unit = timestampUnits.get(key)
+            return [
+              key,
+              unit === undefined
+                ? toPlain(item, key, onProblem)
+                : timestampOfInteger(item, unit, key, onProblem)
+            ]
+          })
         )
         return { value, problems }
-      }),
+      })
+    },
     catch: (cause) => new ParquetError({ operation: "read", cause })
   })
