@@ -8,7 +8,7 @@ import { parquetWriteBuffer } from "hyparquet-writer"
 import type { TableRow } from "../src/domain/rows.js"
 import { getRequired, type ObjectStore, ProcessedBucket, RawBucket } from "../src/layers/ObjectStore.js"
 import { Parquet } from "../src/layers/ParquetCodec.js"
-import { withTextColumnsAsBinary } from "../src/layers/parquetFooter.js"
+import { withPlainColumns, withTextColumnsAsBinary } from "../src/layers/parquetFooter.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { memoryLayers, quarantineText } from "./support/fixtures.js"
 
@@ -189,8 +189,17 @@ describe("Parquet footer: text columns read as binary", () => {
     assert.isUndefined(withTextColumnsAsBinary(withUnknownMap([0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x11])))
   })
 
-  it("gives nothing for a file without text columns, for bytes that are not Parquet, and for a cut file", () => {
+  it("gives nothing for a file without text columns, for non-Parquet bytes, a cut file, or timestamps under repeated names", () => {
     assert.isUndefined(withTextColumnsAsBinary(parquetOf([{ name: "n", kind: "int64", data: [1n] }])))
+    // DuckDB renames `T` of `t` and `T` to `T_1`, which a lookup by name would miss: timestamps stay as they are.
+    const repeatedName = parquetOf([
+      { name: "t", kind: "int64", data: [1n] },
+      { name: "T", kind: "timestampMillis", data: [2n] }
+    ])
+    assert.isUndefined(withPlainColumns(repeatedName, { timestamps: true }))
+    const single = parquetOf([{ name: "T", kind: "timestampMillis", data: [2n] }])
+    const units = withPlainColumns(single, { timestamps: true })?.timestampUnits
+    assert.deepStrictEqual([...(units ?? [])], [["T", { unit: "millis", adjustedToUtc: true }]])
     assert.isUndefined(withTextColumnsAsBinary(text("PAR1 not really PAR1")))
     const file = parquetOf([{ name: "id", kind: "text", data: [text("a")] }])
     assert.isUndefined(withTextColumnsAsBinary(file.subarray(0, file.length - 1)))

@@ -166,15 +166,19 @@ const textConvertedTypes = new Set([0, 4, 19])
 /** LogicalType union members of texts: STRING, ENUM, JSON. */
 const textLogicalTypes = new Set([1, 4, 12])
 /** ConvertedType codes of timestamps, by unit. */
-const timestampConvertedUnits: ReadonlyMap<number, TimestampUnit> = new Map([
+const timestampConvertedUnits: ReadonlyMap<number, TimestampUnit["unit"]> = new Map([
   [9, "millis"],
   [10, "micros"]
 ])
 const timestampLogicalMember = 8
-const timeUnits: ReadonlyArray<TimestampUnit | undefined> = [undefined, "millis", "micros", "nanos"]
+const timeUnits: ReadonlyArray<TimestampUnit["unit"] | undefined> = [undefined, "millis", "micros", "nanos"]
+const repeated = 2
 
-/** The unit of an INT64 timestamp column. */
-export type TimestampUnit = "millis" | "micros" | "nanos"
+/** The unit of an INT64 timestamp column, and whether it is adjusted to UTC (legacy converted types: unknown). */
+export interface TimestampUnit {
+  readonly unit: "millis" | "micros" | "nanos"
+  readonly adjustedToUtc: boolean | undefined
+}
 
 /** What one SchemaElement is, as far as the rewrite needs to know. */
 interface SchemaElementFacts {
@@ -187,16 +191,19 @@ interface SchemaElementFacts {
 
 /** The unit of a LogicalType TIMESTAMP struct (isAdjustedToUTC, unit); undefined when it names none. */
 const readTimestampUnit = (reader: CompactReader): TimestampUnit | undefined => {
-  let unit: TimestampUnit | undefined
+  let unit: TimestampUnit["unit"] | undefined
+  let adjustedToUtc: boolean | undefined
   for (const field of reader.fields()) {
-    if (field.id === 2 && field.type === compact.struct)
+    if (field.id === 1 && (field.type === compact.booleanTrue || field.type === compact.booleanFalse))
+      adjustedToUtc = field.type === compact.booleanTrue
+    else if (field.id === 2 && field.type === compact.struct)
       for (const member of reader.fields()) {
         unit ??= timeUnits[member.id]
         reader.skipValue(member.type)
       }
     else reader.skipValue(field.type)
   }
-  return unit
+  return unit === undefined ? undefined : { unit, adjustedToUtc }
 }
 
 /**
@@ -216,6 +223,7 @@ const rewriteSchemaElement = (
   let logicalUnit: TimestampUnit | undefined
   let name: string | undefined
   let numChildren = 0
+  let repetition: number | undefined
   for (const field of reader.fields()) {
     const start = reader.at
     if (field.id === 1 && field.type === compact.i32) {
@@ -224,6 +232,8 @@ const rewriteSchemaElement = (
       const length = reader.varint()
       reader.skip(length)
       name = new TextDecoder().decode(reader.bytes.subarray(reader.at - length, reader.at))
+    } else if (field.id === 3 && field.type === compact.i32) {
+      repetition = reader.zigzag()
     } else if (field.id === 5 && field.type === compact.i32) {
       numChildren = reader.zigzag()
     } else if (field.id === 6 && field.type === compact.i32) {
@@ -248,9 +258,11 @@ const rewriteSchemaElement = (
   const timestampUnit =
     strip.timestamps &&
     physicalType === int64Type &&
+    repetition !== repeated &&
     (convertedType === undefined || convertedUnit !== undefined) &&
     (logicalMember === undefined || logicalMember === timestampLogicalMember)
-      ? (logicalUnit ?? convertedUnit)
+      ? (logicalUnit ??
+        (convertedUnit === undefined ? undefined : { unit: convertedUnit, adjustedToUtc: undefined }))
       : undefined
   const stripped = isText || timestampUnit !== undefined
   let lastId = 0
@@ -267,15 +279,16 @@ const rewriteSchemaElement = (
 /** A Parquet file with some columns' annotations removed, and the timestamp columns that lost theirs. */
 export interface PlainColumns {
   readonly file: Uint8Array
-  /** Top-level INT64 timestamp columns now read as plain integers, by name, with their unit. */
+  /** Top-level, non-repeated INT64 timestamp columns now read as plain integers, by name, with their unit. */
   readonly timestampUnits: ReadonlyMap<string, TimestampUnit>
 }
 
 /**
  * The file with its text columns (BYTE_ARRAY annotated UTF8, ENUM or JSON) declared as plain binary, and,
- * with `timestamps`, its top-level INT64 timestamp columns as plain integers (their units returned). Undefined
- * when nothing changes, or when the file is not a plain Parquet file whose footer can be read (an encrypted
- * footer, a cut file).
+ * with `timestamps`, its top-level, non-repeated INT64 timestamp columns as plain integers (their units
+ * returned). Undefined when nothing changes, when timestamps would change in a file whose top-level names
+ * repeat (ignoring case), or when the file is not a plain Parquet file whose footer can be read (an
+ * encrypted footer, a cut file).
  */
 export const withPlainColumns = (
   file: Uint8Array,
@@ -304,6 +317,9 @@ export const withPlainColumns = (
       let changed = false
       // Children left to read at each open level of the schema tree (the root's first).
       const open: Array<number> = []
+      // DuckDB renames a repeated name (`aa`, `AA` → `AA_1`), which a lookup by name would then miss.
+      const topLevelNames = new Set<string>()
+      let namesRepeat = false
       for (let index = 0; index < size; index++) {
         const topLevel = open.length === 1
         const facts = rewriteSchemaElement(reader, elements, {
@@ -313,11 +329,16 @@ export const withPlainColumns = (
         changed = facts.changed || changed
         if (facts.timestampUnit !== undefined && facts.name !== undefined)
           timestampUnits.set(facts.name, facts.timestampUnit)
+        if (topLevel) {
+          const lowerCase = (facts.name ?? "").toLowerCase()
+          namesRepeat ||= topLevelNames.has(lowerCase)
+          topLevelNames.add(lowerCase)
+        }
         if (open.length > 0) open[open.length - 1]!--
         if (facts.numChildren > 0) open.push(facts.numChildren)
         while (open.length > 0 && open[open.length - 1] === 0) open.pop()
       }
-      if (!changed) return undefined
+      if (!changed || (timestampUnits.size > 0 && namesRepeat)) return undefined
       // The fields after the schema keep their ids, so their bytes are copied as they are.
       const rest = footer.subarray(reader.at)
       const headerBytes = footer.subarray(listStart, elementsStart)

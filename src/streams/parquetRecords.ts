@@ -86,10 +86,19 @@ const timestampOfInteger = (
   path: string,
   onProblem: (problem: RecordProblem) => void
 ): unknown => {
-  if (typeof value !== "bigint") return value
-  const micros = unit === "millis" ? value * 1000n : unit === "nanos" ? floorDiv(value, 1000n) : value
+  if (typeof value !== "bigint") return toPlain(value, path, onProblem)
+  // DuckDB reads a UTC-adjusted NANOS column as microseconds itself, rounding toward 1970 (see the README);
+  // the same here, so a value's text does not depend on whether another value made the file be read again.
+  const micros =
+    unit.unit === "millis"
+      ? value * 1000n
+      : unit.unit === "nanos"
+        ? unit.adjustedToUtc === true
+          ? value / 1000n
+          : floorDiv(value, 1000n)
+        : value
   if (micros < rfc3339Micros.min || micros > rfc3339Micros.max) {
-    onProblem({ field: path, reason: `timestamp out of range: ${value} ${unit} from 1970` })
+    onProblem({ field: path, reason: `timestamp out of range: ${value} ${unit.unit} from 1970` })
     return null
   }
   const millis = floorDiv(micros, 1000n)
