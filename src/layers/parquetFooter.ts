@@ -7,6 +7,8 @@
  * since they come before the footer; only the schema's annotations change.
  */
 
+import { ByteSink, writeFieldHeader } from "./parquetSpool.js"
+
 const magic = [0x50, 0x41, 0x52, 0x31] // "PAR1"
 
 /** Thrift compact protocol type codes. */
@@ -144,21 +146,6 @@ class CompactReader {
   }
 }
 
-/** Appends a compact field header for `id` after `lastId`. */
-const fieldHeader = (out: Array<number>, id: number, lastId: number, type: number): void => {
-  const delta = id - lastId
-  if (delta > 0 && delta <= 15) out.push((delta << 4) | type)
-  else {
-    out.push(type)
-    let rest = id >= 0 ? id * 2 : -id * 2 - 1
-    while (rest >= 0x80) {
-      out.push((rest % 0x80) | 0x80)
-      rest = Math.floor(rest / 0x80)
-    }
-    out.push(rest)
-  }
-}
-
 const int64Type = 2
 const byteArrayType = 6
 /** ConvertedType codes of texts: UTF8, ENUM, JSON. */
@@ -194,8 +181,7 @@ const readTimestampUnit = (reader: CompactReader): TimestampUnit | undefined => 
   let unit: TimestampUnit["unit"] | undefined
   let adjustedToUtc: boolean | undefined
   for (const field of reader.fields()) {
-    if (field.id === 1 && (field.type === compact.booleanTrue || field.type === compact.booleanFalse))
-      adjustedToUtc = field.type === compact.booleanTrue
+    if (field.id === 1 && isBoolean(field.type)) adjustedToUtc = field.type === compact.booleanTrue
     else if (field.id === 2 && field.type === compact.struct)
       for (const member of reader.fields()) {
         unit ??= timeUnits[member.id]
@@ -213,7 +199,7 @@ const readTimestampUnit = (reader: CompactReader): TimestampUnit | undefined => 
  */
 const rewriteSchemaElement = (
   reader: CompactReader,
-  out: Array<number>,
+  out: ByteSink,
   strip: { readonly text: boolean; readonly timestamps: boolean }
 ): SchemaElementFacts => {
   const kept: Array<{ id: number; type: number; start: number; end: number }> = []
@@ -268,11 +254,11 @@ const rewriteSchemaElement = (
   let lastId = 0
   for (const field of kept) {
     if (stripped && (field.id === 6 || field.id === 10)) continue
-    fieldHeader(out, field.id, lastId, field.type)
+    writeFieldHeader(out, field.id, lastId, field.type)
     lastId = field.id
-    for (let index = field.start; index < field.end; index++) out.push(reader.bytes[index]!)
+    out.appendBytes(reader.bytes.subarray(field.start, field.end))
   }
-  out.push(compact.stop)
+  out.byte(compact.stop)
   return { changed: stripped, name, numChildren, timestampUnit }
 }
 
@@ -312,7 +298,7 @@ export const withPlainColumns = (
       const size = reader.size(header >> 4 === 15 ? reader.varint() : header >> 4)
       if ((header & 0x0f) !== compact.struct) return undefined
       const elementsStart = reader.at
-      const elements: Array<number> = []
+      const elements = new ByteSink(footer.length)
       const timestampUnits = new Map<string, TimestampUnit>()
       let changed = false
       // Children left to read at each open level of the schema tree (the root's first).
@@ -350,7 +336,7 @@ export const withPlainColumns = (
       at += listStart
       result.set(headerBytes, at)
       at += headerBytes.length
-      result.set(elements, at)
+      result.set(elements.bytes.subarray(0, elements.length), at)
       at += elements.length
       result.set(rest, at)
       at += rest.length

@@ -34,7 +34,7 @@ const columnExtractorOf = (schema: TableSchema): ColumnExtractor => {
 }
 
 /** A growable little-endian byte buffer. */
-class ByteSink {
+export class ByteSink {
   bytes: Uint8Array
   view: DataView
   length = 0
@@ -79,10 +79,24 @@ class ByteSink {
     this.varint(value >= 0 ? value * 2 : -value * 2 - 1)
   }
 
+  appendBytes(bytes: Uint8Array): void {
+    this.ensure(bytes.length)
+    this.bytes.set(bytes, this.length)
+    this.length += bytes.length
+  }
+
   append(other: ByteSink): void {
-    this.ensure(other.length)
-    this.bytes.set(other.bytes.subarray(0, other.length), this.length)
-    this.length += other.length
+    this.appendBytes(other.bytes.subarray(0, other.length))
+  }
+}
+
+/** A Thrift compact field header for field `id` of `type`, after field `lastId` of the same struct. */
+export const writeFieldHeader = (sink: ByteSink, id: number, lastId: number, type: number): void => {
+  const delta = id - lastId
+  if (delta > 0 && delta <= 15) sink.byte((delta << 4) | type)
+  else {
+    sink.byte(type)
+    sink.zigzag(id)
   }
 }
 
@@ -96,12 +110,7 @@ class CompactProtocol {
   constructor(readonly sink: ByteSink) {}
 
   private field(id: number, type: number): void {
-    const delta = id - this.lastField
-    if (delta > 0 && delta <= 15) this.sink.byte((delta << 4) | type)
-    else {
-      this.sink.byte(type)
-      this.sink.zigzag(id)
-    }
+    writeFieldHeader(this.sink, id, this.lastField, type)
     this.lastField = id
   }
 
@@ -123,9 +132,7 @@ class CompactProtocol {
   private rawString(value: string): void {
     const encoded = utf8.encode(value)
     this.sink.varint(encoded.length)
-    this.sink.ensure(encoded.length)
-    this.sink.bytes.set(encoded, this.sink.length)
-    this.sink.length += encoded.length
+    this.sink.appendBytes(encoded)
   }
 
   private listHeader(size: number, elementType: number): void {
