@@ -236,6 +236,33 @@ describe("Parquet footer: text columns read as binary", () => {
   )
 
   it.effect(
+    "an out-of-range timestamp that is also a card number is redacted in the quarantine's reason",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* RawBucket
+        const cardNumber = 9_300_000_000_000_008n // 16 digits passing Luhn, past what microseconds hold as ms
+        yield* raw.put(
+          "raw/transactions/dt=2026-11-24/part-0.parquet",
+          parquetOf(
+            transactionColumns({
+              event_time: {
+                name: "event_time",
+                kind: "timestampMillis",
+                data: [cardNumber, cardNumber, cardNumber]
+              },
+              merchant_id: { name: "merchant_id", kind: "text", data: same("m-1") }
+            })
+          )
+        )
+        const batch = yield* runBatchIndex
+        assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 0, quarantined: 3 })
+        const quarantined = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
+        assert.include(quarantined, "event_time: timestamp out of range: [REDACTED-PAN] millis from 1970")
+        assert.notInclude(quarantined, String(cardNumber))
+      }).pipe(Effect.provide(Layer.merge(memoryLayers, Parquet.layer())))
+  )
+
+  it.effect(
     "a millisecond timestamp past what microseconds hold refuses its row only, naming the field (§4)",
     () =>
       Effect.gen(function* () {

@@ -8,6 +8,7 @@ import {
 } from "@duckdb/node-api"
 import { Effect } from "effect"
 import { utf8Problem, utf8Text } from "../domain/bytes.js"
+import { redactCardNumbersInText } from "../domain/card.js"
 import { ParquetError } from "../domain/errors.js"
 import type { RecordProblem } from "../domain/validation.js"
 import { readParquetRows } from "../layers/ParquetCodec.js"
@@ -98,7 +99,11 @@ const timestampOfInteger = (
           : floorDiv(value, 1000n)
         : value
   if (micros < rfc3339Micros.min || micros > rfc3339Micros.max) {
-    onProblem({ field: path, reason: `timestamp out of range: ${value} ${unit.unit} from 1970` })
+    // The value is an integer a producer wrote: redacted like any refused value, in case it is a card number.
+    onProblem({
+      field: path,
+      reason: `timestamp out of range: ${redactCardNumbersInText(String(value))} ${unit.unit} from 1970`
+    })
     return null
   }
   const millis = floorDiv(micros, 1000n)
