@@ -91,6 +91,20 @@ const transactionColumns = (varying: Record<string, Column>): ReadonlyArray<Colu
   ...Object.values(varying)
 ]
 
+/** Puts a transactions Parquet file whose three events have these millisecond timestamps as event_time. */
+const putEventTimes = (millis: ReadonlyArray<bigint>) =>
+  Effect.flatMap(RawBucket, (raw) =>
+    raw.put(
+      "raw/transactions/dt=2026-11-24/part-0.parquet",
+      parquetOf(
+        transactionColumns({
+          event_time: { name: "event_time", kind: "timestampMillis", data: millis },
+          merchant_id: { name: "merchant_id", kind: "text", data: same("m-1") }
+        })
+      )
+    )
+  )
+
 /** Every row of the published batch index's transactions. */
 const readIndexRows = (processed: ObjectStore) =>
   Effect.gen(function* () {
@@ -239,21 +253,8 @@ describe("Parquet footer: text columns read as binary", () => {
     "an out-of-range timestamp that is also a card number is redacted in the quarantine's reason",
     () =>
       Effect.gen(function* () {
-        const raw = yield* RawBucket
         const cardNumber = 9_300_000_000_000_008n // 16 digits passing Luhn, past what microseconds hold as ms
-        yield* raw.put(
-          "raw/transactions/dt=2026-11-24/part-0.parquet",
-          parquetOf(
-            transactionColumns({
-              event_time: {
-                name: "event_time",
-                kind: "timestampMillis",
-                data: [cardNumber, cardNumber, cardNumber]
-              },
-              merchant_id: { name: "merchant_id", kind: "text", data: same("m-1") }
-            })
-          )
-        )
+        yield* putEventTimes([cardNumber, cardNumber, cardNumber])
         const batch = yield* runBatchIndex
         assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 0, quarantined: 3 })
         const quarantined = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
@@ -266,21 +267,8 @@ describe("Parquet footer: text columns read as binary", () => {
     "a millisecond timestamp past what microseconds hold refuses its row only, naming the field (§4)",
     () =>
       Effect.gen(function* () {
-        const raw = yield* RawBucket
         const millis = 1_764_000_000_123n
-        yield* raw.put(
-          "raw/transactions/dt=2026-11-24/part-0.parquet",
-          parquetOf(
-            transactionColumns({
-              event_time: {
-                name: "event_time",
-                kind: "timestampMillis",
-                data: [millis, 9_300_000_000_000_000n, -millis]
-              },
-              merchant_id: { name: "merchant_id", kind: "text", data: same("m-1") }
-            })
-          )
-        )
+        yield* putEventTimes([millis, 9_300_000_000_000_000n, -millis])
         const batch = yield* runBatchIndex
         assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
         const quarantined = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")

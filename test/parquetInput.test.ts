@@ -9,7 +9,7 @@ import { Parquet } from "../src/layers/ParquetCodec.js"
 import { runBatchIndex } from "../src/streams/batchIndex.js"
 import { readFinalAggregate } from "../src/streams/datasets.js"
 import { runFinalAggregate } from "../src/streams/finalAggregate.js"
-import { memoryLayers } from "./support/fixtures.js"
+import { memoryLayers, quarantineText } from "./support/fixtures.js"
 
 /** Parquet files as other writers make them: zstd, dictionary pages, LIST columns, logical timestamps. */
 const writeWithDuckDb = async (sql: string): Promise<Uint8Array> => {
@@ -110,10 +110,7 @@ describe("raw Parquet input from other writers", () => {
             ["t-2", 1250, null]
           ]
         )
-        const processed = yield* ProcessedBucket
-        const [entry] = yield* processed.list("quarantine/batch/")
-        const body = yield* processed.get(entry!.key)
-        const text = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+        const text = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
         assert.include(text, "amount_minor: must be an integer from 0 to 2^53-1")
       }).pipe(Effect.provide(memoryLayers))
   )
@@ -139,9 +136,7 @@ describe("raw Parquet input from other writers", () => {
         const batch = yield* runBatchIndex
         assert.deepStrictEqual(batch.transactions, { recordsIn: 3, accepted: 2, quarantined: 1 })
         const processed = yield* ProcessedBucket
-        const [entry] = yield* processed.list("quarantine/batch/")
-        const body = yield* processed.get(entry!.key)
-        const quarantined = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+        const quarantined = yield* quarantineText(processed, "quarantine/batch/")
         assert.include(quarantined, "merchant_id: not valid UTF-8: byte 0xff at byte 3")
         yield* runFinalAggregate
         const rows = yield* readFinalAggregate(processed, yield* Parquet)

@@ -109,10 +109,7 @@ describe("batch index + final aggregate on embedded layers", () => {
       assert.strictEqual(t2.user_country, null)
       assert.strictEqual(t2.merchant_name, null)
 
-      const quarantine = yield* processed.list("quarantine/batch/")
-      const text = (yield* Effect.forEach(quarantine, (info) => processed.get(info.key)))
-        .map((body) => (body._tag === "Some" ? new TextDecoder().decode(body.value) : ""))
-        .join("")
+      const text = yield* quarantineText(processed, "quarantine/batch/")
       assert.include(text, "currency: must be an ISO 4217 alpha-3 code in upper case")
       assert.include(text, "device_id: contains a full card number")
       assert.notInclude(text, "4111 1111 1111 1111")
@@ -232,10 +229,7 @@ describe("batch index + final aggregate on embedded layers", () => {
       assert.isBelow(accepted, 40)
       assert.strictEqual(quarantined, 1)
       assert.strictEqual(recordsIn, accepted + 1)
-      const processed = yield* ProcessedBucket
-      const [entry] = yield* processed.list("quarantine/batch/")
-      const body = yield* processed.get(entry!.key)
-      const text = body._tag === "Some" ? new TextDecoder().decode(body.value) : ""
+      const text = yield* quarantineText(yield* ProcessedBucket, "quarantine/batch/")
       assert.include(text, `cut.jsonl.gz:${accepted + 1}`)
       assert.include(text, `the gzip file ends early`)
       assert.include(text, `line ${accepted + 1} is cut off`)
